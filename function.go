@@ -1,0 +1,139 @@
+package ward
+
+import "time"
+
+// Runtime names the sandbox a function's code runs in.
+type Runtime string
+
+// Runtimes.
+const (
+	RuntimeWasm Runtime = "wasm"
+	RuntimeOCI  Runtime = "oci"
+)
+
+// Limits bound one run of a function.
+type Limits struct {
+	MemoryMB       int `json:"memory_mb"`
+	TimeoutS       int `json:"timeout_s"`
+	MaxConcurrency int `json:"max_concurrency"` // 0 = unlimited
+	MaxPayloadKB   int `json:"max_payload_kb"`
+}
+
+// Retries says how user failures are retried.
+type Retries struct {
+	MaxAttempts int `json:"max_attempts"`
+	BackoffS    int `json:"backoff_s"` // base of the exponential backoff
+}
+
+// Input says which parts of a payload a function may see.
+type Input struct {
+	Fields   []string `json:"fields,omitempty"`
+	Tokenize []string `json:"tokenize,omitempty"`
+	Strict   bool     `json:"strict,omitempty"`
+}
+
+// FunctionSpec is the user-editable part of a function (PUT …/functions/{fn}).
+type FunctionSpec struct {
+	Runtime       Runtime `json:"runtime"`
+	Limits        Limits  `json:"limits"`
+	Retries       Retries `json:"retries"`
+	Input         Input   `json:"input"`
+	RetentionDays int     `json:"retention_days"`
+}
+
+// Bounds on function specs.
+const (
+	MaxMemoryMB     = 4096
+	MaxTimeoutS     = 3600
+	MaxPayloadKB    = 10 * 1024
+	MaxAttempts     = 20
+	MaxBackoffS     = 3600
+	MaxRetention    = 3650
+	MaxConcurrency  = 100000
+	DefaultMemoryMB = 64
+)
+
+// DefaultSpec returns the spec every omitted field falls back to.
+func DefaultSpec() FunctionSpec {
+	return FunctionSpec{
+		Runtime:       RuntimeWasm,
+		Limits:        Limits{MemoryMB: DefaultMemoryMB, TimeoutS: 30, MaxPayloadKB: 256},
+		Retries:       Retries{MaxAttempts: 1, BackoffS: 5},
+		RetentionDays: 7,
+	}
+}
+
+// WithDefaults returns s with zero fields replaced by their defaults.
+func (s FunctionSpec) WithDefaults() FunctionSpec {
+	d := DefaultSpec()
+	if s.Runtime == "" {
+		s.Runtime = d.Runtime
+	}
+	if s.Limits.MemoryMB == 0 {
+		s.Limits.MemoryMB = d.Limits.MemoryMB
+	}
+	if s.Limits.TimeoutS == 0 {
+		s.Limits.TimeoutS = d.Limits.TimeoutS
+	}
+	if s.Limits.MaxPayloadKB == 0 {
+		s.Limits.MaxPayloadKB = d.Limits.MaxPayloadKB
+	}
+	if s.Retries.MaxAttempts == 0 {
+		s.Retries.MaxAttempts = d.Retries.MaxAttempts
+	}
+	if s.Retries.BackoffS == 0 {
+		s.Retries.BackoffS = d.Retries.BackoffS
+	}
+	if s.RetentionDays == 0 {
+		s.RetentionDays = d.RetentionDays
+	}
+	return s
+}
+
+// Validate checks a spec after WithDefaults; the error names the field.
+func (s FunctionSpec) Validate() error {
+	switch {
+	case s.Runtime != RuntimeWasm:
+		return FieldError("runtime", "must be %q (oci is not available yet)", RuntimeWasm)
+	case s.Limits.MemoryMB < 1 || s.Limits.MemoryMB > MaxMemoryMB:
+		return FieldError("limits.memory_mb", "must be between 1 and %d", MaxMemoryMB)
+	case s.Limits.TimeoutS < 1 || s.Limits.TimeoutS > MaxTimeoutS:
+		return FieldError("limits.timeout_s", "must be between 1 and %d", MaxTimeoutS)
+	case s.Limits.MaxConcurrency < 0 || s.Limits.MaxConcurrency > MaxConcurrency:
+		return FieldError("limits.max_concurrency", "must be between 0 and %d", MaxConcurrency)
+	case s.Limits.MaxPayloadKB < 1 || s.Limits.MaxPayloadKB > MaxPayloadKB:
+		return FieldError("limits.max_payload_kb", "must be between 1 and %d", MaxPayloadKB)
+	case s.Retries.MaxAttempts < 1 || s.Retries.MaxAttempts > MaxAttempts:
+		return FieldError("retries.max_attempts", "must be between 1 and %d", MaxAttempts)
+	case s.Retries.BackoffS < 0 || s.Retries.BackoffS > MaxBackoffS:
+		return FieldError("retries.backoff_s", "must be between 0 and %d", MaxBackoffS)
+	case s.RetentionDays < 1 || s.RetentionDays > MaxRetention:
+		return FieldError("retention_days", "must be between 1 and %d", MaxRetention)
+	case len(s.Input.Fields) > 0 || len(s.Input.Tokenize) > 0 || s.Input.Strict:
+		return FieldError("input", "input projection is not available yet")
+	}
+	return nil
+}
+
+// Function is a deployed function: its spec and its current code.
+type Function struct {
+	Project     string       `json:"project"`
+	Name        string       `json:"name"`
+	Spec        FunctionSpec `json:"spec"`
+	CodeDigest  string       `json:"code_digest,omitempty"` // "sha256:<hex>"; empty until code is uploaded
+	CodeVersion int          `json:"code_version"`
+	CodeSize    int64        `json:"code_size,omitempty"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+}
+
+// CodeUploadResponse answers PUT …/functions/{fn}/code.
+type CodeUploadResponse struct {
+	Digest  string `json:"digest"`
+	Version int    `json:"version"`
+	Size    int64  `json:"size"`
+	Scan    string `json:"scan"` // result of intake checks: "ok"
+}
+
+// Config is a JSON object of strings (global or function-local).
+type Config map[string]string

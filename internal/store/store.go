@@ -1,0 +1,264 @@
+// Package store defines the persistence seam of ward: one Store interface,
+// implemented by store/sqlite (and later store/postgres), and checked by the
+// storetest conformance suite. A Store applies state transitions atomically;
+// the policy that chooses them (backoff, retry limits) lives in internal/queue.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/wardhq/ward"
+)
+
+// Store is the one source of truth for projects, tokens, functions, code,
+// config and the task queue. Methods return *ward.Error values with codes
+// not_found, already_exists, invalid_state or stale_lease where those apply.
+type Store interface {
+	CreateProject(ctx context.Context, p *CreateProjectParams) (ward.Project, error)
+	GetProject(ctx context.Context, name string) (ward.Project, error)
+	ListProjects(ctx context.Context) ([]ward.Project, error)
+
+	CreateToken(ctx context.Context, p *CreateTokenParams) (ward.Token, error)
+	GetToken(ctx context.Context, id string) (ward.Token, error)
+	// RevokeToken marks a token revoked; project "" matches admin tokens.
+	RevokeToken(ctx context.Context, p *RevokeTokenParams) error
+	CountTokens(ctx context.Context) (int, error)
+
+	// PutFunction creates or updates a function's spec, keeping its code.
+	PutFunction(ctx context.Context, p *PutFunctionParams) (ward.Function, error)
+	GetFunction(ctx context.Context, project, name string) (ward.Function, error)
+	ListFunctions(ctx context.Context, project string) ([]ward.Function, error)
+	// DeleteFunction removes the function; its tasks and code blobs stay.
+	DeleteFunction(ctx context.Context, project, name string) error
+	// PutCode stores the blob under its digest (once) and points the function at
+	// it, bumping its code version. The function must exist.
+	PutCode(ctx context.Context, p *PutCodeParams) (ward.Function, error)
+	GetCode(ctx context.Context, digest string) ([]byte, error)
+
+	// PutConfig replaces a config object; Function "" is the project's global one.
+	PutConfig(ctx context.Context, p *PutConfigParams) error
+	GetConfig(ctx context.Context, project, function string) (ward.Config, error)
+
+	// InsertTasks inserts tasks in one transaction. A task whose idempotency key
+	// was used in its project within IdempotencyTTL is not inserted; its result
+	// holds the first task and Existing = true.
+	InsertTasks(ctx context.Context, p *InsertTasksParams) ([]InsertResult, error)
+	GetTask(ctx context.Context, project, id string) (TaskRecord, error)
+	ListTasks(ctx context.Context, p *ListTasksParams) ([]TaskRecord, error)
+	// GetTaskBody returns one of a task's bodies (payload, result or log).
+	GetTaskBody(ctx context.Context, project, id string, body Body) ([]byte, error)
+
+	// LeaseTasks atomically moves up to Max due queued tasks to running for one
+	// runner, highest priority first, FIFO within a priority, honouring the
+	// runner's free memory and each function's max_concurrency across the store.
+	LeaseTasks(ctx context.Context, p *LeaseParams) ([]Lease, error)
+	// Heartbeat extends held leases and returns the task IDs whose lease is no
+	// longer held (cancelled, expired, re-leased): their runs must stop.
+	Heartbeat(ctx context.Context, p *HeartbeatParams) (lost []string, err error)
+	// CompleteTasks applies finished runs in one transaction. A completion whose
+	// lease is no longer held is ignored and reported with ward.ErrStaleLease.
+	CompleteTasks(ctx context.Context, p *CompleteParams) ([]error, error)
+	// ExpireLeases puts running tasks whose lease expired before Now back in the
+	// queue (a platform retry) or fails them with lease_expired once
+	// PlatformRetries is used up. It returns the affected task IDs.
+	ExpireLeases(ctx context.Context, p *ExpireParams) ([]string, error)
+	// RequeueRunner releases every lease held by a runner (graceful shutdown):
+	// its running tasks go back to queued without using an attempt.
+	RequeueRunner(ctx context.Context, p *RequeueRunnerParams) ([]string, error)
+	// CancelTask cancels a queued or running task; a finished one → invalid_state.
+	CancelTask(ctx context.Context, p *CancelParams) (TaskRecord, error)
+	// RetryTask re-queues a finished (failed, cancelled or succeeded) task with a
+	// fresh attempt budget; a queued or running one → invalid_state.
+	RetryTask(ctx context.Context, p *RetryParams) (TaskRecord, error)
+	// CountRunning returns the running tasks of a function (for admission checks).
+	CountRunning(ctx context.Context, project, function string) (int, error)
+	// NextRunAt returns the earliest run_at of a queued task, or ok=false.
+	NextRunAt(ctx context.Context) (t time.Time, ok bool, err error)
+
+	Close() error
+}
+
+// Body names a task body.
+type Body string
+
+// Task bodies.
+const (
+	BodyPayload Body = "payload"
+	BodyResult  Body = "result"
+	BodyLog     Body = "log"
+)
+
+// TaskRecord is a task with the fields only the platform sees.
+type TaskRecord struct {
+	ward.Task
+	SubmittedBy    string // token ID of the submitter
+	MemoryMB       int
+	BackoffS       int
+	PlatformTries  int // platform retries used so far
+	LeaseID        string
+	RunnerID       string
+	LeaseExpiresAt time.Time
+}
+
+// CreateProjectParams creates a project.
+type CreateProjectParams struct {
+	Name string
+	Now  time.Time
+}
+
+// CreateTokenParams records a minted token.
+type CreateTokenParams struct {
+	Token ward.Token
+}
+
+// RevokeTokenParams revokes a token of a project ("" for admin tokens).
+type RevokeTokenParams struct {
+	Project string
+	ID      string
+	Now     time.Time
+}
+
+// PutFunctionParams creates or updates a function.
+type PutFunctionParams struct {
+	Project string
+	Name    string
+	Spec    ward.FunctionSpec
+	Now     time.Time
+}
+
+// PutCodeParams uploads code for a function.
+type PutCodeParams struct {
+	Project  string
+	Function string
+	Digest   string // "sha256:<hex>" of Code
+	Code     []byte
+	Now      time.Time
+}
+
+// PutConfigParams replaces a config object.
+type PutConfigParams struct {
+	Project  string
+	Function string // "" = global
+	Config   ward.Config
+	Now      time.Time
+}
+
+// NewTask is one task to insert; the caller has validated and defaulted it.
+type NewTask struct {
+	ID             string
+	Project        string
+	Function       string
+	CodeDigest     string
+	Priority       int
+	RunAt          time.Time
+	TimeoutS       int
+	MemoryMB       int
+	MaxAttempts    int
+	BackoffS       int
+	Labels         map[string]string
+	ParentID       string
+	IdempotencyKey string
+	SubmittedBy    string
+	Payload        []byte
+}
+
+// InsertTasksParams inserts a batch.
+type InsertTasksParams struct {
+	Tasks []NewTask
+	Now   time.Time
+}
+
+// InsertResult is the outcome of one NewTask.
+type InsertResult struct {
+	Task     TaskRecord
+	Existing bool // an earlier task with the same idempotency key
+}
+
+// ListTasksParams filters and pages a project's tasks, newest first.
+type ListTasksParams struct {
+	Project  string
+	Function string      // optional
+	Status   ward.Status // optional
+	Limit    int
+	// Before, when set, lists tasks older than this task ID (the cursor).
+	Before string
+}
+
+// LeaseParams asks for work for one runner.
+type LeaseParams struct {
+	RunnerID     string
+	Max          int // free slots
+	FreeMemoryMB int // free memory budget; each leased task's memory_mb must fit
+	TTL          time.Duration
+	Now          time.Time
+}
+
+// Lease is a leased task with what the runner needs to run it.
+type Lease struct {
+	Task      TaskRecord
+	LeaseID   string
+	ExpiresAt time.Time
+	Payload   []byte
+}
+
+// HeartbeatParams extends a runner's leases.
+type HeartbeatParams struct {
+	RunnerID string
+	Leases   []LeaseRef
+	TTL      time.Duration
+	Now      time.Time
+}
+
+// LeaseRef names a held lease.
+type LeaseRef struct {
+	TaskID  string
+	LeaseID string
+}
+
+// Completion is the transition chosen for a finished run.
+type Completion struct {
+	TaskID  string
+	LeaseID string
+	// Status is succeeded, failed, or queued (a retry at RunAt).
+	Status        ward.Status
+	RunAt         time.Time
+	Error         *ward.TaskError
+	ExitCode      *int
+	Usage         *ward.Usage
+	Result        []byte
+	Log           []byte
+	PlatformRetry bool // the retry is a platform retry (does not use an attempt)
+	Now           time.Time
+}
+
+// CompleteParams applies completions.
+type CompleteParams struct {
+	Completions []Completion
+}
+
+// ExpireParams reaps expired leases.
+type ExpireParams struct {
+	Now             time.Time
+	PlatformRetries int
+}
+
+// RequeueRunnerParams releases a runner's leases.
+type RequeueRunnerParams struct {
+	RunnerID string
+	Now      time.Time
+}
+
+// CancelParams cancels a task.
+type CancelParams struct {
+	Project string
+	ID      string
+	Now     time.Time
+}
+
+// RetryParams re-queues a finished task.
+type RetryParams struct {
+	Project string
+	ID      string
+	Now     time.Time
+}

@@ -1,0 +1,120 @@
+package ward
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Status is a task's state (docs/state-machine.md).
+type Status string
+
+// Task states.
+const (
+	StatusQueued    Status = "queued"
+	StatusRunning   Status = "running"
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusCancelled Status = "cancelled"
+)
+
+// Terminal reports whether no further transition happens on its own.
+func (s Status) Terminal() bool {
+	return s == StatusSucceeded || s == StatusFailed || s == StatusCancelled
+}
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusQueued, StatusRunning, StatusSucceeded, StatusFailed, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Priorities.
+const (
+	MinPriority = 0
+	MaxPriority = 2
+)
+
+// PlatformRetries is how many times a platform failure is retried on its own.
+const PlatformRetries = 3
+
+// TaskError says why a task failed.
+type TaskError struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message,omitempty"`
+}
+
+// Usage is what one run of a task consumed.
+type Usage struct {
+	PeakMemoryBytes int64 `json:"peak_memory_bytes"`
+	CPUMs           int64 `json:"cpu_ms"`
+	DurationMs      int64 `json:"duration_ms"`
+}
+
+// Task is a task's metadata. Payload, result and log are separate bodies,
+// read through their own routes and scopes, never part of this record.
+type Task struct {
+	ID          string            `json:"id"`
+	Project     string            `json:"project"`
+	Function    string            `json:"function"`
+	CodeDigest  string            `json:"code_digest"`
+	Status      Status            `json:"status"`
+	Priority    int               `json:"priority"`
+	Attempts    int               `json:"attempts"`
+	MaxAttempts int               `json:"max_attempts"`
+	TimeoutS    int               `json:"timeout_s"`
+	CreatedAt   time.Time         `json:"created_at"`
+	RunAt       time.Time         `json:"run_at"`
+	StartedAt   *time.Time        `json:"started_at,omitempty"`
+	FinishedAt  *time.Time        `json:"finished_at,omitempty"`
+	Error       *TaskError        `json:"error,omitempty"`
+	ExitCode    *int              `json:"exit_code,omitempty"`
+	Usage       *Usage            `json:"usage,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	ParentID    string            `json:"parent_id,omitempty"`
+	PayloadSize int               `json:"payload_size"`
+}
+
+// SubmitRequest is one task submission. Exactly one of Payload and
+// PayloadB64 may be set; neither means an empty payload.
+type SubmitRequest struct {
+	Function       string            `json:"function"`
+	Payload        json.RawMessage   `json:"payload,omitempty"`
+	PayloadB64     []byte            `json:"payload_b64,omitempty"`
+	Priority       int               `json:"priority,omitempty"`
+	DelayS         int               `json:"delay_s,omitempty"`
+	TimeoutS       int               `json:"timeout_s,omitempty"`
+	MaxAttempts    int               `json:"max_attempts,omitempty"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	IdempotencyKey string            `json:"idempotency_key,omitempty"`
+}
+
+// BatchSubmitRequest is the body of POST …/tasks/batch.
+type BatchSubmitRequest struct {
+	Tasks []SubmitRequest `json:"tasks"`
+}
+
+// BatchSubmitResponse lists the tasks in request order.
+type BatchSubmitResponse struct {
+	Tasks []Task `json:"tasks"`
+}
+
+// TaskList is one page of a task listing.
+type TaskList struct {
+	Tasks      []Task `json:"tasks"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// Bounds on submissions.
+const (
+	MaxBatch        = 1000
+	MaxDelayS       = 7 * 24 * 3600
+	MaxLabels       = 16
+	MaxLabelLen     = 256
+	MaxIdemKeyLen   = 256
+	IdempotencyTTL  = 24 * time.Hour
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
