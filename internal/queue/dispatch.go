@@ -1,0 +1,311 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/runner"
+	"github.com/wardhq/ward/internal/store"
+)
+
+// The Service is the in-process runner.Source.
+var _ runner.Source = (*Service)(nil)
+
+// maxLeaseBatch bounds one lease call.
+const maxLeaseBatch = 256
+
+// Lease implements runner.Source: it leases due tasks, or waits for a
+// submission, a freed slot or the next delayed task, up to req.Wait.
+func (s *Service) Lease(ctx context.Context, req *runner.LeaseRequest) ([]runner.Job, error) {
+	var deadline <-chan time.Time
+	if req.Wait > 0 {
+		t := time.NewTimer(req.Wait)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for {
+		woken := s.wake.wait()
+		now := s.now()
+		leases, err := s.st.LeaseTasks(ctx, &store.LeaseParams{
+			RunnerID:     req.RunnerID,
+			Max:          min(req.Max, maxLeaseBatch),
+			FreeMemoryMB: req.FreeMemoryMB,
+			TTL:          s.leaseTTL,
+			Now:          now,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(leases) > 0 {
+			return s.jobs(ctx, leases)
+		}
+		if req.Wait <= 0 {
+			return nil, nil
+		}
+		// Sleep until woken, the next delayed task is due, or a poll tick
+		// (another server may have enqueued).
+		next := time.Second
+		if at, ok, err := s.st.NextRunAt(ctx); err == nil && ok {
+			if d := at.Sub(now); d > 0 && d < next {
+				next = d
+			} else if d <= 0 {
+				// Due but not leasable (budget or concurrency): wait for a change.
+				next = time.Second
+			}
+		}
+		tick := time.NewTimer(next)
+		select {
+		case <-woken:
+		case <-tick.C:
+		case <-deadline:
+			tick.Stop()
+			return nil, nil
+		case <-ctx.Done():
+			tick.Stop()
+			return nil, ctx.Err()
+		}
+		tick.Stop()
+	}
+}
+
+func (s *Service) jobs(ctx context.Context, leases []store.Lease) ([]runner.Job, error) {
+	jobs := make([]runner.Job, len(leases))
+	for i, l := range leases {
+		t := l.Task
+		cfg, err := s.config.get(ctx, t.Project, t.Function)
+		if err != nil {
+			return nil, err
+		}
+		s.leases.put(l.LeaseID, leaseInfo{
+			project:       t.Project,
+			attempt:       t.Attempts,
+			maxAttempts:   t.MaxAttempts,
+			platformTries: t.PlatformTries,
+			backoffS:      t.BackoffS,
+		})
+		jobs[i] = runner.Job{
+			TaskID:     t.ID,
+			LeaseID:    l.LeaseID,
+			Project:    t.Project,
+			Function:   t.Function,
+			CodeDigest: t.CodeDigest,
+			Attempt:    t.Attempts,
+			MemoryMB:   t.MemoryMB,
+			Timeout:    time.Duration(t.TimeoutS) * time.Second,
+			Payload:    l.Payload,
+			Config:     cfg,
+			QueuedAt:   t.RunAt,
+		}
+	}
+	return jobs, nil
+}
+
+// Heartbeat implements runner.Source.
+func (s *Service) Heartbeat(ctx context.Context, runnerID string, refs []runner.LeaseRef) ([]string, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	lr := make([]store.LeaseRef, len(refs))
+	for i, r := range refs {
+		lr[i] = store.LeaseRef{TaskID: r.TaskID, LeaseID: r.LeaseID}
+	}
+	return s.st.Heartbeat(ctx, &store.HeartbeatParams{RunnerID: runnerID, Leases: lr, TTL: s.leaseTTL, Now: s.now()})
+}
+
+// Complete implements runner.Source: it chooses each run's next state and
+// applies them in one store transaction.
+func (s *Service) Complete(ctx context.Context, results []runner.Result) ([]error, error) {
+	now := s.now()
+	cs := make([]store.Completion, 0, len(results))
+	for _, r := range results {
+		li, ok := s.leases.take(r.LeaseID)
+		if !ok {
+			// Leased through another server: read the policy inputs.
+			t, err := s.st.GetTask(ctx, r.Project, r.TaskID)
+			if err != nil {
+				return nil, err
+			}
+			li = leaseInfo{project: t.Project, attempt: t.Attempts, maxAttempts: t.MaxAttempts, platformTries: t.PlatformTries, backoffS: t.BackoffS}
+		}
+		cs = append(cs, s.completion(r, li, now))
+	}
+	errs, err := s.st.CompleteTasks(ctx, &store.CompleteParams{Completions: cs})
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range cs {
+		if errs[i] == nil && c.Status.Terminal() {
+			s.waiters.notify(c.TaskID)
+		}
+	}
+	s.wake.broadcast()
+	return errs, nil
+}
+
+// completion applies the retry policy to one finished run.
+func (s *Service) completion(r runner.Result, li leaseInfo, now time.Time) store.Completion {
+	c := store.Completion{
+		TaskID:   r.TaskID,
+		LeaseID:  r.LeaseID,
+		ExitCode: r.ExitCode,
+		Usage:    &r.Usage,
+		Log:      r.Stderr,
+		Now:      now,
+	}
+	if r.Code == "" {
+		c.Status = ward.StatusSucceeded
+		c.Result = r.Stdout
+		return c
+	}
+	c.Error = &ward.TaskError{Code: r.Code, Message: r.Message}
+	switch {
+	case r.Code.PlatformFailure():
+		if li.platformTries < ward.PlatformRetries {
+			c.Status, c.RunAt, c.PlatformRetry = ward.StatusQueued, now, true
+			return c
+		}
+	default:
+		userAttempts := li.attempt - li.platformTries
+		if userAttempts < li.maxAttempts {
+			c.Status = ward.StatusQueued
+			c.RunAt = now.Add(backoff(time.Duration(li.backoffS)*time.Second, userAttempts, s.maxBackoff))
+			return c
+		}
+	}
+	c.Status = ward.StatusFailed
+	return c
+}
+
+// Release implements runner.Source: every lease of the runner goes back to
+// the queue without using an attempt.
+func (s *Service) Release(ctx context.Context, runnerID string) error {
+	ids, err := s.st.RequeueRunner(ctx, &store.RequeueRunnerParams{RunnerID: runnerID, Now: s.now()})
+	if err != nil {
+		return err
+	}
+	if len(ids) > 0 {
+		s.log.Info("released leases", "runner", runnerID, "tasks", len(ids))
+		s.wake.broadcast()
+	}
+	return nil
+}
+
+// Code implements runner.Source.
+func (s *Service) Code(ctx context.Context, digest string) ([]byte, error) {
+	return s.st.GetCode(ctx, digest)
+}
+
+// ConfigChanged drops the cached config and function records of a project;
+// call it after any write to the project's config, functions or code.
+func (s *Service) ConfigChanged(project string) {
+	s.config.forget(project)
+	s.funcs.forget(project)
+}
+
+// configCache caches merged (global ⊕ local) config per function briefly.
+type configCache struct {
+	st  store.Store
+	ttl time.Duration
+	now func() time.Time
+
+	mu sync.Mutex
+	m  map[[2]string]configEntry
+}
+
+type configEntry struct {
+	json []byte
+	at   time.Time
+}
+
+func newConfigCache(st store.Store, ttl time.Duration, now func() time.Time) *configCache {
+	return &configCache{st: st, ttl: ttl, now: now, m: map[[2]string]configEntry{}}
+}
+
+func (c *configCache) get(ctx context.Context, project, function string) ([]byte, error) {
+	key := [2]string{project, function}
+	c.mu.Lock()
+	e, ok := c.m[key]
+	c.mu.Unlock()
+	if ok && c.now().Sub(e.at) < c.ttl {
+		return e.json, nil
+	}
+	merged := ward.Config{}
+	for _, fn := range []string{"", function} {
+		cfg, err := c.st.GetConfig(ctx, project, fn)
+		if err != nil && !errors.Is(err, ward.ErrNotFound) {
+			return nil, err
+		}
+		maps.Copy(merged, cfg)
+	}
+	b, err := json.Marshal(merged)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.m[key] = configEntry{json: b, at: c.now()}
+	c.mu.Unlock()
+	return b, nil
+}
+
+func (c *configCache) forget(project string) {
+	c.mu.Lock()
+	for k := range c.m {
+		if k[0] == project {
+			delete(c.m, k)
+		}
+	}
+	c.mu.Unlock()
+}
+
+// functionCache caches function records for submission briefly, so a batch
+// of a thousand tasks costs one read.
+type functionCache struct {
+	st  store.Store
+	ttl time.Duration
+	now func() time.Time
+
+	mu sync.Mutex
+	m  map[[2]string]functionEntry
+}
+
+type functionEntry struct {
+	fn ward.Function
+	at time.Time
+}
+
+func newFunctionCache(st store.Store, ttl time.Duration, now func() time.Time) *functionCache {
+	return &functionCache{st: st, ttl: ttl, now: now, m: map[[2]string]functionEntry{}}
+}
+
+func (c *functionCache) get(ctx context.Context, project, name string) (ward.Function, error) {
+	key := [2]string{project, name}
+	c.mu.Lock()
+	e, ok := c.m[key]
+	c.mu.Unlock()
+	if ok && c.now().Sub(e.at) < c.ttl {
+		return e.fn, nil
+	}
+	fn, err := c.st.GetFunction(ctx, project, name)
+	if err != nil {
+		return fn, err
+	}
+	c.mu.Lock()
+	c.m[key] = functionEntry{fn: fn, at: c.now()}
+	c.mu.Unlock()
+	return fn, nil
+}
+
+func (c *functionCache) forget(project string) {
+	c.mu.Lock()
+	for k := range c.m {
+		if k[0] == project {
+			delete(c.m, k)
+		}
+	}
+	c.mu.Unlock()
+}

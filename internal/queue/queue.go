@@ -1,0 +1,236 @@
+// Package queue is ward's task queue: it validates and enqueues submissions,
+// hands leased tasks to runners, chooses each finished run's next state
+// (success, retry with exponential backoff, failure), reaps expired leases,
+// and wakes long-polling readers when a task finishes. Persistence and
+// atomicity belong to the store; the policy belongs here.
+package queue
+
+import (
+	"context"
+	"encoding/hex"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/store"
+)
+
+// Options configure a Service.
+type Options struct {
+	Store  store.Store
+	Logger *slog.Logger
+	Now    func() time.Time
+	// LeaseTTL is how long a lease lives without a heartbeat (default 30s).
+	LeaseTTL time.Duration
+	// ReapInterval is how often expired leases are reaped (default 1s).
+	ReapInterval time.Duration
+	// MaxBackoff caps the retry backoff (default 1h).
+	MaxBackoff time.Duration
+	// ConfigTTL bounds how long a function's merged config is cached (default 2s).
+	ConfigTTL time.Duration
+}
+
+// Service is the queue. It is safe for concurrent use.
+type Service struct {
+	st         store.Store
+	log        *slog.Logger
+	now        func() time.Time
+	leaseTTL   time.Duration
+	reapEvery  time.Duration
+	maxBackoff time.Duration
+
+	wake    *signal   // work may be available
+	waiters *waiters  // per-task terminal notifications
+	leases  *leaseSet // policy inputs of leases handed out by this server
+	config  *configCache
+	funcs   *functionCache
+}
+
+// New returns a Service over st.
+func New(opts Options) *Service {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = 30 * time.Second
+	}
+	if opts.ReapInterval <= 0 {
+		opts.ReapInterval = time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = time.Hour
+	}
+	if opts.ConfigTTL <= 0 {
+		opts.ConfigTTL = 2 * time.Second
+	}
+	return &Service{
+		st:         opts.Store,
+		log:        opts.Logger,
+		now:        opts.Now,
+		leaseTTL:   opts.LeaseTTL,
+		reapEvery:  opts.ReapInterval,
+		maxBackoff: opts.MaxBackoff,
+		wake:       newSignal(),
+		waiters:    newWaiters(),
+		leases:     &leaseSet{m: map[string]leaseInfo{}},
+		config:     newConfigCache(opts.Store, opts.ConfigTTL, opts.Now),
+		funcs:      newFunctionCache(opts.Store, time.Second, opts.Now),
+	}
+}
+
+// LeaseTTL returns the lease lifetime without heartbeat.
+func (s *Service) LeaseTTL() time.Duration { return s.leaseTTL }
+
+// Run reaps expired leases until ctx is done.
+func (s *Service) Run(ctx context.Context) error {
+	t := time.NewTicker(s.reapEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := s.Reap(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("reap expired leases", "err", err)
+			}
+		}
+	}
+}
+
+// Reap expires leases whose runner stopped heartbeating: their tasks return
+// to the queue (a platform retry) or fail with lease_expired.
+func (s *Service) Reap(ctx context.Context) error {
+	ids, err := s.st.ExpireLeases(ctx, &store.ExpireParams{Now: s.now(), PlatformRetries: ward.PlatformRetries})
+	if err != nil {
+		return err
+	}
+	if len(ids) > 0 {
+		s.log.Warn("leases expired", "tasks", len(ids))
+		for _, id := range ids {
+			s.waiters.notify(id)
+		}
+		s.wake.broadcast()
+	}
+	return nil
+}
+
+// NewTaskID returns a new sortable task ID ("t_" + UUIDv7 in hex).
+func NewTaskID() string {
+	u := uuid.Must(uuid.NewV7())
+	return "t_" + hex.EncodeToString(u[:])
+}
+
+// backoff returns the delay before user attempt n+1 after n failed attempts:
+// base·2^(n−1), capped.
+func backoff(base time.Duration, n int, limit time.Duration) time.Duration {
+	if base <= 0 || n < 1 {
+		return 0
+	}
+	d := base
+	for i := 1; i < n; i++ {
+		d *= 2
+		if d >= limit {
+			return limit
+		}
+	}
+	return min(d, limit)
+}
+
+// leaseInfo is what the completion policy needs about a lease.
+type leaseInfo struct {
+	project       string
+	attempt       int
+	maxAttempts   int
+	platformTries int
+	backoffS      int
+}
+
+type leaseSet struct {
+	mu sync.Mutex
+	m  map[string]leaseInfo // by lease ID
+}
+
+func (l *leaseSet) put(id string, li leaseInfo) {
+	l.mu.Lock()
+	l.m[id] = li
+	l.mu.Unlock()
+}
+
+func (l *leaseSet) take(id string) (leaseInfo, bool) {
+	l.mu.Lock()
+	li, ok := l.m[id]
+	delete(l.m, id)
+	l.mu.Unlock()
+	return li, ok
+}
+
+// signal wakes every current waiter at once.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newSignal() *signal { return &signal{ch: make(chan struct{})} }
+
+// wait returns a channel closed at the next broadcast.
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ch
+}
+
+func (s *signal) broadcast() {
+	s.mu.Lock()
+	close(s.ch)
+	s.ch = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// waiters notifies long-polling readers when a task may have changed.
+type waiters struct {
+	mu sync.Mutex
+	m  map[string][]chan struct{}
+}
+
+func newWaiters() *waiters { return &waiters{m: map[string][]chan struct{}{}} }
+
+func (w *waiters) add(id string) chan struct{} {
+	ch := make(chan struct{})
+	w.mu.Lock()
+	w.m[id] = append(w.m[id], ch)
+	w.mu.Unlock()
+	return ch
+}
+
+func (w *waiters) remove(id string, ch chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	list := w.m[id]
+	for i, c := range list {
+		if c == ch {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(w.m, id)
+	} else {
+		w.m[id] = list
+	}
+}
+
+func (w *waiters) notify(id string) {
+	w.mu.Lock()
+	list := w.m[id]
+	delete(w.m, id)
+	w.mu.Unlock()
+	for _, ch := range list {
+		close(ch)
+	}
+}

@@ -1,0 +1,399 @@
+// Package runner leases tasks from a Source and runs each in a sandbox,
+// admitting only tasks that fit its free slots and memory budget (the sum of
+// the running tasks' memory limits never exceeds the budget). It heartbeats
+// its leases, kills runs whose lease is gone (cancelled or expired), batches
+// completions, and on shutdown lets running tasks finish within a grace
+// period before giving the rest back to the queue.
+package runner
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/sandbox"
+)
+
+// Options configure a Runner.
+type Options struct {
+	// ID names the runner in leases; default a fresh "r_…" ID.
+	ID      string
+	Source  Source
+	Sandbox sandbox.Sandbox
+	Logger  *slog.Logger
+	// Slots is the most tasks run at once (default 16 per CPU).
+	Slots int
+	// MemoryBudgetMB is the memory the runner hands out to tasks by their
+	// memory_mb limit (default: half the machine's memory).
+	MemoryBudgetMB int
+	// HeartbeatInterval is how often leases are extended and cancellations
+	// noticed (default 1s; keep it well below the queue's lease TTL).
+	HeartbeatInterval time.Duration
+	// ShutdownGrace is how long running tasks may finish after shutdown
+	// begins; the rest are killed and returned to the queue (default 10s).
+	ShutdownGrace time.Duration
+	// LeaseWait is the long-poll of one lease call (default 5s).
+	LeaseWait time.Duration
+}
+
+// Runner runs tasks. Create with New, start with Run.
+type Runner struct {
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	slots   int // free
+	memMB   int // free
+	running map[string]*run
+	freed   chan struct{} // capacity came back
+
+	prepMu   sync.Mutex
+	prepared map[string]*prepOnce
+
+	results chan Result
+}
+
+type run struct {
+	leaseID string
+	cancel  context.CancelFunc
+	lost    bool // the lease is gone: do not report a result
+}
+
+type prepOnce struct {
+	once sync.Once
+	err  error
+}
+
+// New returns a runner.
+func New(opts Options) *Runner {
+	if opts.ID == "" {
+		opts.ID = NewID()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Slots <= 0 {
+		opts.Slots = 16 * runtime.GOMAXPROCS(0)
+	}
+	if opts.MemoryBudgetMB <= 0 {
+		opts.MemoryBudgetMB = DefaultMemoryBudgetMB()
+	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = time.Second
+	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 10 * time.Second
+	}
+	if opts.LeaseWait <= 0 {
+		opts.LeaseWait = 5 * time.Second
+	}
+	return &Runner{
+		opts:     opts,
+		log:      opts.Logger.With("runner", opts.ID),
+		slots:    opts.Slots,
+		memMB:    opts.MemoryBudgetMB,
+		running:  map[string]*run{},
+		freed:    make(chan struct{}, 1),
+		prepared: map[string]*prepOnce{},
+		results:  make(chan Result, opts.Slots),
+	}
+}
+
+// NewID returns a fresh runner ID.
+func NewID() string {
+	u := uuid.Must(uuid.NewV7())
+	return "r_" + hex.EncodeToString(u[:])
+}
+
+// ID returns the runner's ID.
+func (r *Runner) ID() string { return r.opts.ID }
+
+// Free returns the free slots and memory budget.
+func (r *Runner) Free() (slots, memoryMB int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.slots, r.memMB
+}
+
+// Run leases and runs tasks until ctx is done, then shuts down gracefully:
+// no new leases, running tasks get ShutdownGrace to finish, the rest are
+// killed and their leases released, and every finished result is reported.
+func (r *Runner) Run(ctx context.Context) error {
+	// Task runs and reporting outlive ctx so that shutdown can be graceful.
+	runCtx, killAll := context.WithCancel(context.WithoutCancel(ctx))
+	defer killAll()
+	var tasks sync.WaitGroup
+	reported := make(chan struct{})
+	go func() {
+		r.report(runCtx)
+		close(reported)
+	}()
+	hbDone := make(chan struct{})
+	hbCtx, stopHB := context.WithCancel(runCtx)
+	go func() {
+		r.heartbeat(hbCtx)
+		close(hbDone)
+	}()
+
+	r.leaseLoop(ctx, runCtx, &tasks)
+
+	// Shutdown: wait for running tasks up to the grace period.
+	done := make(chan struct{})
+	go func() {
+		tasks.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(r.opts.ShutdownGrace):
+		r.mu.Lock()
+		n := len(r.running)
+		for _, rn := range r.running {
+			rn.lost = true // killed by shutdown: released below, not failed
+			rn.cancel()
+		}
+		r.mu.Unlock()
+		r.log.Warn("shutdown grace over, returning running tasks to the queue", "tasks", n)
+		<-done
+	}
+	stopHB()
+	<-hbDone
+	close(r.results)
+	<-reported
+	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.opts.Source.Release(relCtx, r.opts.ID); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (r *Runner) leaseLoop(ctx, runCtx context.Context, tasks *sync.WaitGroup) {
+	for ctx.Err() == nil {
+		r.mu.Lock()
+		slots, mem := r.slots, r.memMB
+		r.mu.Unlock()
+		if slots == 0 || mem == 0 {
+			select {
+			case <-r.freed:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		jobs, err := r.opts.Source.Lease(ctx, &LeaseRequest{RunnerID: r.opts.ID, Max: slots, FreeMemoryMB: mem, Wait: r.opts.LeaseWait})
+		if err != nil {
+			if ctx.Err() != nil {
+				// A lease may have been granted as ctx ended; Release covers it.
+				return
+			}
+			r.log.Error("lease", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		for _, j := range jobs {
+			tctx, cancel := context.WithCancel(runCtx)
+			r.mu.Lock()
+			r.slots--
+			r.memMB -= j.MemoryMB
+			r.running[j.TaskID] = &run{leaseID: j.LeaseID, cancel: cancel}
+			r.mu.Unlock()
+			tasks.Add(1)
+			go func() {
+				defer tasks.Done()
+				r.execute(tctx, j)
+			}()
+		}
+	}
+}
+
+// execute runs one job and queues its result.
+func (r *Runner) execute(ctx context.Context, j Job) {
+	res := r.runJob(ctx, j)
+	r.mu.Lock()
+	rn := r.running[j.TaskID]
+	delete(r.running, j.TaskID)
+	lost := rn.lost
+	r.mu.Unlock()
+	rn.cancel()
+	if !lost {
+		r.results <- res
+	}
+	// The slot comes back only once the result is handed over, so reporting
+	// applies back-pressure to leasing.
+	r.mu.Lock()
+	r.slots++
+	r.memMB += j.MemoryMB
+	r.mu.Unlock()
+	select {
+	case r.freed <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Runner) runJob(ctx context.Context, j Job) Result {
+	res := Result{TaskID: j.TaskID, LeaseID: j.LeaseID, Project: j.Project}
+	if err := r.prepare(ctx, j.CodeDigest); err != nil {
+		res.Code, res.Message = ward.CodeCodeRejected, "code could not be prepared"
+		if ward.CodeOf(err) != ward.CodeInvalidModule {
+			res.Code = ward.CodeInternal
+		}
+		r.log.Error("prepare code", "task", j.TaskID, "digest", j.CodeDigest, "err", err)
+		return res
+	}
+	spec := &sandbox.Spec{
+		Digest: j.CodeDigest,
+		Stdin:  j.Payload,
+		Env: map[string]string{
+			"WARD_TASK_ID":      j.TaskID,
+			"WARD_PROJECT":      j.Project,
+			"WARD_FUNCTION":     j.Function,
+			"WARD_ATTEMPT":      strconv.Itoa(j.Attempt),
+			"WARD_PAYLOAD_FILE": "/ward/payload",
+			"WARD_CONFIG_FILE":  "/ward/config.json",
+			"WARD_SECRETS_DIR":  "/ward/secrets",
+		},
+		Files:       map[string][]byte{"payload": j.Payload, "config.json": j.Config},
+		MemoryMB:    j.MemoryMB,
+		Timeout:     j.Timeout,
+		StdoutLimit: sandbox.DefaultStdoutLimit,
+		StderrLimit: sandbox.DefaultStderrLimit,
+		TmpLimit:    sandbox.DefaultTmpLimit,
+	}
+	out, err := r.opts.Sandbox.Run(ctx, spec)
+	if err != nil {
+		r.log.Error("sandbox run", "task", j.TaskID, "err", err)
+		res.Code, res.Message = ward.CodeInternal, "the sandbox could not run the task"
+		return res
+	}
+	res.Code, res.Message, res.ExitCode = out.Code, out.Message, out.ExitCode
+	res.Stdout, res.Stderr, res.Usage = out.Stdout, out.Stderr, out.Usage
+	return res
+}
+
+// prepare makes sure the sandbox holds the digest's compiled code, fetching
+// and compiling it once per runner.
+func (r *Runner) prepare(ctx context.Context, digest string) error {
+	r.prepMu.Lock()
+	p, ok := r.prepared[digest]
+	if !ok {
+		p = &prepOnce{}
+		r.prepared[digest] = p
+	}
+	r.prepMu.Unlock()
+	p.once.Do(func() {
+		code, err := r.opts.Source.Code(ctx, digest)
+		if err == nil {
+			err = r.opts.Sandbox.Prepare(ctx, sandbox.Artifact{Digest: digest, Code: code})
+		}
+		p.err = err
+	})
+	if p.err != nil && ward.CodeOf(p.err) != ward.CodeInvalidModule {
+		// A passing failure (store, cancellation) is tried again next time.
+		r.prepMu.Lock()
+		if r.prepared[digest] == p {
+			delete(r.prepared, digest)
+		}
+		r.prepMu.Unlock()
+	}
+	return p.err
+}
+
+// report sends results to the Source in batches until results is closed.
+func (r *Runner) report(ctx context.Context) {
+	const maxBatch = 256
+	batch := make([]Result, 0, maxBatch)
+	for res := range r.results {
+		batch = append(batch[:0], res)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case more, ok := <-r.results:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, more)
+			default:
+				break drain
+			}
+		}
+		r.complete(ctx, batch)
+	}
+}
+
+// complete reports one batch, retrying for a while; if the Source stays
+// unreachable the leases expire and the tasks run again, so nothing is lost.
+func (r *Runner) complete(ctx context.Context, batch []Result) {
+	delay := 100 * time.Millisecond
+	for try := 0; ; try++ {
+		errs, err := r.opts.Source.Complete(ctx, batch)
+		if err == nil {
+			for i, e := range errs {
+				if e != nil && errors.Is(e, ward.ErrStaleLease) {
+					r.log.Info("result of a lost lease ignored", "task", batch[i].TaskID)
+				} else if e != nil {
+					r.log.Error("complete", "task", batch[i].TaskID, "err", e)
+				}
+			}
+			return
+		}
+		if try == 5 || ctx.Err() != nil {
+			r.log.Error("complete failed; leases will expire and the tasks run again", "tasks", len(batch), "err", err)
+			return
+		}
+		time.Sleep(delay)
+		delay *= 2
+	}
+}
+
+// heartbeat extends leases and kills runs whose lease is gone.
+func (r *Runner) heartbeat(ctx context.Context) {
+	t := time.NewTicker(r.opts.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		refs := make([]LeaseRef, 0, len(r.running))
+		for id, rn := range r.running {
+			if !rn.lost {
+				refs = append(refs, LeaseRef{TaskID: id, LeaseID: rn.leaseID})
+			}
+		}
+		r.mu.Unlock()
+		if len(refs) == 0 {
+			continue
+		}
+		lost, err := r.opts.Source.Heartbeat(ctx, r.opts.ID, refs)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Error("heartbeat", "err", err)
+			}
+			continue
+		}
+		r.mu.Lock()
+		for _, id := range lost {
+			if rn, ok := r.running[id]; ok {
+				rn.lost = true
+				rn.cancel()
+			}
+		}
+		r.mu.Unlock()
+		if len(lost) > 0 {
+			r.log.Info("stopped runs whose lease is gone", "tasks", len(lost))
+		}
+	}
+}

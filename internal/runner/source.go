@@ -1,0 +1,68 @@
+package runner
+
+import (
+	"context"
+	"time"
+
+	"github.com/wardhq/ward"
+)
+
+// Source is where a runner gets work and reports results. In one process it
+// is the queue itself; a remote runner speaks the internal API instead.
+type Source interface {
+	// Lease blocks until work is available or Wait has passed, then returns
+	// up to req.Max jobs that fit req.FreeMemoryMB. An empty result is normal.
+	Lease(ctx context.Context, req *LeaseRequest) ([]Job, error)
+	// Heartbeat extends the held leases and returns the task IDs whose lease
+	// is gone (cancelled, expired): the runner must stop them.
+	Heartbeat(ctx context.Context, runnerID string, leases []LeaseRef) (lost []string, err error)
+	// Complete reports finished runs; the per-result error is
+	// ward.ErrStaleLease for a run whose lease was lost.
+	Complete(ctx context.Context, results []Result) ([]error, error)
+	// Release gives back every lease the runner still holds (shutdown).
+	Release(ctx context.Context, runnerID string) error
+	// Code returns a code blob by digest.
+	Code(ctx context.Context, digest string) ([]byte, error)
+}
+
+// LeaseRequest asks a Source for work.
+type LeaseRequest struct {
+	RunnerID     string
+	Max          int
+	FreeMemoryMB int
+	Wait         time.Duration
+}
+
+// LeaseRef names a held lease.
+type LeaseRef struct {
+	TaskID  string
+	LeaseID string
+}
+
+// Job is one leased task with everything needed to run it.
+type Job struct {
+	TaskID     string
+	LeaseID    string
+	Project    string
+	Function   string
+	CodeDigest string
+	Attempt    int
+	MemoryMB   int
+	Timeout    time.Duration
+	Payload    []byte
+	Config     []byte // JSON object: global config overlaid by function config
+	QueuedAt   time.Time
+}
+
+// Result is a finished run.
+type Result struct {
+	TaskID   string
+	LeaseID  string
+	Project  string
+	Code     ward.Code // "" on success
+	Message  string
+	ExitCode *int
+	Stdout   []byte
+	Stderr   []byte
+	Usage    ward.Usage
+}

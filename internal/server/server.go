@@ -1,0 +1,194 @@
+// Package server assembles a single-node ward: the embedded SQLite store,
+// the queue, an in-process runner with the wasm sandbox, the HTTP API and
+// the audit log, all rooted in one data directory. `ward dev` runs it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/api"
+	"github.com/wardhq/ward/internal/audit"
+	"github.com/wardhq/ward/internal/auth"
+	"github.com/wardhq/ward/internal/queue"
+	"github.com/wardhq/ward/internal/runner"
+	"github.com/wardhq/ward/internal/sandbox/wasm"
+	"github.com/wardhq/ward/internal/store"
+	"github.com/wardhq/ward/internal/store/sqlite"
+)
+
+// Config is a single-node ward, parsed once by cmd/ward.
+type Config struct {
+	DataDir string // holds the database, keys, caches and the audit log
+	Addr    string // listen address of the API, e.g. 127.0.0.1:7070
+	Logger  *slog.Logger
+	Now     func() time.Time
+
+	Slots          int           // runner slots (0 = default)
+	MemoryBudgetMB int           // runner memory budget (0 = default)
+	ShutdownGrace  time.Duration // running tasks' time to finish on shutdown
+	LeaseTTL       time.Duration // 0 = the queue's default
+}
+
+// Issuer and audience of the server's tokens.
+const (
+	tokenIssuer   = "ward"
+	tokenAudience = "ward-api"
+)
+
+// Server is an opened single-node ward.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	Store   store.Store
+	Queue   *queue.Service
+	Runner  *runner.Runner
+	Sandbox *wasm.Sandbox
+	Issuer  *auth.Issuer
+	Auth    *auth.Authenticator
+	audit   *audit.Log
+	api     *api.Server
+
+	ln       net.Listener
+	stopping chan struct{}
+	stopOnce sync.Once
+}
+
+// Open creates or opens the data directory and assembles the platform; it
+// listens on cfg.Addr but serves only once Serve is called.
+func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, stopping: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.Store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "ward.db"), cfg.Logger); err != nil {
+		return nil, err
+	}
+	key, err := auth.LoadOrCreateKey(filepath.Join(cfg.DataDir, "keys", "signing.key"))
+	if err != nil {
+		return nil, err
+	}
+	s.Issuer = auth.NewIssuer(key, tokenIssuer, tokenAudience, cfg.Now)
+	s.Auth = auth.NewAuthenticator(s.Issuer, s.Store, cfg.Now)
+	if s.audit, err = audit.Open(filepath.Join(cfg.DataDir, "audit.log"), cfg.Now); err != nil {
+		return nil, err
+	}
+	if s.Sandbox, err = wasm.New(ctx, wasm.Options{Logger: cfg.Logger, CacheDir: filepath.Join(cfg.DataDir, "cache", "wasm")}); err != nil {
+		return nil, err
+	}
+	s.Queue = queue.New(queue.Options{Store: s.Store, Logger: cfg.Logger, Now: cfg.Now, LeaseTTL: cfg.LeaseTTL})
+	s.Runner = runner.New(runner.Options{
+		Source:         s.Queue,
+		Sandbox:        s.Sandbox,
+		Logger:         cfg.Logger,
+		Slots:          cfg.Slots,
+		MemoryBudgetMB: cfg.MemoryBudgetMB,
+		ShutdownGrace:  cfg.ShutdownGrace,
+	})
+	s.api = api.New(api.Config{
+		Store:  s.Store,
+		Queue:  s.Queue,
+		Auth:   s.Auth,
+		Issuer: s.Issuer,
+		Code:   s.Sandbox,
+		Audit:  s.audit,
+		Logger: cfg.Logger,
+		Now:    cfg.Now,
+		Ready:  s.ready,
+	})
+	if _, err := s.Store.CreateProject(ctx, &store.CreateProjectParams{Name: ward.DefaultProject, Now: cfg.Now()}); err != nil && !errors.Is(err, ward.ErrAlreadyExists) {
+		return nil, err
+	}
+	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	return s, nil
+}
+
+// URL is the API's base URL.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Serve runs the API, the runner and the lease reaper until ctx is done,
+// then shuts down gracefully: the API stops taking requests, running tasks
+// get the grace period to finish, the rest go back to the queue.
+func (s *Server) Serve(ctx context.Context) error {
+	defer s.close()
+	hs := api.NewHTTPServer(s.cfg.Addr, s.api.Handler())
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Go(func() {
+		if err := s.Runner.Run(runCtx); err != nil {
+			errc <- fmt.Errorf("runner: %w", err)
+		}
+	})
+	wg.Go(func() { _ = s.Queue.Run(runCtx) })
+	wg.Go(func() {
+		if err := hs.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+			stop()
+		}
+	})
+	<-runCtx.Done()
+	s.stopOnce.Do(func() { close(s.stopping) })
+	s.log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownGrace+5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutCtx); err != nil {
+		s.log.Warn("http shutdown", "err", err)
+	}
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) ready(ctx context.Context) error {
+	select {
+	case <-s.stopping:
+		return ward.Errorf(ward.CodeUnavailable, "shutting down")
+	default:
+	}
+	_, err := s.Store.GetProject(ctx, ward.DefaultProject)
+	return err
+}
+
+func (s *Server) close() {
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.Sandbox != nil {
+		s.Sandbox.Close(context.Background())
+	}
+	if s.audit != nil {
+		s.audit.Close()
+	}
+	if s.Store != nil {
+		s.Store.Close()
+	}
+}
