@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wardhq/ward/client"
+	"github.com/wardhq/ward/internal/server"
+)
+
+// newDevCmd is `ward dev`: a whole single-node platform in one process.
+func newDevCmd() *cobra.Command {
+	var (
+		dataDir, addr, examples, logLevel string
+		slots, budget                     int
+		grace                             time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a single-node ward: API, queue, runner and embedded SQLite",
+		Long: `Run the whole platform in one process on the embedded store in --data.
+
+On first start it creates an admin token and writes the CLI context
+(server URL and token) to $WARD_CONFIG (default ~/.config/ward/config.json,
+mode 0600), so every other verb works without flags. It builds the Go
+examples under --examples for WebAssembly and deploys them into project
+"default". SIGINT or SIGTERM shut down gracefully: running tasks get --grace
+to finish, the rest go back to the queue. Restarting on the same --data keeps
+every project, function, task and token.`,
+		Example: `  ward dev
+  ward dev --data /var/lib/ward --addr 127.0.0.1:8080`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageError{fmt.Errorf("--log-level: %w", err)}
+			}
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			cfgPath, err := client.DefaultConfigPath(os.Getenv("WARD_CONFIG"))
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDev(ctx, devConfig{
+				server: server.Config{
+					DataDir: dataDir, Addr: addr, Logger: logger,
+					Slots: slots, MemoryBudgetMB: budget, ShutdownGrace: grace,
+				},
+				examples:   examples,
+				configPath: cfgPath,
+				logger:     logger,
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data", ".ward", "data directory (database, keys, caches, audit log)")
+	f.StringVar(&addr, "addr", "127.0.0.1:7070", "listen address of the API")
+	f.StringVar(&examples, "examples", "examples", "directory of example functions to build and deploy (skipped if missing)")
+	f.IntVar(&slots, "slots", 0, "most tasks run at once (0 = 16 per CPU)")
+	f.IntVar(&budget, "memory-budget", 0, "MiB of memory handed to tasks by their memory_mb (0 = half the machine's)")
+	f.DurationVar(&grace, "grace", 10*time.Second, "on shutdown, how long running tasks may finish")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+type devConfig struct {
+	server     server.Config
+	examples   string
+	configPath string
+	logger     *slog.Logger
+}
+
+func runDev(ctx context.Context, c devConfig) error {
+	srv, err := server.Open(ctx, c.server)
+	if err != nil {
+		return err
+	}
+	prev, err := client.LoadContext(c.configPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.logger.Warn("ignoring unreadable CLI context", "path", c.configPath, "err", err)
+	}
+	existing := ""
+	if prev.Server == srv.URL() {
+		existing = prev.Token
+	}
+	token, minted, err := srv.AdminToken(ctx, existing)
+	if err != nil {
+		return err
+	}
+	if minted || prev.Server != srv.URL() {
+		if err := client.SaveContext(c.configPath, client.Context{Server: srv.URL(), Token: token}); err != nil {
+			return err
+		}
+		c.logger.Info("wrote CLI context with an admin token", "path", c.configPath)
+	}
+	deployed := "none"
+	if st, err := os.Stat(c.examples); err == nil && st.IsDir() {
+		c.logger.Info("building examples (cached after the first time)", "dir", c.examples)
+		names, err := srv.DeployExamples(ctx, c.examples, filepath.Join(c.server.DataDir, "cache", "gobuild"))
+		if err != nil {
+			return err
+		}
+		deployed = strings.Join(names, ", ")
+	}
+	c.logger.Info("ward dev is ready", "url", srv.URL(), "data", c.server.DataDir, "project", "default", "functions", deployed)
+	return srv.Serve(ctx)
+}

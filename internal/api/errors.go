@@ -1,0 +1,101 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/wardhq/ward"
+)
+
+// errorBody is the JSON shape of every error response.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+	// TaskID names the task of a failed synchronous invoke.
+	TaskID string `json:"task_id,omitempty"`
+}
+
+type errorDetail struct {
+	Code    ward.Code `json:"code"`
+	Message string    `json:"message"`
+	Field   string    `json:"field,omitempty"`
+}
+
+// statusOf maps a stable error code to its HTTP status (docs/api.md). This is
+// the only place codes meet statuses.
+func statusOf(c ward.Code) int {
+	switch c {
+	case ward.CodeInvalidJSON, ward.CodeUnknownField, ward.CodeInvalidArgument, ward.CodeInvalidModule:
+		return http.StatusBadRequest
+	case ward.CodeUnauthenticated:
+		return http.StatusUnauthorized
+	case ward.CodeForbidden:
+		return http.StatusForbidden
+	case ward.CodeNotFound:
+		return http.StatusNotFound
+	case ward.CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case ward.CodeAlreadyExists, ward.CodeInvalidState, ward.CodeStaleLease, ward.CodeNoCode:
+		return http.StatusConflict
+	case ward.CodeBodyTooLarge, ward.CodePayloadTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case ward.CodeUnsupportedMedia:
+		return http.StatusUnsupportedMediaType
+	case ward.CodeFunctionBusy:
+		return http.StatusTooManyRequests
+	case ward.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	case ward.CodeTimeout:
+		return http.StatusGatewayTimeout
+	case ward.CodeTaskFailed, ward.CodeExitStatus, ward.CodeMemoryLimit, ward.CodeNodePressure, ward.CodeTrap,
+		ward.CodeOutputLimit, ward.CodeLeaseExpired, ward.CodeCodeRejected, ward.CodeCancelled:
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
+}
+
+// retryAfterSeconds is the Retry-After sent with function_concurrency.
+const retryAfterSeconds = "1"
+
+// writeError writes err as a JSON error response. An error without a code,
+// or with code internal, is logged with its cause and answered with a
+// generic message naming only the request ID.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var we *ward.Error
+	if !errors.As(err, &we) || we.Code == ward.CodeInternal {
+		s.log.ErrorContext(r.Context(), "internal error", "request_id", requestID(r.Context()),
+			"method", r.Method, "path", r.URL.Path, "err", err)
+		we = &ward.Error{Code: ward.CodeInternal, Message: "internal error (request " + requestID(r.Context()) + ")"}
+	}
+	s.writeErrorBody(w, r, statusOf(we.Code), errorBody{Error: errorDetail{Code: we.Code, Message: we.Error(), Field: we.Field}})
+}
+
+// writeErrorBody writes an error body with a status, adding the headers some
+// codes call for.
+func (s *Server) writeErrorBody(w http.ResponseWriter, r *http.Request, status int, b errorBody) {
+	if sw, ok := w.(interface{ setOutcome(ward.Code) }); ok {
+		sw.setOutcome(b.Error.Code)
+	}
+	switch b.Error.Code {
+	case ward.CodeUnauthenticated:
+		w.Header().Set("WWW-Authenticate", "Bearer")
+	case ward.CodeFunctionBusy:
+		w.Header().Set("Retry-After", retryAfterSeconds)
+	}
+	s.writeJSON(w, r, status, b)
+}
+
+// writeJSON writes v as a JSON response.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "encode response", "request_id", requestID(r.Context()), "err", err)
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if _, err := w.Write(append(b, '\n')); err != nil {
+		s.log.DebugContext(r.Context(), "write response", "request_id", requestID(r.Context()), "err", err)
+	}
+}

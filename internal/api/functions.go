@@ -1,0 +1,164 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/sandbox"
+	"github.com/wardhq/ward/internal/store"
+)
+
+// wasmMediaType is the content type of a WebAssembly module upload.
+const wasmMediaType = "application/wasm"
+
+// scanOK is the intake result of code that passed every check.
+const scanOK = "ok"
+
+// functionList is the body of GET …/functions.
+type functionList struct {
+	Functions []ward.Function `json:"functions"`
+}
+
+func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request, c *call) error {
+	fns, err := s.st.ListFunctions(r.Context(), c.project)
+	if err != nil {
+		return err
+	}
+	if fns == nil {
+		fns = []ward.Function{}
+	}
+	s.writeJSON(w, r, http.StatusOK, functionList{Functions: fns})
+	return nil
+}
+
+func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, c *call) error {
+	name := r.PathValue("fn")
+	if err := validFunctionName(name); err != nil {
+		return err
+	}
+	fn, err := s.st.GetFunction(r.Context(), c.project, name)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, fn)
+	return nil
+}
+
+// putFunction creates (201) or updates (200) a function's spec.
+func (s *Server) putFunction(w http.ResponseWriter, r *http.Request, c *call) error {
+	name := r.PathValue("fn")
+	if err := validFunctionName(name); err != nil {
+		return err
+	}
+	spec, err := decodeFunctionSpec(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if _, err := s.st.GetFunction(r.Context(), c.project, name); errors.Is(err, ward.ErrNotFound) {
+		status = http.StatusCreated
+	} else if err != nil {
+		return err
+	}
+	fn, err := s.st.PutFunction(r.Context(), &store.PutFunctionParams{Project: c.project, Name: name, Spec: spec, Now: s.now().UTC()})
+	if err != nil {
+		return err
+	}
+	s.q.ConfigChanged(c.project)
+	s.writeJSON(w, r, status, fn)
+	return nil
+}
+
+func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request, c *call) error {
+	name := r.PathValue("fn")
+	if err := validFunctionName(name); err != nil {
+		return err
+	}
+	if err := s.st.DeleteFunction(r.Context(), c.project, name); err != nil {
+		return err
+	}
+	s.q.ConfigChanged(c.project)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// putCode uploads a function's code: checked by the sandbox, stored under
+// its digest, and made the function's current version.
+func (s *Server) putCode(w http.ResponseWriter, r *http.Request, c *call) error {
+	name := r.PathValue("fn")
+	if err := validFunctionName(name); err != nil {
+		return err
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != wasmMediaType {
+		return ward.Errorf(ward.CodeUnsupportedMedia, "code must be sent as Content-Type: %s", wasmMediaType)
+	}
+	if _, err := s.st.GetFunction(r.Context(), c.project, name); err != nil {
+		return err
+	}
+	code, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxCodeBody))
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return ward.Errorf(ward.CodeBodyTooLarge, "code exceeds %d bytes", maxErr.Limit)
+		}
+		return ward.Errorf(ward.CodeInvalidArgument, "reading the code failed")
+	}
+	sum := sha256.Sum256(code)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	if err := s.code.Prepare(r.Context(), sandbox.Artifact{Digest: digest, Code: code}); err != nil {
+		return err
+	}
+	fn, err := s.st.PutCode(r.Context(), &store.PutCodeParams{Project: c.project, Function: name, Digest: digest, Code: code, Now: s.now().UTC()})
+	if err != nil {
+		return err
+	}
+	s.q.ConfigChanged(c.project)
+	s.writeJSON(w, r, http.StatusOK, ward.CodeUploadResponse{Digest: fn.CodeDigest, Version: fn.CodeVersion, Size: int64(len(code)), Scan: scanOK})
+	return nil
+}
+
+// getConfig reads the project's global config, or a function's local one on
+// the …/functions/{fn}/config route.
+func (s *Server) getConfig(w http.ResponseWriter, r *http.Request, c *call) error {
+	fn := r.PathValue("fn")
+	if fn != "" {
+		if err := validFunctionName(fn); err != nil {
+			return err
+		}
+	}
+	cfg, err := s.st.GetConfig(r.Context(), c.project, fn)
+	if err != nil {
+		return err
+	}
+	if cfg == nil {
+		cfg = ward.Config{}
+	}
+	s.writeJSON(w, r, http.StatusOK, cfg)
+	return nil
+}
+
+// putConfig replaces the global or a function's config.
+func (s *Server) putConfig(w http.ResponseWriter, r *http.Request, c *call) error {
+	fn := r.PathValue("fn")
+	if fn != "" {
+		if err := validFunctionName(fn); err != nil {
+			return err
+		}
+	}
+	cfg, err := decodeConfig(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	if err != nil {
+		return err
+	}
+	if err := s.st.PutConfig(r.Context(), &store.PutConfigParams{Project: c.project, Function: fn, Config: cfg, Now: s.now().UTC()}); err != nil {
+		return err
+	}
+	s.q.ConfigChanged(c.project)
+	s.writeJSON(w, r, http.StatusOK, cfg)
+	return nil
+}

@@ -1,0 +1,290 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/audit"
+	"github.com/wardhq/ward/internal/auth"
+)
+
+// requestIDHeader carries the request ID in every response.
+const requestIDHeader = "Ward-Request-Id"
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+// requestID returns the request's ID, or "" outside a request.
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// newRequestID returns 16 random hex digits. IDs are made here, never taken
+// from the client, so logs can trust them.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := newRequestID()
+		w.Header().Set(requestIDHeader, id)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+	})
+}
+
+// withRecover turns a panic into a logged 500 that reveals nothing.
+func (s *Server) withRecover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.ErrorContext(r.Context(), "panic serving request", "request_id", requestID(r.Context()),
+				"method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			if sw.status != 0 {
+				// The response has begun; all we can do is cut it short.
+				panic(http.ErrAbortHandler)
+			}
+			s.writeError(sw, r, errors.New("panic")) // logged above; answered as a generic internal error
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// withAccessLog logs one line per request.
+func (s *Server) withAccessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		s.log.InfoContext(r.Context(), "request", "request_id", requestID(r.Context()), "method", r.Method,
+			"route", r.Pattern, "path", r.URL.Path, "status", status, "bytes", sw.bytes,
+			"duration", time.Since(start))
+	})
+}
+
+// statusWriter remembers the status written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// call is what a handler knows about an authorized request.
+type call struct {
+	principal auth.Principal
+	project   string // the {p} path value, checked to exist and be visible
+	// resource names what an audited call acted on; handlers set it when
+	// the path does not say (a new token's ID, a new project's name).
+	resource string
+}
+
+// wrap authenticates, authorizes and, for audited routes, audits a route.
+// The checks run in this order: a valid token (401), the route's scope (403:
+// it depends on the token alone, so it reveals nothing about the target),
+// the project being visible to the token and existing (404 either way, so
+// another project's resources look absent).
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authn.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		if err != nil {
+			if ward.CodeOf(err) != ward.CodeInternal {
+				err = errUnauthenticated()
+			}
+			s.writeError(w, r, err)
+			return
+		}
+		c := &call{principal: p}
+		if !rt.audited {
+			if err := s.authorize(r, rt, c); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			if err := rt.h(w, r, c); err != nil {
+				s.writeError(w, r, err)
+			}
+			return
+		}
+
+		// An audited call is answered only after its record is written: the
+		// response is buffered, and a failed record turns it into a 500.
+		bw := &bufferedWriter{w: w, header: http.Header{}}
+		err = s.authorize(r, rt, c)
+		if err == nil {
+			err = rt.h(bw, r, c)
+		}
+		if err != nil {
+			s.writeError(bw, r, err)
+		}
+		if err := s.record(r, c, bw.outcome()); err != nil {
+			s.log.ErrorContext(r.Context(), "audit record failed; response withheld", "request_id", requestID(r.Context()),
+				"route", r.Pattern, "err", err)
+			s.writeError(w, r, errInternal())
+			return
+		}
+		bw.flush()
+	})
+}
+
+// authorize runs a route's scope and project checks.
+func (s *Server) authorize(r *http.Request, rt route, c *call) error {
+	if rt.scope != "" && !c.principal.Can(rt.scope) {
+		return ward.Errorf(ward.CodeForbidden, "this token's role (%s) lacks the %s scope", c.principal.Role, rt.scope)
+	}
+	if !rt.inProject() {
+		return nil
+	}
+	p := r.PathValue("p")
+	if !c.principal.InProject(p) {
+		return errProjectNotFound(p)
+	}
+	if _, err := s.st.GetProject(r.Context(), p); err != nil {
+		if errors.Is(err, ward.ErrNotFound) {
+			return errProjectNotFound(p)
+		}
+		return err
+	}
+	c.project = p
+	return nil
+}
+
+// record writes an audit event for an audited call.
+func (s *Server) record(r *http.Request, c *call, outcome string) error {
+	res := c.resource
+	if res == "" {
+		res = firstNonEmpty(r.PathValue("id"), r.PathValue("fn"))
+	}
+	return s.audit.Record(r.Context(), audit.Event{
+		Actor:    c.principal.TokenID,
+		Role:     string(c.principal.Role),
+		Action:   r.Pattern,
+		Project:  firstNonEmpty(c.project, r.PathValue("p")),
+		Resource: res,
+		Outcome:  outcome,
+	})
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// bufferedWriter holds a response until it is flushed.
+type bufferedWriter struct {
+	w      http.ResponseWriter
+	header http.Header
+	status int
+	code   ward.Code // the error code written, if any
+	buf    bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header { return b.header }
+
+func (b *bufferedWriter) WriteHeader(status int) {
+	if b.status == 0 {
+		b.status = status
+	}
+}
+
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	b.WriteHeader(http.StatusOK)
+	return b.buf.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (b *bufferedWriter) Unwrap() http.ResponseWriter { return b.w }
+
+// setOutcome is called by writeErrorBody with the error code it writes.
+func (b *bufferedWriter) setOutcome(c ward.Code) { b.code = c }
+
+// outcome is the audit outcome: "ok" or the error code.
+func (b *bufferedWriter) outcome() string {
+	switch {
+	case b.code != "":
+		return string(b.code)
+	case b.status == 0 || b.status < 400:
+		return audit.OutcomeOK
+	}
+	return http.StatusText(b.status)
+}
+
+// flush sends the held response.
+func (b *bufferedWriter) flush() {
+	h := b.w.Header()
+	for k, v := range b.header {
+		h[k] = v
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	b.w.WriteHeader(b.status)
+	_, _ = b.w.Write(b.buf.Bytes()) // a client gone mid-response is not an error of ours
+}
+
+// Errors used in several places.
+
+func errUnauthenticated() error {
+	return &ward.Error{Code: ward.CodeUnauthenticated, Message: "missing, invalid or expired token"}
+}
+
+func errInternal() error { return &ward.Error{Code: ward.CodeInternal, Message: "internal error"} }
+
+func errUnavailable() error {
+	return &ward.Error{Code: ward.CodeUnavailable, Message: "the server is not ready"}
+}
+
+func errNoRoute() error { return &ward.Error{Code: ward.CodeNotFound, Message: "no such route"} }
+
+func errMethodNotAllowed(method string) error {
+	return ward.Errorf(ward.CodeMethodNotAllowed, "method %s is not allowed on this route", method)
+}
+
+func errProjectNotFound(p string) error {
+	return ward.Errorf(ward.CodeNotFound, "project %s not found", p)
+}

@@ -1,0 +1,5 @@
+;; trap: executes unreachable at once.
+(module
+  (func (export "_start")
+    unreachable)
+)

@@ -1,0 +1,413 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/store"
+)
+
+// CreateProject creates a project; an existing name → already_exists.
+func (s *Store) CreateProject(ctx context.Context, p *store.CreateProjectParams) (ward.Project, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO projects (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`,
+			p.Name, micros(p.Now))
+		if err != nil {
+			return fmt.Errorf("sqlite: create project: %w", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return ward.Project{}, err
+	}
+	if n == 0 {
+		return ward.Project{}, ward.Errorf(ward.CodeAlreadyExists, "project %s already exists", p.Name)
+	}
+	return ward.Project{Name: p.Name, CreatedAt: fromMicros(micros(p.Now))}, nil
+}
+
+// GetProject returns a project, or not_found.
+func (s *Store) GetProject(ctx context.Context, name string) (ward.Project, error) {
+	var created int64
+	err := s.r.QueryRowContext(ctx, `SELECT created_at FROM projects WHERE name = ?`, name).Scan(&created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ward.Project{}, ward.Errorf(ward.CodeNotFound, "project %s not found", name)
+	}
+	if err != nil {
+		return ward.Project{}, fmt.Errorf("sqlite: get project: %w", err)
+	}
+	return ward.Project{Name: name, CreatedAt: fromMicros(created)}, nil
+}
+
+// ListProjects returns all projects ordered by name.
+func (s *Store) ListProjects(ctx context.Context) ([]ward.Project, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT name, created_at FROM projects ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list projects: %w", err)
+	}
+	defer rows.Close()
+	ps := []ward.Project{}
+	for rows.Next() {
+		var p ward.Project
+		var created int64
+		if err := rows.Scan(&p.Name, &created); err != nil {
+			return nil, fmt.Errorf("sqlite: list projects: %w", err)
+		}
+		p.CreatedAt = fromMicros(created)
+		ps = append(ps, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list projects: %w", err)
+	}
+	return ps, nil
+}
+
+// rowQuerier is *sql.DB or *sql.Tx.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// projectExists reports whether a project exists, read through q.
+func projectExists(ctx context.Context, q rowQuerier, name string) (bool, error) {
+	var one int
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM projects WHERE name = ?`, name).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sqlite: look up project: %w", err)
+	}
+	return true, nil
+}
+
+// notFoundProject is the error for a missing project.
+func notFoundProject(name string) error {
+	return ward.Errorf(ward.CodeNotFound, "project %s not found", name)
+}
+
+// CreateToken records a token's metadata. A project token's project must
+// exist (not_found); a repeated ID → already_exists.
+func (s *Store) CreateToken(ctx context.Context, p *store.CreateTokenParams) (ward.Token, error) {
+	t := p.Token
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if t.Project != "" {
+			ok, err := projectExists(ctx, tx, t.Project)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return notFoundProject(t.Project)
+			}
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, project, role, name, created_at, expires_at, revoked_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			t.ID, t.Project, string(t.Role), t.Name, micros(t.CreatedAt), micros(t.ExpiresAt), nullMicros(t.RevokedAt))
+		if err != nil {
+			return fmt.Errorf("sqlite: create token: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ward.Errorf(ward.CodeAlreadyExists, "token %s already exists", t.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return ward.Token{}, err
+	}
+	t.CreatedAt = fromMicros(micros(t.CreatedAt))
+	t.ExpiresAt = fromMicros(micros(t.ExpiresAt))
+	t.RevokedAt = optTime(nullMicros(t.RevokedAt))
+	return t, nil
+}
+
+// GetToken returns a token's metadata (revoked ones too), or not_found.
+func (s *Store) GetToken(ctx context.Context, id string) (ward.Token, error) {
+	var (
+		t                ward.Token
+		role             string
+		created, expires int64
+		revoked          sql.NullInt64
+	)
+	err := s.r.QueryRowContext(ctx, `SELECT project, role, name, created_at, expires_at, revoked_at FROM tokens WHERE id = ?`, id).
+		Scan(&t.Project, &role, &t.Name, &created, &expires, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ward.Token{}, ward.Errorf(ward.CodeNotFound, "token %s not found", id)
+	}
+	if err != nil {
+		return ward.Token{}, fmt.Errorf("sqlite: get token: %w", err)
+	}
+	t.ID = id
+	t.Role = ward.Role(role)
+	t.CreatedAt = fromMicros(created)
+	t.ExpiresAt = fromMicros(expires)
+	t.RevokedAt = optTime(revoked)
+	return t, nil
+}
+
+// RevokeToken marks a token revoked at Now. The token must belong to
+// p.Project ("" for admin tokens), else not_found. Revoking a revoked token
+// succeeds and keeps the first revocation time.
+func (s *Store) RevokeToken(ctx context.Context, p *store.RevokeTokenParams) error {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ? AND project = ?`,
+			micros(p.Now), p.ID, p.Project)
+		if err != nil {
+			return fmt.Errorf("sqlite: revoke token: %w", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ward.Errorf(ward.CodeNotFound, "token %s not found", p.ID)
+	}
+	return nil
+}
+
+// CountTokens returns how many tokens were ever recorded, revoked and
+// expired ones included.
+func (s *Store) CountTokens(ctx context.Context) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM tokens`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count tokens: %w", err)
+	}
+	return n, nil
+}
+
+// functionCols are the columns scanned by scanFunction.
+const functionCols = `project, name, spec, code_digest, code_version, code_size, created_at, updated_at`
+
+func scanFunction(sc scanner) (ward.Function, error) {
+	var (
+		f                ward.Function
+		spec             string
+		created, updated int64
+	)
+	if err := sc.Scan(&f.Project, &f.Name, &spec, &f.CodeDigest, &f.CodeVersion, &f.CodeSize, &created, &updated); err != nil {
+		return ward.Function{}, err
+	}
+	if err := json.Unmarshal([]byte(spec), &f.Spec); err != nil {
+		return ward.Function{}, fmt.Errorf("function %s: decode spec: %w", f.Name, err)
+	}
+	f.CreatedAt = fromMicros(created)
+	f.UpdatedAt = fromMicros(updated)
+	return f, nil
+}
+
+// PutFunction creates or updates a function's spec; its code and creation
+// time stay. The project must exist (not_found).
+func (s *Store) PutFunction(ctx context.Context, p *store.PutFunctionParams) (ward.Function, error) {
+	spec, err := json.Marshal(p.Spec)
+	if err != nil {
+		return ward.Function{}, fmt.Errorf("sqlite: encode spec: %w", err)
+	}
+	var f ward.Function
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		ok, err := projectExists(ctx, tx, p.Project)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFoundProject(p.Project)
+		}
+		now := micros(p.Now)
+		f, err = scanFunction(tx.QueryRowContext(ctx, `INSERT INTO functions (project, name, spec, max_concurrency, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (project, name) DO UPDATE SET spec = excluded.spec, max_concurrency = excluded.max_concurrency,
+				updated_at = excluded.updated_at
+			RETURNING `+functionCols,
+			p.Project, p.Name, string(spec), p.Spec.Limits.MaxConcurrency, now, now))
+		if err != nil {
+			return fmt.Errorf("sqlite: put function: %w", err)
+		}
+		return nil
+	})
+	return f, err
+}
+
+// GetFunction returns a function, or not_found.
+func (s *Store) GetFunction(ctx context.Context, project, name string) (ward.Function, error) {
+	f, err := scanFunction(s.r.QueryRowContext(ctx, `SELECT `+functionCols+` FROM functions WHERE project = ? AND name = ?`, project, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return ward.Function{}, ward.Errorf(ward.CodeNotFound, "function %s not found", name)
+	}
+	if err != nil {
+		return ward.Function{}, fmt.Errorf("sqlite: get function: %w", err)
+	}
+	return f, nil
+}
+
+// ListFunctions returns a project's functions ordered by name; a missing
+// project → not_found.
+func (s *Store) ListFunctions(ctx context.Context, project string) ([]ward.Function, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+functionCols+` FROM functions WHERE project = ? ORDER BY name`, project)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list functions: %w", err)
+	}
+	defer rows.Close()
+	fs := []ward.Function{}
+	for rows.Next() {
+		f, err := scanFunction(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list functions: %w", err)
+		}
+		fs = append(fs, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list functions: %w", err)
+	}
+	if len(fs) == 0 {
+		if ok, err := projectExists(ctx, s.r, project); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, notFoundProject(project)
+		}
+	}
+	return fs, nil
+}
+
+// DeleteFunction removes a function and its local config; its tasks and code
+// blobs stay. A missing function → not_found.
+func (s *Store) DeleteFunction(ctx context.Context, project, name string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM functions WHERE project = ? AND name = ?`, project, name)
+		if err != nil {
+			return fmt.Errorf("sqlite: delete function: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ward.Errorf(ward.CodeNotFound, "function %s not found", name)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM config WHERE project = ? AND function = ?`, project, name); err != nil {
+			return fmt.Errorf("sqlite: delete function config: %w", err)
+		}
+		return nil
+	})
+}
+
+// PutCode stores the code under its digest (once per digest) and points the
+// function at it, bumping its code version. The digest must be
+// "sha256:<hex>" of the code (invalid_argument otherwise), so a blob stored
+// once can never be replaced by other content under the same name. A missing
+// function → not_found.
+func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Function, error) {
+	sum := sha256.Sum256(p.Code)
+	if want := "sha256:" + hex.EncodeToString(sum[:]); p.Digest != want {
+		return ward.Function{}, &ward.Error{Code: ward.CodeInvalidArgument, Field: "digest", Message: "digest: does not match the code"}
+	}
+	var f ward.Function
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		f, err = scanFunction(tx.QueryRowContext(ctx, `UPDATE functions
+			SET code_digest = ?, code_version = code_version + 1, code_size = ?, updated_at = ?
+			WHERE project = ? AND name = ? RETURNING `+functionCols,
+			p.Digest, len(p.Code), micros(p.Now), p.Project, p.Function))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ward.Errorf(ward.CodeNotFound, "function %s not found", p.Function)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: put code: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO code_blobs (digest, size, data, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (digest) DO NOTHING`, p.Digest, len(p.Code), p.Code, micros(p.Now)); err != nil {
+			return fmt.Errorf("sqlite: store code: %w", err)
+		}
+		return nil
+	})
+	return f, err
+}
+
+// GetCode returns the code blob with the digest, or not_found.
+func (s *Store) GetCode(ctx context.Context, digest string) ([]byte, error) {
+	var b []byte
+	err := s.r.QueryRowContext(ctx, `SELECT data FROM code_blobs WHERE digest = ?`, digest).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ward.Errorf(ward.CodeNotFound, "code %s not found", digest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get code: %w", err)
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	return b, nil
+}
+
+// PutConfig replaces a config object. The project, and the function when
+// Function is set, must exist (not_found).
+func (s *Store) PutConfig(ctx context.Context, p *store.PutConfigParams) error {
+	cfg := p.Config
+	if cfg == nil {
+		cfg = ward.Config{}
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("sqlite: encode config: %w", err)
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if err := configOwnerExists(ctx, tx, p.Project, p.Function); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO config (project, function, data, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (project, function) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
+			p.Project, p.Function, string(b), micros(p.Now)); err != nil {
+			return fmt.Errorf("sqlite: put config: %w", err)
+		}
+		return nil
+	})
+}
+
+// configOwnerExists returns not_found unless the project (and the function,
+// when set) exists.
+func configOwnerExists(ctx context.Context, q rowQuerier, project, function string) error {
+	var one int
+	var err error
+	if function == "" {
+		err = q.QueryRowContext(ctx, `SELECT 1 FROM projects WHERE name = ?`, project).Scan(&one)
+	} else {
+		err = q.QueryRowContext(ctx, `SELECT 1 FROM functions WHERE project = ? AND name = ?`, project, function).Scan(&one)
+	}
+	switch {
+	case errors.Is(err, sql.ErrNoRows) && function == "":
+		return notFoundProject(project)
+	case errors.Is(err, sql.ErrNoRows):
+		return ward.Errorf(ward.CodeNotFound, "function %s not found", function)
+	case err != nil:
+		return fmt.Errorf("sqlite: look up config owner: %w", err)
+	}
+	return nil
+}
+
+// GetConfig returns a config object; one never set is empty. A missing
+// project (or function, when set) → not_found.
+func (s *Store) GetConfig(ctx context.Context, project, function string) (ward.Config, error) {
+	var data string
+	err := s.r.QueryRowContext(ctx, `SELECT data FROM config WHERE project = ? AND function = ?`, project, function).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := configOwnerExists(ctx, s.r, project, function); err != nil {
+			return nil, err
+		}
+		return ward.Config{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get config: %w", err)
+	}
+	cfg := ward.Config{}
+	if err := json.Unmarshal([]byte(data), &cfg); err != nil {
+		return nil, fmt.Errorf("sqlite: decode config: %w", err)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,447 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/store"
+)
+
+// fnKey names a function across projects.
+type fnKey struct{ project, function string }
+
+// fnSlots is a function's concurrency limit and its running count.
+type fnSlots struct{ limit, running int }
+
+// LeaseTasks moves up to Max due queued tasks (run_at <= Now) to running for
+// RunnerID, in one write transaction. Tasks are taken by priority (highest
+// first), then run_at, then insertion order. Each leased task gets a new
+// random lease ID, lease_expires_at = Now+TTL, started_at = Now, and one more
+// attempt (attempts counts every started run).
+//
+// Admission: the memory_mb of the tasks leased in one call sums to at most
+// FreeMemoryMB; a task that does not fit is skipped and later ones are still
+// considered. A function whose spec sets max_concurrency N > 0 never has more
+// than N running tasks in the whole store. Tasks of a deleted function have
+// no concurrency limit.
+func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.Lease, error) {
+	switch {
+	case p.RunnerID == "":
+		return nil, ward.FieldError("runner_id", "is required")
+	case p.TTL <= 0:
+		return nil, ward.FieldError("ttl", "must be positive")
+	}
+	if p.Max <= 0 {
+		return nil, nil
+	}
+	now := micros(p.Now)
+	expires := micros(p.Now.Add(p.TTL))
+	qctx := context.WithoutCancel(ctx) // the transaction still ends with ctx
+	var leases []store.Lease
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		limits, err := s.functionSlots(qctx, tx)
+		if err != nil {
+			return err
+		}
+		picks, err := s.pickTasks(qctx, tx, p, now, limits)
+		if err != nil || len(picks) == 0 {
+			return err
+		}
+		ids, err := newLeaseIDs(len(picks))
+		if err != nil {
+			return err
+		}
+		upd := tx.StmtContext(ctx, s.st.leaseTask)
+		leases = make([]store.Lease, 0, len(picks))
+		for i, seq := range picks {
+			var payload []byte
+			rec, err := scanTask(upd.QueryRowContext(qctx, now, ids[i], p.RunnerID, expires, seq), &payload)
+			if err != nil {
+				return fmt.Errorf("sqlite: lease task: %w", err)
+			}
+			leases = append(leases, store.Lease{Task: rec, LeaseID: rec.LeaseID, ExpiresAt: rec.LeaseExpiresAt, Payload: payload})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return leases, nil
+}
+
+// functionSlots reads the concurrency limit and running count of every
+// function that has a limit.
+func (s *Store) functionSlots(ctx context.Context, tx *sql.Tx) (map[fnKey]*fnSlots, error) {
+	rows, err := tx.StmtContext(ctx, s.st.leaseLimits).QueryContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: lease: read limits: %w", err)
+	}
+	defer rows.Close()
+	limits := map[fnKey]*fnSlots{}
+	for rows.Next() {
+		var k fnKey
+		var sl fnSlots
+		if err := rows.Scan(&k.project, &k.function, &sl.limit, &sl.running); err != nil {
+			return nil, fmt.Errorf("sqlite: lease: read limits: %w", err)
+		}
+		limits[k] = &sl
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: lease: read limits: %w", err)
+	}
+	return limits, nil
+}
+
+// pickTasks chooses the tasks to lease and returns their seqs. It scans each
+// priority in lease order; every scan asks only for tasks that fit the
+// memory left and whose function is not at its limit at that moment, so a
+// blocked function's backlog is filtered by the index scan and never starves
+// the tasks behind it.
+func (s *Store) pickTasks(ctx context.Context, tx *sql.Tx, p *store.LeaseParams, now int64, limits map[fnKey]*fnSlots) ([]int64, error) {
+	var picks []int64
+	free := p.FreeMemoryMB
+	var static *sql.Stmt
+	for prio := ward.MaxPriority; prio >= ward.MinPriority && len(picks) < p.Max; prio-- {
+		curRun, curSeq := int64(math.MinInt64), int64(0)
+		for len(picks) < p.Max {
+			need := p.Max - len(picks)
+			args := []any{prio, now, free, curRun, curSeq}
+			var rows *sql.Rows
+			var err error
+			if q, extra := scanExcluding(limits); q == "" {
+				if static == nil {
+					static = tx.StmtContext(ctx, s.st.leaseScan)
+				}
+				rows, err = static.QueryContext(ctx, append(args, need)...)
+			} else {
+				rows, err = tx.QueryContext(ctx, q, append(append(args, extra...), need)...)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("sqlite: lease: scan: %w", err)
+			}
+			n := 0
+			for rows.Next() {
+				var seq, runAt int64
+				var mem int
+				var k fnKey
+				if err := rows.Scan(&seq, &runAt, &mem, &k.project, &k.function); err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("sqlite: lease: scan: %w", err)
+				}
+				n++
+				curRun, curSeq = runAt, seq
+				if mem > free {
+					continue
+				}
+				sl := limits[k]
+				if sl != nil && sl.running >= sl.limit {
+					continue
+				}
+				if sl != nil {
+					sl.running++
+				}
+				free -= mem
+				picks = append(picks, seq)
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return nil, fmt.Errorf("sqlite: lease: scan: %w", err)
+			}
+			if n < need {
+				break // this priority has no more candidates
+			}
+		}
+	}
+	return picks, nil
+}
+
+// scanExcluding returns the scan query that also skips the functions at
+// their limit, with the extra arguments; "" when none is.
+func scanExcluding(limits map[fnKey]*fnSlots) (string, []any) {
+	var extra []any
+	for k, sl := range limits {
+		if sl.running >= sl.limit {
+			extra = append(extra, k.project, k.function)
+		}
+	}
+	if len(extra) == 0 {
+		return "", nil
+	}
+	q := leaseScanSQL + ` AND (project, function) NOT IN (VALUES ` +
+		strings.TrimSuffix(strings.Repeat(`(?, ?), `, len(extra)/2), `, `) + `)` + leaseScanOrder
+	return q, extra
+}
+
+// newLeaseIDs returns n random lease IDs (128 bits, hex).
+func newLeaseIDs(n int) ([]string, error) {
+	b := make([]byte, 16*n)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("sqlite: lease id: %w", err)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = hex.EncodeToString(b[16*i : 16*(i+1)])
+	}
+	return ids, nil
+}
+
+// Heartbeat extends to Now+TTL each lease in Leases that is still held: the
+// task is running under that lease ID (an expired lease not yet reaped is
+// still held). It returns the task IDs whose lease is not held.
+func (s *Store) Heartbeat(ctx context.Context, p *store.HeartbeatParams) ([]string, error) {
+	if p.TTL <= 0 {
+		return nil, ward.FieldError("ttl", "must be positive")
+	}
+	if len(p.Leases) == 0 {
+		return nil, nil
+	}
+	expires := micros(p.Now.Add(p.TTL))
+	qctx := context.WithoutCancel(ctx)
+	var lost []string
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		lost = lost[:0]
+		hb := tx.StmtContext(ctx, s.st.heartbeat)
+		for _, ref := range p.Leases {
+			res, err := hb.ExecContext(qctx, expires, ref.TaskID, ref.LeaseID)
+			if err != nil {
+				return fmt.Errorf("sqlite: heartbeat: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				lost = append(lost, ref.TaskID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return lost, nil
+}
+
+// CompleteTasks applies finished runs in one transaction; errs[i] belongs to
+// Completions[i]. A completion applies only while its task is running under
+// its lease ID; otherwise its error is ward.ErrStaleLease and the task is not
+// touched.
+//
+// Status succeeded or failed ends the task: finished_at = Now, error, exit
+// code, usage, result and log as given, lease cleared. Status queued is a
+// retry at RunAt: error, exit code, usage and log of the run stay visible,
+// the lease and started_at are cleared, and a PlatformRetry counts one more
+// platform try (attempts keeps counting the run: the runs a task used of its
+// own budget are attempts - platform_tries). Any other status is
+// invalid_argument for that completion.
+func (s *Store) CompleteTasks(ctx context.Context, p *store.CompleteParams) ([]error, error) {
+	errs := make([]error, len(p.Completions))
+	qctx := context.WithoutCancel(ctx)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		clear(errs)
+		var final, requeue, put, del *sql.Stmt
+		for i := range p.Completions {
+			c := &p.Completions[i]
+			var row *sql.Row
+			ec, em := taskErrorArgs(c.Error)
+			peak, cpu, dur := usageArgs(c.Usage)
+			switch c.Status {
+			case ward.StatusSucceeded, ward.StatusFailed:
+				if final == nil {
+					final = tx.StmtContext(ctx, s.st.completeFinal)
+				}
+				row = final.QueryRowContext(qctx, string(c.Status), micros(c.Now), ec, em, exitArg(c.ExitCode),
+					peak, cpu, dur, c.TaskID, c.LeaseID)
+			case ward.StatusQueued:
+				if requeue == nil {
+					requeue = tx.StmtContext(ctx, s.st.completeRequeue)
+				}
+				tries := 0
+				if c.PlatformRetry {
+					tries = 1
+				}
+				row = requeue.QueryRowContext(qctx, micros(c.RunAt), ec, em, exitArg(c.ExitCode),
+					peak, cpu, dur, tries, c.TaskID, c.LeaseID)
+			default:
+				errs[i] = ward.FieldError("status", "task %s: cannot complete with status %q", c.TaskID, c.Status)
+				continue
+			}
+			var seq int64
+			if err := row.Scan(&seq); errors.Is(err, sql.ErrNoRows) {
+				errs[i] = ward.Errorf(ward.CodeStaleLease, "task %s: lease not held", c.TaskID)
+				continue
+			} else if err != nil {
+				return fmt.Errorf("sqlite: complete task: %w", err)
+			}
+			if put == nil {
+				put = tx.StmtContext(ctx, s.st.putBody)
+				del = tx.StmtContext(ctx, s.st.deleteBody)
+			}
+			for _, b := range []struct {
+				kind int
+				data []byte
+			}{{kindResult, c.Result}, {kindLog, c.Log}} {
+				var err error
+				if len(b.data) > 0 {
+					_, err = put.ExecContext(qctx, bodyID(seq, b.kind), b.data)
+				} else {
+					_, err = del.ExecContext(qctx, bodyID(seq, b.kind))
+				}
+				if err != nil {
+					return fmt.Errorf("sqlite: complete task: store body: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// ExpireLeases reaps running tasks whose lease expired before Now. A task
+// with fewer than PlatformRetries platform tries goes back to the queue at
+// Now with one more platform try and error lease_expired (its attempt still
+// counts); any other fails with lease_expired at Now. It returns the IDs of
+// both kinds.
+func (s *Store) ExpireLeases(ctx context.Context, p *store.ExpireParams) ([]string, error) {
+	now := micros(p.Now)
+	var ids []string
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		ids = ids[:0]
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`UPDATE tasks INDEXED BY tasks_running SET status = 'failed', finished_at = ?,
+				error_code = 'lease_expired', error_message = 'the lease expired',
+				lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+				WHERE status = 'running' AND lease_expires_at < ? AND platform_tries >= ? RETURNING id`,
+				[]any{now, now, p.PlatformRetries}},
+			{`UPDATE tasks INDEXED BY tasks_running SET status = 'queued', run_at = ?, platform_tries = platform_tries + 1,
+				error_code = 'lease_expired', error_message = 'the lease expired',
+				started_at = NULL, lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+				WHERE status = 'running' AND lease_expires_at < ? AND platform_tries < ? RETURNING id`,
+				[]any{now, now, p.PlatformRetries}},
+		} {
+			got, err := queryIDs(ctx, tx, q.sql, q.args...)
+			if err != nil {
+				return fmt.Errorf("sqlite: expire leases: %w", err)
+			}
+			ids = append(ids, got...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// RequeueRunner puts every task running for RunnerID back in the queue at
+// Now. The interrupted run does not count: attempts goes down by one. The
+// lease and started_at are cleared. It returns the task IDs.
+func (s *Store) RequeueRunner(ctx context.Context, p *store.RequeueRunnerParams) ([]string, error) {
+	var ids []string
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		ids, err = queryIDs(ctx, tx, `UPDATE tasks INDEXED BY tasks_running SET status = 'queued', run_at = ?,
+			attempts = max(attempts - 1, 0), started_at = NULL, lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+			WHERE status = 'running' AND runner_id = ? RETURNING id`, micros(p.Now), p.RunnerID)
+		if err != nil {
+			return fmt.Errorf("sqlite: requeue runner: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// queryIDs runs a statement returning one text column and collects it.
+func queryIDs(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// CancelTask cancels a queued or running task of the project: status
+// cancelled, finished_at = Now, error cancelled, lease cleared (so the
+// runner's next heartbeat reports it lost and its completion is stale). A
+// finished task → invalid_state; a missing one → not_found.
+func (s *Store) CancelTask(ctx context.Context, p *store.CancelParams) (store.TaskRecord, error) {
+	return s.transition(ctx, p.Project, p.ID, `UPDATE tasks SET status = 'cancelled', finished_at = ?,
+		error_code = 'cancelled', error_message = 'the task was cancelled',
+		lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+		WHERE id = ? AND project = ? AND status IN ('queued', 'running') RETURNING `+taskCols+`, seq`,
+		"cancel", micros(p.Now), nil)
+}
+
+// RetryTask re-queues a finished task of the project at Now with a fresh
+// budget: attempts and platform tries 0; error, exit code, usage, result,
+// log, started_at and finished_at cleared. A queued or running task →
+// invalid_state; a missing one → not_found.
+func (s *Store) RetryTask(ctx context.Context, p *store.RetryParams) (store.TaskRecord, error) {
+	return s.transition(ctx, p.Project, p.ID, `UPDATE tasks SET status = 'queued', run_at = ?,
+		attempts = 0, platform_tries = 0, error_code = NULL, error_message = NULL, exit_code = NULL,
+		usage_peak_memory = NULL, usage_cpu_ms = NULL, usage_duration_ms = NULL,
+		started_at = NULL, finished_at = NULL, lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+		WHERE id = ? AND project = ? AND status IN ('succeeded', 'failed', 'cancelled') RETURNING `+taskCols+`, seq`,
+		"retry", micros(p.Now), func(tx *sql.Tx, seq int64) error {
+			_, err := tx.ExecContext(ctx, `DELETE FROM task_bodies WHERE id IN (?, ?)`, bodyID(seq, kindResult), bodyID(seq, kindLog))
+			return err
+		})
+}
+
+// transition applies a single-task UPDATE … RETURNING taskCols, seq; when
+// it matches nothing it tells not_found from invalid_state. after, when set,
+// runs next in the same transaction with the task's seq.
+func (s *Store) transition(ctx context.Context, project, id, q, verb string, now int64,
+	after func(tx *sql.Tx, seq int64) error) (store.TaskRecord, error) {
+	var rec store.TaskRecord
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var seq int64
+		var err error
+		rec, err = scanTask(tx.QueryRowContext(ctx, q, now, id, project), &seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			var status string
+			err := tx.QueryRowContext(ctx, `SELECT status FROM tasks WHERE id = ? AND project = ?`, id, project).Scan(&status)
+			if errors.Is(err, sql.ErrNoRows) {
+				return notFoundTask(id)
+			}
+			if err != nil {
+				return fmt.Errorf("sqlite: %s task: %w", verb, err)
+			}
+			return ward.Errorf(ward.CodeInvalidState, "cannot %s task %s: it is %s", verb, id, status)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: %s task: %w", verb, err)
+		}
+		if after != nil {
+			if err := after(tx, seq); err != nil {
+				return fmt.Errorf("sqlite: %s task: %w", verb, err)
+			}
+		}
+		return nil
+	})
+	return rec, err
+}

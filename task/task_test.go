@@ -1,0 +1,495 @@
+package task
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// testEnv is an env rooted in a temporary directory, with captured output.
+type testEnv struct {
+	*env
+	root           string
+	stdout, stderr *bytes.Buffer
+	exitCode       *int
+}
+
+// newTestEnv returns an env whose default files live under a fresh
+// temporary directory, with the given environment variables and stdin.
+func newTestEnv(t *testing.T, vars map[string]string, stdin string) testEnv {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "ward", "secrets"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	te := testEnv{
+		root:     root,
+		stdout:   new(bytes.Buffer),
+		stderr:   new(bytes.Buffer),
+		exitCode: new(int),
+	}
+	*te.exitCode = -1
+	te.env = &env{
+		lookup: func(k string) (string, bool) {
+			v, ok := vars[k]
+			return v, ok
+		},
+		payloadFile: filepath.Join(root, "ward", "payload"),
+		configFile:  filepath.Join(root, "ward", "config.json"),
+		secretsDir:  filepath.Join(root, "ward", "secrets"),
+		stdin:       strings.NewReader(stdin),
+		stdout:      te.stdout,
+		stderr:      te.stderr,
+		exit:        func(code int) { *te.exitCode = code },
+	}
+	return te
+}
+
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPayloadSources(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		envFile      string // WARD_PAYLOAD_FILE relative to root; "" = unset
+		writeEnv     bool   // write the file named by WARD_PAYLOAD_FILE
+		writeDefault bool
+		stdin        string
+		want         string
+	}{
+		{name: "env file", envFile: "custom/p", writeEnv: true, writeDefault: true, stdin: "stdin", want: "from env file"},
+		{name: "env file missing falls back to default", envFile: "custom/missing", writeDefault: true, stdin: "stdin", want: "from default"},
+		{name: "default file", writeDefault: true, stdin: "stdin", want: "from default"},
+		{name: "stdin", stdin: `{"from":"stdin"}`, want: `{"from":"stdin"}`},
+		{name: "env file missing and no default uses stdin", envFile: "nope", stdin: "in", want: "in"},
+		{name: "empty stdin", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			vars := map[string]string{}
+			te := newTestEnv(t, vars, tt.stdin)
+			if tt.envFile != "" {
+				vars[EnvPayloadFile] = filepath.Join(te.root, tt.envFile)
+			}
+			if tt.writeEnv {
+				writeFile(t, vars[EnvPayloadFile], "from env file")
+			}
+			if tt.writeDefault {
+				writeFile(t, te.payloadFile, "from default")
+			}
+			got, err := te.payload()
+			if err != nil {
+				t.Fatalf("payload: %v", err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("payload = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPayloadReadError(t *testing.T) {
+	t.Parallel()
+	te := newTestEnv(t, nil, "stdin must not be used")
+	// A directory where the payload file should be is a read error, not a
+	// missing file: it must be reported, not papered over with stdin.
+	if err := os.MkdirAll(te.payloadFile, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.payload(); err == nil {
+		t.Fatal("payload: want an error for a directory")
+	}
+}
+
+func TestDecode(t *testing.T) {
+	t.Parallel()
+	type req struct {
+		Name  string `json:"name"`
+		Count int    `json:"count"`
+	}
+	tests := []struct {
+		name    string
+		payload string
+		want    req
+		wantErr bool
+	}{
+		{name: "object", payload: `{"name":"Ada","count":3}`, want: req{"Ada", 3}},
+		{name: "unknown fields ignored", payload: `{"name":"Ada","extra":[1,2]}`, want: req{Name: "Ada", Count: 7}},
+		{name: "empty leaves v", payload: "", want: req{Count: 7}},
+		{name: "whitespace leaves v", payload: " \n\t", want: req{Count: 7}},
+		{name: "null leaves v", payload: "null", want: req{Count: 7}},
+		{name: "surrounding whitespace", payload: "\n {\"name\":\"B\"} \n", want: req{Name: "B", Count: 7}},
+		{name: "invalid json", payload: `{"name":`, wantErr: true},
+		{name: "not json", payload: `hello`, wantErr: true},
+		{name: "wrong type", payload: `{"count":"x"}`, wantErr: true},
+		{name: "trailing data", payload: `{"name":"A"} {"name":"B"}`, wantErr: true},
+		{name: "trailing garbage", payload: `{"name":"A"}x`, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			te := newTestEnv(t, nil, tt.payload)
+			got := req{Count: 7}
+			err := te.decode(&got)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("decode(%q) = nil error, want one (v = %+v)", tt.payload, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("decode(%q): %v", tt.payload, err)
+			}
+			if got != tt.want {
+				t.Errorf("decode(%q) = %+v, want %+v", tt.payload, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeReadsPayloadFile(t *testing.T) {
+	t.Parallel()
+	te := newTestEnv(t, nil, `{"name":"stdin"}`)
+	writeFile(t, te.payloadFile, `{"name":"file"}`)
+	var v struct{ Name string }
+	if err := te.decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Name != "file" {
+		t.Errorf("Name = %q, want %q", v.Name, "file")
+	}
+}
+
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		content *string // nil = no file
+		want    map[string]string
+		wantErr bool
+	}{
+		{name: "missing", want: map[string]string{}},
+		{name: "object", content: ptr(`{"region":"eu","mode":"fast"}`), want: map[string]string{"region": "eu", "mode": "fast"}},
+		{name: "empty object", content: ptr(`{}`), want: map[string]string{}},
+		{name: "empty file", content: ptr(``), want: map[string]string{}},
+		{name: "null", content: ptr(`null`), want: map[string]string{}},
+		{name: "invalid", content: ptr(`{"a":`), wantErr: true},
+		{name: "non-string value", content: ptr(`{"a":1}`), wantErr: true},
+		{name: "array", content: ptr(`["a"]`), wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			te := newTestEnv(t, nil, "")
+			if tt.content != nil {
+				writeFile(t, te.configFile, *tt.content)
+			}
+			got, err := te.config()
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("config = %v, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("config: %v", err)
+			}
+			if got == nil {
+				t.Fatal("config returned a nil map")
+			}
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("config = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigEnvFile(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{}
+	te := newTestEnv(t, vars, "")
+	writeFile(t, te.configFile, `{"from":"default"}`)
+	vars[EnvConfigFile] = filepath.Join(te.root, "elsewhere.json")
+	writeFile(t, vars[EnvConfigFile], `{"from":"env"}`)
+	got, err := te.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["from"] != "env" {
+		t.Errorf("config = %v, want the file named by %s", got, EnvConfigFile)
+	}
+}
+
+func TestSecret(t *testing.T) {
+	t.Parallel()
+	te := newTestEnv(t, nil, "")
+	writeFile(t, filepath.Join(te.secretsDir, "api-key"), "s3cr3t-value")
+	writeFile(t, filepath.Join(te.secretsDir, "db.password"), "pw")
+	writeFile(t, filepath.Join(te.root, "ward", "outside"), "must not be readable")
+
+	for name, want := range map[string]string{"api-key": "s3cr3t-value", "db.password": "pw"} {
+		got, err := te.secret(name)
+		if err != nil {
+			t.Fatalf("secret(%q): %v", name, err)
+		}
+		if string(got) != want {
+			t.Errorf("secret(%q) = %q, want %q", name, got, want)
+		}
+	}
+
+	_, err := te.secret("missing")
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("secret(missing) error = %v, want fs.ErrNotExist", err)
+	}
+	if errors.Is(err, ErrInvalidSecretName) {
+		t.Errorf("secret(missing) error = %v, must not be ErrInvalidSecretName", err)
+	}
+
+	for _, name := range []string{"", ".", "..", "../outside", "a/b", `a\b`, "/etc/passwd", "x\x00y", "sub/../../outside"} {
+		got, err := te.secret(name)
+		if !errors.Is(err, ErrInvalidSecretName) {
+			t.Errorf("secret(%q) = %q, %v; want ErrInvalidSecretName", name, got, err)
+		}
+	}
+}
+
+func TestSecretEnvDir(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{}
+	te := newTestEnv(t, vars, "")
+	vars[EnvSecretsDir] = filepath.Join(te.root, "other")
+	writeFile(t, filepath.Join(vars[EnvSecretsDir], "token"), "abc")
+	writeFile(t, filepath.Join(te.secretsDir, "token"), "default")
+	got, err := te.secret("token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "abc" {
+		t.Errorf("secret = %q, want the one under %s", got, EnvSecretsDir)
+	}
+}
+
+func TestSecretReadError(t *testing.T) {
+	t.Parallel()
+	te := newTestEnv(t, nil, "")
+	// A directory named like the secret makes the read fail with something
+	// other than "does not exist".
+	if err := os.MkdirAll(filepath.Join(te.secretsDir, "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := te.secret("dir")
+	if err == nil {
+		t.Fatal("secret(dir): want an error")
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("secret(dir) error = %v; a read error is not a missing secret", err)
+	}
+}
+
+func TestIdentity(t *testing.T) {
+	t.Parallel()
+	te := newTestEnv(t, map[string]string{
+		EnvTaskID:   "t_0123",
+		EnvProject:  "acme",
+		EnvFunction: "resize",
+		EnvAttempt:  "2",
+	}, "")
+	if got := te.get(EnvTaskID); got != "t_0123" {
+		t.Errorf("task id = %q", got)
+	}
+	if got := te.attempt(); got != 2 {
+		t.Errorf("attempt = %d, want 2", got)
+	}
+	empty := newTestEnv(t, nil, "")
+	if got := empty.get(EnvProject); got != "" {
+		t.Errorf("project outside ward = %q, want empty", got)
+	}
+}
+
+func TestAttempt(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		value string
+		set   bool
+		want  int
+	}{
+		{"1", true, 1},
+		{"17", true, 17},
+		{"", true, 0},
+		{"", false, 0},
+		{"x", true, 0},
+		{"-3", true, 0},
+		{"1.5", true, 0},
+		{"99999999999999999999999", true, 0},
+	}
+	for _, tt := range tests {
+		vars := map[string]string{}
+		if tt.set {
+			vars[EnvAttempt] = tt.value
+		}
+		te := newTestEnv(t, vars, "")
+		if got := te.attempt(); got != tt.want {
+			t.Errorf("attempt(%q, set=%v) = %d, want %d", tt.value, tt.set, got, tt.want)
+		}
+	}
+}
+
+func TestResult(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		v    any
+		want string
+	}{
+		{"struct", struct {
+			Greeting string `json:"greeting"`
+		}{"Hello, Ada!"}, `{"greeting":"Hello, Ada!"}`},
+		{"no html escaping", map[string]string{"html": "<a&b>"}, `{"html":"<a&b>"}`},
+		{"number", 42, `42`},
+		{"nil", nil, `null`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			te := newTestEnv(t, nil, "")
+			if err := te.result(tt.v); err != nil {
+				t.Fatal(err)
+			}
+			if got := te.stdout.String(); got != tt.want {
+				t.Errorf("stdout = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+func TestResultErrors(t *testing.T) {
+	t.Parallel()
+	te := newTestEnv(t, nil, "")
+	if err := te.result(make(chan int)); err == nil {
+		t.Error("result(chan): want an encode error")
+	}
+	if te.stdout.Len() != 0 {
+		t.Errorf("a failed encode wrote %q", te.stdout.String())
+	}
+	te.stdout = nil
+	te.env.stdout = failingWriter{}
+	if err := te.result(1); err == nil {
+		t.Error("result to a broken stdout: want an error")
+	}
+}
+
+func TestLogf(t *testing.T) {
+	t.Parallel()
+	te := newTestEnv(t, nil, "")
+	te.logf("resized %d images", 3)
+	te.logf("done\n")
+	if got, want := te.stderr.String(), "resized 3 images\ndone\n"; got != want {
+		t.Errorf("stderr = %q, want %q", got, want)
+	}
+	if te.stdout.Len() != 0 {
+		t.Errorf("logf wrote to stdout: %q", te.stdout.String())
+	}
+}
+
+func TestFail(t *testing.T) {
+	t.Parallel()
+	te := newTestEnv(t, nil, "")
+	te.fail(errors.New("bad input"))
+	if *te.exitCode != 1 {
+		t.Errorf("exit code = %d, want 1", *te.exitCode)
+	}
+	if got, want := te.stderr.String(), "error: bad input\n"; got != want {
+		t.Errorf("stderr = %q, want %q", got, want)
+	}
+
+	te = newTestEnv(t, nil, "")
+	te.fail(nil)
+	if *te.exitCode != 1 {
+		t.Errorf("fail(nil) exit code = %d, want 1", *te.exitCode)
+	}
+	if te.stderr.Len() == 0 {
+		t.Error("fail(nil) logged nothing")
+	}
+}
+
+// TestProcessEnv checks the exported functions read the real environment.
+// It uses t.Setenv and so cannot run in parallel.
+func TestProcessEnv(t *testing.T) {
+	dir := t.TempDir()
+	payload := filepath.Join(dir, "payload")
+	config := filepath.Join(dir, "config.json")
+	secrets := filepath.Join(dir, "secrets")
+	writeFile(t, payload, `{"name":"Ada"}`)
+	writeFile(t, config, `{"k":"v"}`)
+	writeFile(t, filepath.Join(secrets, "s"), "value")
+	t.Setenv(EnvPayloadFile, payload)
+	t.Setenv(EnvConfigFile, config)
+	t.Setenv(EnvSecretsDir, secrets)
+	t.Setenv(EnvTaskID, "t_1")
+	t.Setenv(EnvProject, "p")
+	t.Setenv(EnvFunction, "f")
+	t.Setenv(EnvAttempt, "3")
+
+	if got, err := Payload(); err != nil || string(got) != `{"name":"Ada"}` {
+		t.Errorf("Payload() = %q, %v", got, err)
+	}
+	var v struct{ Name string }
+	if err := Decode(&v); err != nil || v.Name != "Ada" {
+		t.Errorf("Decode = %+v, %v", v, err)
+	}
+	if got, err := Config(); err != nil || got["k"] != "v" {
+		t.Errorf("Config() = %v, %v", got, err)
+	}
+	if got, err := Secret("s"); err != nil || string(got) != "value" {
+		t.Errorf("Secret(s) = %q, %v", got, err)
+	}
+	if ID() != "t_1" || Project() != "p" || Function() != "f" || Attempt() != 3 {
+		t.Errorf("identity = %q %q %q %d", ID(), Project(), Function(), Attempt())
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, seed := range []string{
+		``, ` `, `null`, `{}`, `{"name":"Ada"}`, `[1,2,3]`, `"x"`, `{"a":1} x`,
+		`{"a":`, `{"a":"\ud800"}`, "{\"a\":\"\xff\"}", `1e999`, `{} {}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var v json.RawMessage
+		err := unmarshal(data, &v)
+		if len(bytes.TrimSpace(data)) == 0 {
+			if err != nil || v != nil {
+				t.Fatalf("empty input: v = %v, err = %v", v, err)
+			}
+			return
+		}
+		if err == nil && !json.Valid(data) {
+			t.Fatalf("accepted invalid JSON %q", data)
+		}
+		if err != nil && json.Valid(data) {
+			t.Fatalf("rejected valid JSON %q: %v", data, err)
+		}
+	})
+}
+
+func ptr(s string) *string { return &s }
