@@ -185,8 +185,10 @@ func TestRoutes(t *testing.T) {
 			},
 		},
 		{
-			name:     "UploadCode",
-			call:     func(c *Client) (any, error) { return c.UploadCode(ctx, "p", "resize", []byte("\x00asm\x01\x00\x00\x00")) },
+			name: "UploadCode",
+			call: func(c *Client) (any, error) {
+				return c.UploadCode(ctx, "p", "resize", []byte("\x00asm\x01\x00\x00\x00"))
+			},
 			respBody: `{"digest":"sha256:ab","version":3,"size":8,"scan":"ok"}`,
 			method:   "PUT", path: "/v1/projects/p/functions/resize/code", ctype: "application/wasm",
 			reqRaw: "\x00asm\x01\x00\x00\x00",
@@ -480,7 +482,10 @@ func TestErrors(t *testing.T) {
 		{
 			name: "field",
 			rep:  reply{status: 400, body: `{"error":{"code":"invalid_argument","message":"tasks[3].priority: out of range","field":"tasks[3].priority"}}`},
-			call: func(c *Client) error { _, err := c.SubmitBatch(ctx, "p", []ward.SubmitRequest{{Function: "f"}}); return err },
+			call: func(c *Client) error {
+				_, err := c.SubmitBatch(ctx, "p", []ward.SubmitRequest{{Function: "f"}})
+				return err
+			},
 			want: APIError{Status: 400, Code: ward.CodeInvalidArgument, Message: "tasks[3].priority: out of range", Field: "tasks[3].priority"},
 		},
 		{

@@ -33,6 +33,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Environment variables set by ward for every task.
@@ -153,7 +154,7 @@ func (e *env) payload() ([]byte, error) {
 		if err == nil {
 			return b, nil
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
+		if !missing(err) {
 			return nil, fmt.Errorf("task: read payload: %w", err)
 		}
 	}
@@ -190,7 +191,7 @@ func unmarshal(b []byte, v any) error {
 func (e *env) config() (map[string]string, error) {
 	name := e.path(EnvConfigFile, e.configFile)
 	b, err := os.ReadFile(name)
-	if errors.Is(err, fs.ErrNotExist) {
+	if missing(err) {
 		return map[string]string{}, nil
 	}
 	if err != nil {
@@ -209,6 +210,13 @@ func (e *env) config() (map[string]string, error) {
 	return cfg, nil
 }
 
+// missing reports whether err from opening a file means it is absent. Under
+// WASI, a path outside every directory the runtime mounted fails with EBADF
+// rather than ENOENT: /ward itself is absent, so the file is too.
+func missing(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.EBADF)
+}
+
 // validSecretName reports whether name names a file directly inside the
 // secrets directory.
 func validSecretName(name string) bool {
@@ -222,7 +230,7 @@ func (e *env) secret(name string) ([]byte, error) {
 	dir := e.path(EnvSecretsDir, e.secretsDir)
 	b, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if missing(err) {
 			return nil, fmt.Errorf("task: secret %q is not set: %w", name, fs.ErrNotExist)
 		}
 		return nil, fmt.Errorf("task: read secret %q: %w", name, err)

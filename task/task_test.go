@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -490,6 +491,26 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("rejected valid JSON %q: %v", data, err)
 		}
 	})
+}
+
+func TestMissing(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&fs.PathError{Op: "open", Path: "/ward/payload", Err: fs.ErrNotExist}, true},
+		{&fs.PathError{Op: "open", Path: "/ward/payload", Err: syscall.ENOENT}, true},
+		{&fs.PathError{Op: "open", Path: "/ward/payload", Err: syscall.EBADF}, true}, // WASI: /ward not mounted
+		{&fs.PathError{Op: "open", Path: "/ward/payload", Err: syscall.EACCES}, false},
+		{&fs.PathError{Op: "read", Path: "/ward/payload", Err: syscall.EISDIR}, false},
+		{errors.New("other"), false},
+	}
+	for _, tt := range tests {
+		if got := missing(tt.err); got != tt.want {
+			t.Errorf("missing(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
 }
 
 func ptr(s string) *string { return &s }

@@ -12,7 +12,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	pathpkg "path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -35,10 +37,10 @@ type keyInputs struct {
 
 // cacheKey returns the hex SHA-256 of the toolchain version, the relevant
 // environment, the package's path in its module, and the content of every
-// file in the module tree and in every directory a go.mod replace directive
-// points at. All files count, not only .go files, since //go:embed can pull
-// in any of them. Skipped: directories whose names start with "." (such as
-// .git), nested modules (directories with their own go.mod), and skip.
+// file that can affect the build (see hashTree) in the module tree and in
+// every directory a go.mod replace directive points at. Skipped: directories
+// whose names start with "." (such as .git), nested modules (directories
+// with their own go.mod), and skip.
 func cacheKey(in keyInputs) (string, error) {
 	h := sha256.New()
 	field := func(name, value string) {
@@ -79,9 +81,20 @@ func cacheKey(in keyInputs) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// hashTree feeds h the relative path and content digest of every file under
-// root, in lexical order (the order filepath.WalkDir visits them).
+// hashTree feeds h the relative path and content digest of every file
+// under root that can change a build: Go and assembly sources, go.mod,
+// go.sum and everything under vendor/, plus every file in or below a
+// directory whose Go files mention //go:embed (an embed pattern can name any
+// file there). Other files, such as binaries or documents elsewhere in the
+// tree, do not count. Files are fed in lexical order of their paths.
 func hashTree(h hash.Hash, label, root, skip string) error {
+	type file struct {
+		rel, path string
+		d         fs.DirEntry
+		sum       string
+	}
+	var sources, others []file
+	embedDirs := map[string]bool{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -102,41 +115,101 @@ func hashTree(h hash.Hash, label, root, skip string) error {
 		if err != nil {
 			return err
 		}
-		sum, err := fileDigest(path, d)
+		f := file{rel: filepath.ToSlash(rel), path: path, d: d}
+		if !buildInput(f.rel) {
+			others = append(others, f)
+			return nil
+		}
+		sum, embeds, err := fileDigest(path, d, strings.HasSuffix(f.rel, ".go"))
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(h, "%s %d:%s %s\n", label, len(rel), filepath.ToSlash(rel), sum)
+		if embeds {
+			embedDirs[pathpkg.Dir(f.rel)] = true
+		}
+		f.sum = sum
+		sources = append(sources, f)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("gobuild: hash sources under %s: %w", root, err)
 	}
+	files := sources
+	for _, f := range others {
+		if !underAny(f.rel, embedDirs) {
+			continue
+		}
+		if f.sum, _, err = fileDigest(f.path, f.d, false); err != nil {
+			return fmt.Errorf("gobuild: hash sources under %s: %w", root, err)
+		}
+		files = append(files, f)
+	}
+	slices.SortFunc(files, func(a, b file) int { return strings.Compare(a.rel, b.rel) })
+	for _, f := range files {
+		fmt.Fprintf(h, "%s %d:%s %s\n", label, len(f.rel), f.rel, f.sum)
+	}
 	return nil
 }
 
+// buildInput reports whether a file (slash-separated path relative to the
+// module root) is read by every build that includes its directory.
+func buildInput(rel string) bool {
+	base := pathpkg.Base(rel)
+	switch {
+	case base == "go.mod", base == "go.sum", strings.HasPrefix(rel, "vendor/"):
+		return true
+	}
+	switch pathpkg.Ext(base) {
+	case ".go", ".s", ".syso":
+		return true
+	}
+	return false
+}
+
+// underAny reports whether the file rel lies in or below one of dirs.
+func underAny(rel string, dirs map[string]bool) bool {
+	for d := pathpkg.Dir(rel); ; d = pathpkg.Dir(d) {
+		if dirs[d] {
+			return true
+		}
+		if d == "." || d == "/" {
+			return false
+		}
+	}
+}
+
 // fileDigest returns the hex SHA-256 of a file's content, following a
-// symlink. Anything else (a dangling symlink, a link to a directory, a pipe)
-// is identified by its type and link target, and never opened.
-func fileDigest(path string, d fs.DirEntry) (string, error) {
+// symlink, and, when scanEmbed is set, whether the content mentions
+// //go:embed. Anything but a regular file (a dangling symlink, a link to a
+// directory, a pipe) is identified by its type and link target instead, and
+// never opened.
+func fileDigest(path string, d fs.DirEntry, scanEmbed bool) (sum string, embeds bool, err error) {
 	fi, err := os.Stat(path)
 	if err == nil && fi.Mode().IsRegular() {
+		if scanEmbed {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return "", false, err
+			}
+			s := sha256.Sum256(b)
+			return hex.EncodeToString(s[:]), bytes.Contains(b, []byte("//go:embed")), nil
+		}
 		f, err := os.Open(path)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		defer f.Close()
 		h := sha256.New()
 		if _, err := io.Copy(h, f); err != nil {
-			return "", err
+			return "", false, err
 		}
-		return hex.EncodeToString(h.Sum(nil)), nil
+		return hex.EncodeToString(h.Sum(nil)), false, nil
 	}
 	if err != nil && (d.Type()&fs.ModeSymlink == 0 || !errors.Is(err, fs.ErrNotExist)) {
-		return "", err
+		return "", false, err
 	}
 	target, _ := os.Readlink(path)
-	return "special:" + d.Type().String() + ":" + strconv.Quote(target), nil
+	return "special:" + d.Type().String() + ":" + strconv.Quote(target), false, nil
 }
 
 // localReplaces returns the file-system targets of go.mod replace

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -15,15 +16,18 @@ func TestCacheKey(t *testing.T) {
 	root := filepath.Join(base, "mod")
 	lib := filepath.Join(base, "lib")
 	writeTree(t, root, map[string]string{
-		"go.mod":              "module example.com/app\n\ngo 1.22\n\nreplace example.com/lib => ../lib\n",
-		"go.sum":              "",
-		"cmd/app/main.go":     "package main\n",
-		"cmd/app/data.txt":    "data",
-		".git/HEAD":           "ref: refs/heads/main\n",
-		"nested/go.mod":       "module example.com/nested\n",
-		"nested/x.go":         "package nested\n",
-		"cache/old.wasm":      "\x00asm",
-		"internal/pkg/pkg.go": "package pkg\n",
+		"go.mod":               "module example.com/app\n\ngo 1.22\n\nreplace example.com/lib => ../lib\n",
+		"go.sum":               "",
+		"cmd/app/main.go":      "package main\n\nimport _ \"embed\"\n\n//go:embed data.txt static\nvar data string\n",
+		"cmd/app/data.txt":     "data",
+		"cmd/app/static/a.css": "a{}",
+		"README.md":            "# app\n",
+		"app.bin":              "\x7fELF",
+		".git/HEAD":            "ref: refs/heads/main\n",
+		"nested/go.mod":        "module example.com/nested\n",
+		"nested/x.go":          "package nested\n",
+		"cache/old.wasm":       "\x00asm",
+		"internal/pkg/pkg.go":  "package pkg\n",
 	})
 	writeTree(t, lib, map[string]string{"go.mod": "module example.com/lib\n", "lib.go": "package lib\n"})
 
@@ -59,6 +63,8 @@ func TestCacheKey(t *testing.T) {
 		{"nested module", func() { writeTree(t, root, map[string]string{"nested/x.go": "package nested // edited\n"}) }},
 		{"cache dir", func() { writeTree(t, root, map[string]string{"cache/new.wasm": "x"}) }},
 		{"unrelated env", func() { in.env = append(in.env, "HOME=/elsewhere") }},
+		{"binary outside embed dirs", func() { writeTree(t, root, map[string]string{"app.bin": "\x7fELF v2", "internal/pkg/notes.txt": "x"}) }},
+		{"document", func() { writeTree(t, root, map[string]string{"README.md": "# app v2\n"}) }},
 	}
 	for _, c := range unchanged {
 		c.edit()
@@ -73,15 +79,19 @@ func TestCacheKey(t *testing.T) {
 		name string
 		edit func()
 	}{
-		{"go source", func() { writeTree(t, root, map[string]string{"cmd/app/main.go": "package main // v2\n"}) }},
 		{"embeddable file", func() { writeTree(t, root, map[string]string{"cmd/app/data.txt": "data v2"}) }},
+		{"embeddable file below", func() { writeTree(t, root, map[string]string{"cmd/app/static/a.css": "a{color:red}"}) }},
+		{"go source", func() { writeTree(t, root, map[string]string{"cmd/app/main.go": "package main // v2\n"}) }},
+		{"vendor", func() { writeTree(t, root, map[string]string{"vendor/modules.txt": "# x v1\n"}) }},
+		{"assembly", func() { writeTree(t, root, map[string]string{"internal/pkg/f_wasm.s": "TEXT ·f(SB)\n"}) }},
 		{"new file", func() { writeTree(t, root, map[string]string{"internal/pkg/more.go": "package pkg\n"}) }},
 		{"removed file", func() {
-			os.Remove(filepath.Join(root, "internal", "pkg", "more.go"))
-			writeTree(t, root, map[string]string{"x": ""})
+			if err := os.Remove(filepath.Join(root, "internal", "pkg", "pkg.go")); err != nil {
+				t.Fatal(err)
+			}
 		}},
 		{"renamed file", func() {
-			if err := os.Rename(filepath.Join(root, "x"), filepath.Join(root, "y")); err != nil {
+			if err := os.Rename(filepath.Join(root, "internal", "pkg", "more.go"), filepath.Join(root, "internal", "pkg", "other.go")); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -100,6 +110,14 @@ func TestCacheKey(t *testing.T) {
 		}
 		seen[got] = c.name
 	}
+
+	// main.go no longer embeds anything, so its directory's data files no
+	// longer count.
+	before := key(in)
+	writeTree(t, root, map[string]string{"cmd/app/data.txt": "data v3"})
+	if key(in) != before {
+		t.Error("a file in a directory without //go:embed changed the key")
+	}
 }
 
 func TestCacheKeyMissingReplaceDir(t *testing.T) {
@@ -114,11 +132,11 @@ func TestCacheKeyMissingReplaceDir(t *testing.T) {
 func TestCacheKeySymlinks(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
-	writeTree(t, root, map[string]string{"go.mod": "module m\n", "real.txt": "one"})
-	if err := os.Symlink("real.txt", filepath.Join(root, "link.txt")); err != nil {
+	writeTree(t, root, map[string]string{"go.mod": "module m\n", "real.go": "package one"})
+	if err := os.Symlink("real.go", filepath.Join(root, "link.go")); err != nil {
 		t.Skipf("skipping: cannot make symlinks: %v", err)
 	}
-	if err := os.Symlink("nowhere", filepath.Join(root, "dangling")); err != nil {
+	if err := os.Symlink("nowhere", filepath.Join(root, "dangling.go")); err != nil {
 		t.Fatal(err)
 	}
 	in := keyInputs{root: root, dir: root}
@@ -126,7 +144,7 @@ func TestCacheKeySymlinks(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cacheKey with symlinks: %v", err)
 	}
-	writeTree(t, root, map[string]string{"real.txt": "two"})
+	writeTree(t, root, map[string]string{"real.go": "package two"})
 	k2, err := cacheKey(in)
 	if err != nil {
 		t.Fatal(err)
@@ -233,4 +251,21 @@ func FuzzCompilerMessage(f *testing.F) {
 			t.Fatalf("cut message is not a prefix of the output")
 		}
 	})
+}
+
+func BenchmarkCacheKey(b *testing.B) {
+	root := b.TempDir()
+	files := map[string]string{"go.mod": "module m\n", "go.sum": strings.Repeat("x", 10<<10)}
+	src := "package p\n\n" + strings.Repeat("// filler line of source code\n", 70)
+	for i := range 500 {
+		files[filepath.ToSlash(filepath.Join("pkg", string(rune('a'+i%20)), "f"+strconv.Itoa(i)+".go"))] = src
+		files["docs/d"+strconv.Itoa(i)+".md"] = src // not a build input: listed, never read
+	}
+	writeTree(b, root, files)
+	in := keyInputs{version: "go version go1.26.0 linux/amd64", root: root, dir: root}
+	for b.Loop() {
+		if _, err := cacheKey(in); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

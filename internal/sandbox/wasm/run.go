@@ -37,7 +37,7 @@ func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim li
 
 	runCtx, cancel := context.WithTimeout(ctx, lim.timeout)
 	defer cancel()
-	meter := &memoryMeter{limit: lim.memory}
+	meter := &memoryMeter{limit: lim.memory, pages: &s.pages}
 	stdout := &resultWriter{limit: lim.stdout, onOverflow: cancel}
 	stderr := &logWriter{limit: lim.stderr}
 	mounts := wazero.NewFSConfig().(sysfs.FSConfig).
@@ -54,14 +54,17 @@ func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim li
 	}
 
 	err := s.call(runCtx, m, cfg, meter)
+	var pe *panicError
+	if !errors.As(err, &pe) { // after a panic, the instance's state is unknown
+		meter.recycle()
+	}
 
 	out := sandbox.Outcome{Stdout: stdout.buf, Stderr: stderr.finish(spec.Redact)}
 	out.Usage.PeakMemoryBytes = int64(meter.peak.Load())
 	var exit *sys.ExitError
 	isExit := errors.As(err, &exit)
-	var pe *panicError
 	switch {
-	case errors.As(err, &pe):
+	case pe != nil:
 		s.log.ErrorContext(ctx, "wasm sandbox: panic while running a module", "digest", spec.Digest, "panic", pe.Error())
 		return out, ward.Errorf(ward.CodeInternal, "wasm sandbox: internal error while running the module")
 	case stdout.overflow:

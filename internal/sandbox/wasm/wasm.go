@@ -82,6 +82,7 @@ type Sandbox struct {
 	wasi     map[string]api.FunctionDefinition
 	base     wazero.ModuleConfig
 	closed   atomic.Bool
+	pages    sync.Pool // of *page: one-page linear memories, see memoryMeter
 
 	mu      sync.RWMutex
 	modules map[string]*module // by digest
@@ -113,6 +114,7 @@ func New(ctx context.Context, opts Options) (*Sandbox, error) {
 		maxMemMB: maxMem,
 		modules:  map[string]*module{},
 	}
+	s.pages.New = func() any { return new(page) }
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -304,8 +304,7 @@ func (s *Store) DeleteFunction(ctx context.Context, project, name string) error 
 // once can never be replaced by other content under the same name. A missing
 // function → not_found.
 func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Function, error) {
-	sum := sha256.Sum256(p.Code)
-	if want := "sha256:" + hex.EncodeToString(sum[:]); p.Digest != want {
+	if p.Digest != digestOf(p.Code) {
 		return ward.Function{}, &ward.Error{Code: ward.CodeInvalidArgument, Field: "digest", Message: "digest: does not match the code"}
 	}
 	var f ward.Function
@@ -328,6 +327,12 @@ func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Funct
 		return nil
 	})
 	return f, err
+}
+
+// digestOf returns the "sha256:<hex>" digest of code.
+func digestOf(code []byte) string {
+	sum := sha256.Sum256(code)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // GetCode returns the code blob with the digest, or not_found.

@@ -54,19 +54,55 @@ func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.L
 		if err != nil || len(picks) == 0 {
 			return err
 		}
-		ids, err := newLeaseIDs(len(picks))
-		if err != nil {
-			return err
+		leases, err = s.leasePicked(qctx, tx, picks, p.RunnerID, now, expires)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return leases, nil
+}
+
+// leasePicked moves the picked tasks (by seq) to running under new leases
+// and returns the leases in pick order.
+func (s *Store) leasePicked(ctx context.Context, tx *sql.Tx, picks []int64, runner string, now, expires int64) ([]store.Lease, error) {
+	ids, err := newLeaseIDs(len(picks))
+	if err != nil {
+		return nil, err
+	}
+	pos := make(map[int64]int, len(picks))
+	for i, seq := range picks {
+		pos[seq] = i
+	}
+	leases := make([]store.Lease, len(picks))
+	err = s.pieces(ctx, tx, batchLease, len(picks), func(st *sql.Stmt, lo, hi int) error {
+		args := make([]any, 0, 2*(hi-lo)+3)
+		for i := lo; i < hi; i++ {
+			args = append(args, picks[i], ids[i])
 		}
-		upd := tx.StmtContext(ctx, s.st.leaseTask)
-		leases = make([]store.Lease, 0, len(picks))
-		for i, seq := range picks {
-			var payload []byte
-			rec, err := scanTask(upd.QueryRowContext(qctx, now, ids[i], p.RunnerID, expires, seq), &payload)
+		args = append(args, now, runner, expires)
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("sqlite: lease tasks: %w", err)
+		}
+		defer rows.Close()
+		n := 0
+		var seq int64
+		var payload []byte
+		ts := newTaskScanner(&seq, &payload)
+		for rows.Next() {
+			rec, err := ts.scan(rows)
 			if err != nil {
-				return fmt.Errorf("sqlite: lease task: %w", err)
+				return fmt.Errorf("sqlite: lease tasks: %w", err)
 			}
-			leases = append(leases, store.Lease{Task: rec, LeaseID: rec.LeaseID, ExpiresAt: rec.LeaseExpiresAt, Payload: payload})
+			leases[pos[seq]] = store.Lease{Task: rec, LeaseID: rec.LeaseID, ExpiresAt: rec.LeaseExpiresAt, Payload: payload}
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("sqlite: lease tasks: %w", err)
+		}
+		if n != hi-lo {
+			return fmt.Errorf("sqlite: lease tasks: %d of %d picked tasks updated", n, hi-lo)
 		}
 		return nil
 	})
@@ -128,8 +164,7 @@ func (s *Store) pickTasks(ctx context.Context, tx *sql.Tx, p *store.LeaseParams,
 			}
 			n := 0
 			for rows.Next() {
-				var seq, runAt int64
-				var mem int
+				var seq, runAt, mem int64
 				var k fnKey
 				if err := rows.Scan(&seq, &runAt, &mem, &k.project, &k.function); err != nil {
 					rows.Close()
@@ -137,7 +172,7 @@ func (s *Store) pickTasks(ctx context.Context, tx *sql.Tx, p *store.LeaseParams,
 				}
 				n++
 				curRun, curSeq = runAt, seq
-				if mem > free {
+				if mem > int64(free) {
 					continue
 				}
 				sl := limits[k]
@@ -147,7 +182,7 @@ func (s *Store) pickTasks(ctx context.Context, tx *sql.Tx, p *store.LeaseParams,
 				if sl != nil {
 					sl.running++
 				}
-				free -= mem
+				free -= int(mem)
 				picks = append(picks, seq)
 			}
 			err = rows.Err()
@@ -205,33 +240,46 @@ func (s *Store) Heartbeat(ctx context.Context, p *store.HeartbeatParams) ([]stri
 	}
 	expires := micros(p.Now.Add(p.TTL))
 	qctx := context.WithoutCancel(ctx)
-	var lost []string
+	held := make(map[store.LeaseRef]bool, len(p.Leases))
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		lost = lost[:0]
-		hb := tx.StmtContext(ctx, s.st.heartbeat)
-		for _, ref := range p.Leases {
-			res, err := hb.ExecContext(qctx, expires, ref.TaskID, ref.LeaseID)
+		clear(held)
+		return s.pieces(qctx, tx, batchHeartbeat, len(p.Leases), func(st *sql.Stmt, lo, hi int) error {
+			args := make([]any, 0, 2*(hi-lo)+1)
+			for _, ref := range p.Leases[lo:hi] {
+				args = append(args, ref.TaskID, ref.LeaseID)
+			}
+			args = append(args, expires)
+			rows, err := st.QueryContext(qctx, args...)
 			if err != nil {
 				return fmt.Errorf("sqlite: heartbeat: %w", err)
 			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n == 0 {
-				lost = append(lost, ref.TaskID)
+			defer rows.Close()
+			for rows.Next() {
+				var ref store.LeaseRef
+				if err := rows.Scan(&ref.TaskID, &ref.LeaseID); err != nil {
+					return fmt.Errorf("sqlite: heartbeat: %w", err)
+				}
+				held[ref] = true
 			}
-		}
-		return nil
+			return rows.Err()
+		})
 	})
 	if err != nil {
 		return nil, err
+	}
+	var lost []string
+	for _, ref := range p.Leases {
+		if !held[ref] {
+			lost = append(lost, ref.TaskID)
+		}
 	}
 	return lost, nil
 }
 
 // CompleteTasks applies finished runs in one transaction; errs[i] belongs to
-// Completions[i]. A completion applies only while its task is running under
-// its lease ID; otherwise its error is ward.ErrStaleLease and the task is not
-// touched.
+// Completions[i], and the completions apply as if one after the other. A
+// completion applies only while its task is running under its lease ID;
+// otherwise its error is ward.ErrStaleLease and the task is not touched.
 //
 // Status succeeded or failed ends the task: finished_at = Now, error, exit
 // code, usage, result and log as given, lease cleared. Status queued is a
@@ -242,60 +290,34 @@ func (s *Store) Heartbeat(ctx context.Context, p *store.HeartbeatParams) ([]stri
 // invalid_argument for that completion.
 func (s *Store) CompleteTasks(ctx context.Context, p *store.CompleteParams) ([]error, error) {
 	errs := make([]error, len(p.Completions))
+	// A task named twice is completed in a later round, after the first.
+	var rounds [][]int
+	seen := make(map[string]int, len(p.Completions))
+	for i := range p.Completions {
+		c := &p.Completions[i]
+		switch c.Status {
+		case ward.StatusSucceeded, ward.StatusFailed, ward.StatusQueued:
+		default:
+			errs[i] = ward.FieldError("status", "task %s: cannot complete with status %q", c.TaskID, c.Status)
+			continue
+		}
+		k := seen[c.TaskID]
+		seen[c.TaskID] = k + 1
+		if k == len(rounds) {
+			rounds = append(rounds, make([]int, 0, len(p.Completions)))
+		}
+		rounds[k] = append(rounds[k], i)
+	}
+	if len(rounds) == 0 {
+		return errs, nil
+	}
 	qctx := context.WithoutCancel(ctx)
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		clear(errs)
-		var final, requeue, put, del *sql.Stmt
-		for i := range p.Completions {
-			c := &p.Completions[i]
-			var row *sql.Row
-			ec, em := taskErrorArgs(c.Error)
-			peak, cpu, dur := usageArgs(c.Usage)
-			switch c.Status {
-			case ward.StatusSucceeded, ward.StatusFailed:
-				if final == nil {
-					final = tx.StmtContext(ctx, s.st.completeFinal)
-				}
-				row = final.QueryRowContext(qctx, string(c.Status), micros(c.Now), ec, em, exitArg(c.ExitCode),
-					peak, cpu, dur, c.TaskID, c.LeaseID)
-			case ward.StatusQueued:
-				if requeue == nil {
-					requeue = tx.StmtContext(ctx, s.st.completeRequeue)
-				}
-				tries := 0
-				if c.PlatformRetry {
-					tries = 1
-				}
-				row = requeue.QueryRowContext(qctx, micros(c.RunAt), ec, em, exitArg(c.ExitCode),
-					peak, cpu, dur, tries, c.TaskID, c.LeaseID)
-			default:
-				errs[i] = ward.FieldError("status", "task %s: cannot complete with status %q", c.TaskID, c.Status)
-				continue
-			}
-			var seq int64
-			if err := row.Scan(&seq); errors.Is(err, sql.ErrNoRows) {
-				errs[i] = ward.Errorf(ward.CodeStaleLease, "task %s: lease not held", c.TaskID)
-				continue
-			} else if err != nil {
-				return fmt.Errorf("sqlite: complete task: %w", err)
-			}
-			if put == nil {
-				put = tx.StmtContext(ctx, s.st.putBody)
-				del = tx.StmtContext(ctx, s.st.deleteBody)
-			}
-			for _, b := range []struct {
-				kind int
-				data []byte
-			}{{kindResult, c.Result}, {kindLog, c.Log}} {
-				var err error
-				if len(b.data) > 0 {
-					_, err = put.ExecContext(qctx, bodyID(seq, b.kind), b.data)
-				} else {
-					_, err = del.ExecContext(qctx, bodyID(seq, b.kind))
-				}
-				if err != nil {
-					return fmt.Errorf("sqlite: complete task: store body: %w", err)
-				}
+		for _, round := range rounds {
+			if err := s.pieces(qctx, tx, batchComplete, len(round), func(st *sql.Stmt, lo, hi int) error {
+				return s.completeChunk(qctx, tx, st, p.Completions, round[lo:hi], errs)
+			}); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -304,6 +326,75 @@ func (s *Store) CompleteTasks(ctx context.Context, p *store.CompleteParams) ([]e
 		return nil, err
 	}
 	return errs, nil
+}
+
+// completeChunk applies the completions cs[i] for i in idx (distinct task
+// IDs), setting errs[i] for stale ones, and writes their bodies.
+func (s *Store) completeChunk(ctx context.Context, tx *sql.Tx, st *sql.Stmt, cs []store.Completion, idx []int, errs []error) error {
+	args := make([]any, 0, 12*len(idx))
+	for _, i := range idx {
+		c := &cs[i]
+		ec, em := taskErrorArgs(c.Error)
+		peak, cpu, dur := usageArgs(c.Usage)
+		inc := 0
+		if c.Status == ward.StatusQueued && c.PlatformRetry {
+			inc = 1
+		}
+		args = append(args, c.TaskID, c.LeaseID, string(c.Status), micros(c.Now), micros(c.RunAt),
+			ec, em, exitArg(c.ExitCode), peak, cpu, dur, inc)
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: complete tasks: %w", err)
+	}
+	type done struct{ seq, attempts int64 }
+	applied := make(map[string]done, len(idx))
+	for rows.Next() {
+		var id string
+		var d done
+		if err := rows.Scan(&id, &d.seq, &d.attempts); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite: complete tasks: %w", err)
+		}
+		applied[id] = d
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return fmt.Errorf("sqlite: complete tasks: %w", err)
+	}
+
+	var puts, dels []any
+	for _, i := range idx {
+		c := &cs[i]
+		d, ok := applied[c.TaskID]
+		if !ok {
+			errs[i] = ward.Errorf(ward.CodeStaleLease, "task %s: lease not held", c.TaskID)
+			continue
+		}
+		for _, b := range []struct {
+			kind int
+			data []byte
+		}{{kindResult, c.Result}, {kindLog, c.Log}} {
+			switch {
+			case len(b.data) > 0:
+				puts = append(puts, bodyID(d.seq, b.kind), b.data)
+			case d.attempts > 1:
+				// Only an earlier run of this attempt budget can have left
+				// a body: a retry completion keeps attempts and the next
+				// lease adds one, RequeueRunner undoes only its own lease,
+				// and RetryTask deletes the bodies when it resets attempts.
+				dels = append(dels, bodyID(d.seq, b.kind))
+			}
+		}
+	}
+	if err := s.putBodies(ctx, tx, puts); err != nil {
+		return fmt.Errorf("sqlite: complete tasks: store bodies: %w", err)
+	}
+	if err := s.deleteBodies(ctx, tx, dels); err != nil {
+		return fmt.Errorf("sqlite: complete tasks: clear bodies: %w", err)
+	}
+	return nil
 }
 
 // ExpireLeases reaps running tasks whose lease expired before Now. A task

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/store"
@@ -31,53 +32,106 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
-// scanTask scans the taskCols of one row, followed by extra destinations.
-func scanTask(sc scanner, extra ...any) (store.TaskRecord, error) {
-	var (
-		r                              store.TaskRecord
-		status                         string
-		createdAt, runAt               int64
-		startedAt, finishedAt, expires sql.NullInt64
-		errCode, errMsg                sql.NullString
-		exitCode, peak, cpu, dur       sql.NullInt64
-		labels                         sql.NullString
-		leaseID, runnerID              sql.NullString
-	)
-	dest := []any{
-		&r.ID, &r.Project, &r.Function, &r.CodeDigest, &status, &r.Priority, &r.Attempts, &r.MaxAttempts,
-		&r.TimeoutS, &r.MemoryMB, &r.BackoffS, &r.PlatformTries, &createdAt, &runAt, &startedAt, &finishedAt,
-		&errCode, &errMsg, &exitCode, &peak, &cpu, &dur,
-		&labels, &r.ParentID, &r.PayloadSize, &r.SubmittedBy, &leaseID, &runnerID, &expires,
+// numTaskCols is the number of columns in taskCols.
+const numTaskCols = 29
+
+// taskScanner scans rows of taskCols, followed by extra destinations, into
+// records. It scans into plain interface values and converts them itself,
+// which avoids database/sql's reflection; it can be reused row after row.
+type taskScanner struct {
+	vals [numTaskCols]any
+	dest []any
+}
+
+func newTaskScanner(extra ...any) *taskScanner {
+	s := &taskScanner{dest: make([]any, 0, numTaskCols+len(extra))}
+	for i := range s.vals {
+		s.dest = append(s.dest, &s.vals[i])
 	}
-	if err := sc.Scan(append(dest, extra...)...); err != nil {
+	s.dest = append(s.dest, extra...)
+	return s
+}
+
+// scanTask scans one row of taskCols followed by extra destinations.
+func scanTask(sc scanner, extra ...any) (store.TaskRecord, error) {
+	return newTaskScanner(extra...).scan(sc)
+}
+
+func (s *taskScanner) scan(sc scanner) (store.TaskRecord, error) {
+	if err := sc.Scan(s.dest...); err != nil {
 		return store.TaskRecord{}, err
 	}
-	r.Status = ward.Status(status)
-	r.CreatedAt = fromMicros(createdAt)
-	r.RunAt = fromMicros(runAt)
-	r.StartedAt = optTime(startedAt)
-	r.FinishedAt = optTime(finishedAt)
-	if errCode.Valid {
-		r.Error = &ward.TaskError{Code: ward.Code(errCode.String), Message: errMsg.String}
+	v := &s.vals
+	r := store.TaskRecord{
+		Task: ward.Task{
+			ID:          text(v[0]),
+			Project:     text(v[1]),
+			Function:    text(v[2]),
+			CodeDigest:  text(v[3]),
+			Status:      ward.Status(text(v[4])),
+			Priority:    int(integer(v[5])),
+			Attempts:    int(integer(v[6])),
+			MaxAttempts: int(integer(v[7])),
+			TimeoutS:    int(integer(v[8])),
+			CreatedAt:   fromMicros(integer(v[12])),
+			RunAt:       fromMicros(integer(v[13])),
+			StartedAt:   optMicros(v[14]),
+			FinishedAt:  optMicros(v[15]),
+			ParentID:    text(v[23]),
+			PayloadSize: int(integer(v[24])),
+		},
+		MemoryMB:      int(integer(v[9])),
+		BackoffS:      int(integer(v[10])),
+		PlatformTries: int(integer(v[11])),
+		SubmittedBy:   text(v[25]),
+		LeaseID:       text(v[26]),
+		RunnerID:      text(v[27]),
 	}
-	if exitCode.Valid {
-		c := int(exitCode.Int64)
+	if v[16] != nil {
+		r.Error = &ward.TaskError{Code: ward.Code(text(v[16])), Message: text(v[17])}
+	}
+	if v[18] != nil {
+		c := int(integer(v[18]))
 		r.ExitCode = &c
 	}
-	if peak.Valid {
-		r.Usage = &ward.Usage{PeakMemoryBytes: peak.Int64, CPUMs: cpu.Int64, DurationMs: dur.Int64}
+	if v[19] != nil {
+		r.Usage = &ward.Usage{PeakMemoryBytes: integer(v[19]), CPUMs: integer(v[20]), DurationMs: integer(v[21])}
 	}
-	if labels.Valid {
-		if err := json.Unmarshal([]byte(labels.String), &r.Labels); err != nil {
+	if v[22] != nil {
+		if err := json.Unmarshal([]byte(text(v[22])), &r.Labels); err != nil {
 			return store.TaskRecord{}, fmt.Errorf("task %s: decode labels: %w", r.ID, err)
 		}
 	}
-	r.LeaseID = leaseID.String
-	r.RunnerID = runnerID.String
-	if expires.Valid {
-		r.LeaseExpiresAt = fromMicros(expires.Int64)
+	if v[28] != nil {
+		r.LeaseExpiresAt = fromMicros(integer(v[28]))
 	}
 	return r, nil
+}
+
+// text returns a TEXT column's value; NULL is "".
+func text(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	}
+	return ""
+}
+
+// integer returns an INTEGER column's value; NULL is 0.
+func integer(v any) int64 {
+	x, _ := v.(int64)
+	return x
+}
+
+// optMicros returns a nullable time column as *time.Time.
+func optMicros(v any) *time.Time {
+	if v == nil {
+		return nil
+	}
+	t := fromMicros(integer(v))
+	return &t
 }
 
 // taskErrorArgs returns the stored form of a task error: code and message.

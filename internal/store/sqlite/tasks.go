@@ -34,78 +34,71 @@ func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]
 	}
 	out := make([]store.InsertResult, len(p.Tasks))
 	now := micros(p.Now)
-	ttl := ward.IdempotencyTTL.Microseconds()
 	qctx := context.WithoutCancel(ctx) // the transaction still ends with ctx
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		ins := tx.StmtContext(ctx, s.st.insertTask)
-		body := tx.StmtContext(ctx, s.st.putBody)
-		var idemLookup, idemPut *sql.Stmt
-		projects := map[string]bool{}
-		type idemKey struct{ project, key string }
-		seen := map[idemKey]int{}
-		for i := range p.Tasks {
-			t := &p.Tasks[i]
-			if err := ctx.Err(); err != nil {
-				return err
+		if err := checkProjects(qctx, tx, p.Tasks); err != nil {
+			return err
+		}
+		fresh, dups, err := s.resolveIdempotency(ctx, tx, p.Tasks, now, out)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			for _, d := range dups {
+				out[d[0]] = store.InsertResult{Task: out[d[1]].Task, Existing: true}
 			}
-			if ok, known := projects[t.Project]; !known {
-				var err error
-				if ok, err = projectExists(qctx, tx, t.Project); err != nil {
-					return err
-				}
-				projects[t.Project] = ok
-				if !ok {
-					return notFoundProject(t.Project)
-				}
-			} else if !ok {
-				return notFoundProject(t.Project)
-			}
-			if t.IdempotencyKey != "" {
-				k := idemKey{t.Project, t.IdempotencyKey}
-				if j, ok := seen[k]; ok {
-					out[i] = store.InsertResult{Task: out[j].Task, Existing: true}
-					continue
-				}
-				seen[k] = i
-				if idemLookup == nil {
-					idemLookup = tx.StmtContext(ctx, s.st.idemLookup)
-					idemPut = tx.StmtContext(ctx, s.st.idemPut)
-				}
-				var created int64
-				rec, err := scanTask(idemLookup.QueryRowContext(qctx, t.Project, t.IdempotencyKey), &created)
-				switch {
-				case err == nil && now-created < ttl:
-					out[i] = store.InsertResult{Task: rec, Existing: true}
-					continue
-				case err != nil && !errors.Is(err, sql.ErrNoRows):
-					return fmt.Errorf("sqlite: look up idempotency key: %w", err)
-				}
-			}
-			labels, err := labelsArg(t.Labels)
-			if err != nil {
-				return err
-			}
-			res, err := ins.ExecContext(qctx, t.ID, t.Project, t.Function, t.CodeDigest, t.Priority, t.MaxAttempts,
-				t.TimeoutS, t.MemoryMB, t.BackoffS, now, micros(t.RunAt), labels, t.ParentID, len(t.Payload), t.SubmittedBy)
-			if err != nil {
-				return fmt.Errorf("sqlite: insert task: %w", err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n == 0 {
-				return ward.Errorf(ward.CodeAlreadyExists, "task %s already exists", t.ID)
-			}
-			if len(t.Payload) > 0 {
-				seq, err := res.LastInsertId()
+		}()
+		if len(fresh) == 0 {
+			return nil
+		}
+		// Seqs are assigned here, under the write lock, so the payload rows
+		// can be written without reading them back.
+		var last int64
+		if err := tx.QueryRowContext(qctx, `SELECT coalesce(max(seq), 0) FROM tasks`).Scan(&last); err != nil {
+			return fmt.Errorf("sqlite: insert tasks: %w", err)
+		}
+		var bodies []any
+		err = s.pieces(qctx, tx, batchInsertTasks, len(fresh), func(st *sql.Stmt, lo, hi int) error {
+			args := make([]any, 0, (hi-lo)*17)
+			for j, i := range fresh[lo:hi] {
+				t := &p.Tasks[i]
+				labels, err := labelsArg(t.Labels)
 				if err != nil {
 					return err
 				}
-				if _, err := body.ExecContext(qctx, bodyID(seq, kindPayload), t.Payload); err != nil {
-					return fmt.Errorf("sqlite: insert payload: %w", err)
+				seq := last + int64(lo+j) + 1
+				args = append(args, seq, t.ID, t.Project, t.Function, t.CodeDigest, t.Priority, t.MaxAttempts,
+					t.TimeoutS, t.MemoryMB, t.BackoffS, now, micros(t.RunAt), labels, t.ParentID, len(t.Payload), t.SubmittedBy,
+					string(ward.StatusQueued))
+				if len(t.Payload) > 0 {
+					bodies = append(bodies, bodyID(seq, kindPayload), t.Payload)
 				}
 			}
+			res, err := st.ExecContext(qctx, args...)
+			if err != nil {
+				return fmt.Errorf("sqlite: insert tasks: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n != int64(hi-lo) {
+				return ward.Errorf(ward.CodeAlreadyExists, "a task ID in the batch already exists")
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := s.putBodies(qctx, tx, bodies); err != nil {
+			return fmt.Errorf("sqlite: insert payloads: %w", err)
+		}
+		var put *sql.Stmt
+		for _, i := range fresh {
+			t := &p.Tasks[i]
 			if t.IdempotencyKey != "" {
-				if _, err := idemPut.ExecContext(qctx, t.Project, t.IdempotencyKey, t.ID, now); err != nil {
+				if put == nil {
+					put = tx.StmtContext(ctx, s.st.idemPut)
+				}
+				if _, err := put.ExecContext(qctx, t.Project, t.IdempotencyKey, t.ID, now); err != nil {
 					return fmt.Errorf("sqlite: record idempotency key: %w", err)
 				}
 			}
@@ -117,6 +110,84 @@ func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]
 		return nil, err
 	}
 	return out, nil
+}
+
+// putBodies writes bodies given as (id, data) pairs.
+func (s *Store) putBodies(ctx context.Context, tx *sql.Tx, pairs []any) error {
+	return s.pieces(ctx, tx, batchPutBodies, len(pairs)/2, func(st *sql.Stmt, lo, hi int) error {
+		_, err := st.ExecContext(ctx, pairs[2*lo:2*hi]...)
+		return err
+	})
+}
+
+// deleteBodies deletes bodies by ID.
+func (s *Store) deleteBodies(ctx context.Context, tx *sql.Tx, ids []any) error {
+	return s.pieces(ctx, tx, batchDeleteBodies, len(ids), func(st *sql.Stmt, lo, hi int) error {
+		_, err := st.ExecContext(ctx, ids[lo:hi]...)
+		return err
+	})
+}
+
+// checkProjects returns not_found unless every task's project exists.
+func checkProjects(ctx context.Context, tx *sql.Tx, tasks []store.NewTask) error {
+	seen := map[string]bool{}
+	for i := range tasks {
+		name := tasks[i].Project
+		if seen[name] {
+			continue
+		}
+		ok, err := projectExists(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFoundProject(name)
+		}
+		seen[name] = true
+	}
+	return nil
+}
+
+// resolveIdempotency fills out[i] for the tasks whose idempotency key is in
+// use in the store within the TTL. It returns the indexes of the tasks to
+// insert and, for each task repeating a key used earlier in the batch, the
+// pair (its index, the first task's index).
+func (s *Store) resolveIdempotency(ctx context.Context, tx *sql.Tx, tasks []store.NewTask, now int64,
+	out []store.InsertResult) (fresh []int, dups [][2]int, err error) {
+	qctx := context.WithoutCancel(ctx)
+	ttl := ward.IdempotencyTTL.Microseconds()
+	type idemKey struct{ project, key string }
+	var seen map[idemKey]int
+	var lookup *sql.Stmt
+	fresh = make([]int, 0, len(tasks))
+	for i := range tasks {
+		t := &tasks[i]
+		if t.IdempotencyKey == "" {
+			fresh = append(fresh, i)
+			continue
+		}
+		k := idemKey{t.Project, t.IdempotencyKey}
+		if j, ok := seen[k]; ok {
+			dups = append(dups, [2]int{i, j})
+			continue
+		}
+		if seen == nil {
+			seen = map[idemKey]int{}
+			lookup = tx.StmtContext(ctx, s.st.idemLookup)
+		}
+		seen[k] = i
+		var created int64
+		rec, err := scanTask(lookup.QueryRowContext(qctx, t.Project, t.IdempotencyKey), &created)
+		switch {
+		case err == nil && now-created < ttl:
+			out[i] = store.InsertResult{Task: rec, Existing: true}
+			continue
+		case err != nil && !errors.Is(err, sql.ErrNoRows):
+			return nil, nil, fmt.Errorf("sqlite: look up idempotency key: %w", err)
+		}
+		fresh = append(fresh, i)
+	}
+	return fresh, dups, nil
 }
 
 // newRecord is the record of a task just inserted at now.
@@ -187,8 +258,9 @@ func (s *Store) ListTasks(ctx context.Context, p *store.ListTasksParams) ([]stor
 		args = append(args, p.Function)
 	}
 	if p.Status != "" {
-		q.WriteString(` AND status = ?`)
-		args = append(args, string(p.Status))
+		// A literal (the status is validated) lets SQLite use the partial
+		// index on failed and cancelled tasks.
+		q.WriteString(` AND status = '` + string(p.Status) + `'`)
 	}
 	if p.Before != "" {
 		var seq int64
@@ -211,8 +283,9 @@ func (s *Store) ListTasks(ctx context.Context, p *store.ListTasksParams) ([]stor
 	}
 	defer rows.Close()
 	recs := []store.TaskRecord{}
+	ts := newTaskScanner()
 	for rows.Next() {
-		rec, err := scanTask(rows)
+		rec, err := ts.scan(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list tasks: %w", err)
 		}

@@ -88,10 +88,14 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_queued ON tasks (priority, run_at, seq, memory_mb, project, function) WHERE status = 'queued';
 -- Concurrency counts, lease expiry and runner requeue scan running tasks only.
 CREATE INDEX tasks_running ON tasks (project, function, lease_expires_at) WHERE status = 'running';
--- Listing, newest first, with the optional filters.
+-- Listing, newest first, with the optional filters. There is deliberately no
+-- index on (project, status): it would change on every state transition.
+-- Queued and running tasks are mostly the newest, and succeeded ones the
+-- most, so those filters scan tasks_project; failures, which can be rare and
+-- old, have their own small index.
 CREATE INDEX tasks_project ON tasks (project, seq);
 CREATE INDEX tasks_project_function ON tasks (project, function, seq);
-CREATE INDEX tasks_project_status ON tasks (project, status, seq);
+CREATE INDEX tasks_project_failed ON tasks (project, status, seq) WHERE status IN ('failed', 'cancelled');
 
 -- Task bodies: id = seq*4 + kind (0 payload, 1 result, 2 log). An empty body
 -- has no row.

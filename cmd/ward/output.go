@@ -1,0 +1,209 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/wardhq/ward"
+)
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding output: %w", err)
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// table writes tab-separated rows as aligned columns.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer) *table {
+	return &table{tw: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
+}
+
+// row writes one row; every cell is made safe for a terminal.
+func (t *table) row(cells ...string) {
+	for i, c := range cells {
+		cells[i] = safe(c)
+	}
+	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+func (t *table) flush() error { return t.tw.Flush() }
+
+// safe replaces control and format characters (escape sequences, tabs,
+// bidi overrides) in server-provided text, so a table cannot be forged or
+// the terminal driven by data.
+func safe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func fmtTimePtr(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return fmtTime(*t)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// shortDigest keeps "sha256:" and the first 12 hex digits.
+func shortDigest(d string) string {
+	if d == "" {
+		return "-"
+	}
+	if alg, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return alg + ":" + hex[:12]
+	}
+	return d
+}
+
+func fmtKV(m map[string]string) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return orDash(strings.Join(parts, ","))
+}
+
+func writeProjects(w io.Writer, ps []ward.Project) error {
+	t := newTable(w)
+	t.row("NAME", "CREATED")
+	for _, p := range ps {
+		t.row(p.Name, fmtTime(p.CreatedAt))
+	}
+	return t.flush()
+}
+
+func writeFunctions(w io.Writer, fs []ward.Function) error {
+	t := newTable(w)
+	t.row("NAME", "VERSION", "DIGEST", "MEMORY_MB", "TIMEOUT_S", "CONCURRENCY", "UPDATED")
+	for _, f := range fs {
+		t.row(f.Name, strconv.Itoa(f.CodeVersion), shortDigest(f.CodeDigest),
+			strconv.Itoa(f.Spec.Limits.MemoryMB), strconv.Itoa(f.Spec.Limits.TimeoutS),
+			strconv.Itoa(f.Spec.Limits.MaxConcurrency), fmtTime(f.UpdatedAt))
+	}
+	return t.flush()
+}
+
+func writeFunction(w io.Writer, f ward.Function) error {
+	t := newTable(w)
+	s := f.Spec
+	t.row("Name:", f.Name)
+	t.row("Project:", f.Project)
+	t.row("Runtime:", string(s.Runtime))
+	t.row("Code digest:", orDash(f.CodeDigest))
+	t.row("Code version:", strconv.Itoa(f.CodeVersion))
+	t.row("Code size:", strconv.FormatInt(f.CodeSize, 10))
+	t.row("Memory (MB):", strconv.Itoa(s.Limits.MemoryMB))
+	t.row("Timeout (s):", strconv.Itoa(s.Limits.TimeoutS))
+	t.row("Max concurrency:", strconv.Itoa(s.Limits.MaxConcurrency))
+	t.row("Max payload (KB):", strconv.Itoa(s.Limits.MaxPayloadKB))
+	t.row("Max attempts:", strconv.Itoa(s.Retries.MaxAttempts))
+	t.row("Backoff (s):", strconv.Itoa(s.Retries.BackoffS))
+	t.row("Retention (days):", strconv.Itoa(s.RetentionDays))
+	t.row("Created:", fmtTime(f.CreatedAt))
+	t.row("Updated:", fmtTime(f.UpdatedAt))
+	return t.flush()
+}
+
+func writeConfig(w io.Writer, c ward.Config) error {
+	t := newTable(w)
+	t.row("KEY", "VALUE")
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		t.row(k, c[k])
+	}
+	return t.flush()
+}
+
+func taskErrorText(tk ward.Task) string {
+	if tk.Error == nil {
+		return "-"
+	}
+	if tk.Error.Message == "" {
+		return string(tk.Error.Code)
+	}
+	return string(tk.Error.Code) + ": " + tk.Error.Message
+}
+
+func writeTasks(w io.Writer, ts []ward.Task) error {
+	t := newTable(w)
+	t.row("ID", "FUNCTION", "STATUS", "PRIORITY", "ATTEMPTS", "CREATED", "ERROR")
+	for _, tk := range ts {
+		errText := "-"
+		if tk.Error != nil {
+			errText = string(tk.Error.Code)
+		}
+		t.row(tk.ID, tk.Function, string(tk.Status), strconv.Itoa(tk.Priority),
+			fmt.Sprintf("%d/%d", tk.Attempts, tk.MaxAttempts), fmtTime(tk.CreatedAt), errText)
+	}
+	return t.flush()
+}
+
+func writeTask(w io.Writer, tk ward.Task) error {
+	t := newTable(w)
+	t.row("ID:", tk.ID)
+	t.row("Function:", tk.Function)
+	t.row("Status:", string(tk.Status))
+	t.row("Priority:", strconv.Itoa(tk.Priority))
+	t.row("Attempts:", fmt.Sprintf("%d/%d", tk.Attempts, tk.MaxAttempts))
+	t.row("Timeout (s):", strconv.Itoa(tk.TimeoutS))
+	t.row("Created:", fmtTime(tk.CreatedAt))
+	t.row("Run at:", fmtTime(tk.RunAt))
+	t.row("Started:", fmtTimePtr(tk.StartedAt))
+	t.row("Finished:", fmtTimePtr(tk.FinishedAt))
+	t.row("Error:", taskErrorText(tk))
+	exit := "-"
+	if tk.ExitCode != nil {
+		exit = strconv.Itoa(*tk.ExitCode)
+	}
+	t.row("Exit code:", exit)
+	if u := tk.Usage; u != nil {
+		t.row("Duration:", (time.Duration(u.DurationMs) * time.Millisecond).String())
+		t.row("CPU:", (time.Duration(u.CPUMs) * time.Millisecond).String())
+		t.row("Peak memory:", fmt.Sprintf("%.1f MiB", float64(u.PeakMemoryBytes)/(1<<20)))
+	}
+	t.row("Payload size:", strconv.Itoa(tk.PayloadSize))
+	t.row("Labels:", fmtKV(tk.Labels))
+	t.row("Code digest:", orDash(tk.CodeDigest))
+	if tk.ParentID != "" {
+		t.row("Parent:", tk.ParentID)
+	}
+	return t.flush()
+}
+
+// printTask prints one task in the chosen format.
+func (g *globals) printTask(tk ward.Task) error {
+	if g.cfg.Output == outputJSON {
+		return writeJSON(g.stdout, tk)
+	}
+	return writeTask(g.stdout, tk)
+}
