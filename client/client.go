@@ -173,6 +173,7 @@ type request struct {
 	body        []byte
 	contentType string
 	noAuth      bool
+	wantJSON    bool // the answer is JSON (sets Accept)
 }
 
 // do sends r and returns the successful response's body and headers. A
@@ -194,7 +195,9 @@ func (c *Client) do(ctx context.Context, r request) (int, http.Header, []byte, e
 	if r.body != nil {
 		req.Header.Set("Content-Type", r.contentType)
 	}
-	req.Header.Set("Accept", "application/json")
+	if r.wantJSON {
+		req.Header.Set("Accept", "application/json")
+	}
 	req.Header.Set("User-Agent", c.userAgent)
 	if c.token != "" && !r.noAuth {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -221,6 +224,7 @@ func (c *Client) do(ctx context.Context, r request) (int, http.Header, []byte, e
 // call sends r, checks the status is one of want and decodes the JSON answer
 // into out (when out is not nil), validating it.
 func (c *Client) call(ctx context.Context, r request, out validator, want ...int) error {
+	r.wantJSON = out != nil
 	status, _, data, err := c.do(ctx, r)
 	if err != nil {
 		return err

@@ -42,7 +42,7 @@ type fake struct {
 	answer func(n int, r *http.Request) reply
 }
 
-func newFake(t *testing.T, answer func(n int, r *http.Request) reply) *fake {
+func newFake(t testing.TB, answer func(n int, r *http.Request) reply) *fake {
 	t.Helper()
 	f := &fake{answer: answer}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -75,7 +75,7 @@ func fixed(status int, body string) func(int, *http.Request) reply {
 	return func(int, *http.Request) reply { return reply{status: status, body: body} }
 }
 
-func newTestClient(t *testing.T, f *fake, opts ...Option) *Client {
+func newTestClient(t testing.TB, f *fake, opts ...Option) *Client {
 	t.Helper()
 	c, err := New(f.srv.URL, testToken, opts...)
 	if err != nil {
@@ -446,6 +446,13 @@ func TestRoutes(t *testing.T) {
 			}
 			if ua := r.Header.Get("User-Agent"); ua != "ward-test/1" {
 				t.Errorf("User-Agent = %q", ua)
+			}
+			wantAccept := "application/json"
+			if _, raw := got.([]byte); raw || tt.name == "RevokeToken" || tt.name == "DeleteFunction" || strings.HasPrefix(tt.name, "Invoke") {
+				wantAccept = ""
+			}
+			if a := r.Header.Get("Accept"); a != wantAccept {
+				t.Errorf("Accept = %q, want %q", a, wantAccept)
 			}
 			if ct := r.Header.Get("Content-Type"); ct != tt.ctype {
 				t.Errorf("Content-Type = %q, want %q", ct, tt.ctype)

@@ -41,6 +41,8 @@ func buildExample(t *testing.T, name string) *example {
 	if err != nil {
 		t.Fatalf("build %s: %v", name, err)
 	}
+	// The interpreter starts much faster than the compiler on these few
+	// short runs, above all under -race; the engine is not what is tested.
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().WithCloseOnContextDone(true))
 	t.Cleanup(func() { rt.Close(context.Background()) })
 	wasi_snapshot_preview1.MustInstantiate(ctx, rt)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -253,6 +254,9 @@ func describe(err error) (ward.Code, string) {
 		return tf.code(), tf.Error()
 	case errors.As(err, &ae):
 		msg := ae.Message
+		if msg == "" {
+			msg = fmt.Sprintf("HTTP %d %s", ae.Status, http.StatusText(ae.Status))
+		}
 		if ae.TaskID != "" {
 			msg += " (task " + ae.TaskID + ")"
 		}

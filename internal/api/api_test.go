@@ -485,6 +485,27 @@ func TestSubmit(t *testing.T) {
 	if first.ID != again.ID {
 		t.Errorf("idempotent repeat made %s, first %s", again.ID, first.ID)
 	}
+	// A submitter's keys are its own: another submitter reusing one gets a
+	// task of its own and learns nothing of the first; so does a developer.
+	sub2 := e.token(ward.RoleSubmitter, "alpha")
+	var other, otherAgain ward.Task
+	e.do("POST", path, sub2, `{"function":"f","idempotency_key":"k1"}`).wantStatus(t, http.StatusAccepted).decode(t, &other)
+	e.do("POST", path, sub2, `{"function":"f","idempotency_key":"k1"}`).wantStatus(t, http.StatusOK).decode(t, &otherAgain)
+	if other.ID == first.ID || otherAgain.ID != other.ID {
+		t.Errorf("second submitter's key k1: %s then %s (first submitter's task %s)", other.ID, otherAgain.ID, first.ID)
+	}
+	var batch ward.BatchSubmitResponse
+	e.do("POST", path+"/batch", sub2, `{"tasks":[{"function":"f","idempotency_key":"k1"},{"function":"f","idempotency_key":"k2"}]}`).
+		wantStatus(t, http.StatusAccepted).decode(t, &batch)
+	if batch.Tasks[0].ID != other.ID || batch.Tasks[1].ID == other.ID {
+		t.Errorf("batch with keys k1, k2: %s, %s", batch.Tasks[0].ID, batch.Tasks[1].ID)
+	}
+	var devTask ward.Task
+	e.do("POST", path, e.token(ward.RoleDeveloper, "alpha"), `{"function":"f","idempotency_key":"k1"}`).wantStatus(t, http.StatusAccepted).decode(t, &devTask)
+	e.do("POST", path, sub, `{"function":"f","idempotency_key":"`+strings.Repeat("k", 257)+`"}`).
+		wantError(t, http.StatusBadRequest, ward.CodeInvalidArgument, "idempotency_key")
+	e.do("POST", path+"/batch", sub, `{"tasks":[{"function":"f"},{"function":"f","idempotency_key":"`+strings.Repeat("k", 257)+`"}]}`).
+		wantError(t, http.StatusBadRequest, ward.CodeInvalidArgument, "tasks[1].idempotency_key")
 
 	bad := []struct {
 		name   string
@@ -522,8 +543,8 @@ func TestSubmit(t *testing.T) {
 	e.do("POST", path, e.token(ward.RoleViewer, "alpha"), `{"function":"f"}`).wantError(t, http.StatusForbidden, ward.CodeForbidden, "")
 
 	recs, err := e.st.ListTasks(e.ctx, &store.ListTasksParams{Project: "alpha", Limit: 100})
-	if err != nil || len(recs) != 3 {
-		t.Errorf("%d tasks stored after the bad submissions, want 3 (%v)", len(recs), err)
+	if err != nil || len(recs) != 6 {
+		t.Errorf("%d tasks stored after the bad submissions, want 6 (%v)", len(recs), err)
 	}
 }
 

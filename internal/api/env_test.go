@@ -68,7 +68,7 @@ func (c *testClock) Advance(d time.Duration) {
 // a real issuer and authenticator with a fresh key, the real queue, the
 // wasm sandbox as code checker and an audit log.
 type testEnv struct {
-	t         *testing.T
+	t         testing.TB
 	ctx       context.Context
 	clock     *testClock
 	st        *sqlite.Store
@@ -85,14 +85,14 @@ type testEnv struct {
 
 // envOptions adjust a testEnv.
 type envOptions struct {
-	queue func(*queue.Service) Queue // wraps the real queue
+	queue  func(*queue.Service) Queue // wraps the real queue
 	ready  func() error
-	logger *slog.Logger // nil discards
+	logger *slog.Logger // nil: errors are shown when the test fails
 }
 
-func newEnv(t *testing.T) *testEnv { return newEnvWith(t, envOptions{}) }
+func newEnv(t testing.TB) *testEnv { return newEnvWith(t, envOptions{}) }
 
-func newEnvWith(t *testing.T, opts envOptions) *testEnv {
+func newEnvWith(t testing.TB, opts envOptions) *testEnv {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -125,6 +125,16 @@ func newEnvWith(t *testing.T, opts envOptions) *testEnv {
 	var qi Queue = q
 	if opts.queue != nil {
 		qi = opts.queue(q)
+	}
+	if opts.logger == nil {
+		// Errors are kept and shown when the test fails.
+		var logs syncBuffer
+		opts.logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))
+		t.Cleanup(func() {
+			if t.Failed() && logs.String() != "" {
+				t.Logf("server error log:\n%s", logs.String())
+			}
+		})
 	}
 	var ready func(context.Context) error
 	if opts.ready != nil {
@@ -216,7 +226,7 @@ func (e *testEnv) do(method, path, token string, body any, hdr ...string) respon
 }
 
 // decode decodes a JSON response body into v.
-func (r response) decode(t *testing.T, v any) {
+func (r response) decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.body, err)
@@ -224,7 +234,7 @@ func (r response) decode(t *testing.T, v any) {
 }
 
 // wantStatus fails the test unless the response has status.
-func (r response) wantStatus(t *testing.T, status int) response {
+func (r response) wantStatus(t testing.TB, status int) response {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status = %d, want %d; body %s", r.status, status, r.body)
@@ -233,7 +243,7 @@ func (r response) wantStatus(t *testing.T, status int) response {
 }
 
 // wantError checks an error response's status, code and (if not "") field.
-func (r response) wantError(t *testing.T, status int, code ward.Code, field string) {
+func (r response) wantError(t testing.TB, status int, code ward.Code, field string) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status = %d, want %d; body %s", r.status, status, r.body)

@@ -196,7 +196,9 @@ func (s *Server) record(r *http.Request, c *call, outcome string) error {
 	if res == "" {
 		res = firstNonEmpty(r.PathValue("id"), r.PathValue("fn"))
 	}
-	return s.audit.Record(r.Context(), audit.Event{
+	// A client that has gone does not cancel the record: what it did (a
+	// token minted, code stored) happened all the same.
+	return s.audit.Record(context.WithoutCancel(r.Context()), audit.Event{
 		Actor:    c.principal.TokenID,
 		Role:     string(c.principal.Role),
 		Action:   r.Pattern,

@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -24,8 +26,12 @@ func (s *Server) submitTask(w http.ResponseWriter, r *http.Request, c *call) err
 	if err != nil {
 		return err
 	}
+	reqs := []ward.SubmitRequest{req}
+	if err := scopeIdempotency(c, reqs, false); err != nil {
+		return err
+	}
 	res, err := s.q.Submit(r.Context(), &queue.SubmitParams{
-		Project: c.project, SubmittedBy: c.principal.TokenID, Requests: []ward.SubmitRequest{req},
+		Project: c.project, SubmittedBy: c.principal.TokenID, Requests: reqs,
 	})
 	if err != nil {
 		return err
@@ -46,6 +52,9 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request, c *call) er
 	if err != nil {
 		return err
 	}
+	if err := scopeIdempotency(c, req.Tasks, true); err != nil {
+		return err
+	}
 	res, err := s.q.Submit(r.Context(), &queue.SubmitParams{
 		Project: c.project, SubmittedBy: c.principal.TokenID, Requests: req.Tasks, Batch: true,
 	})
@@ -60,6 +69,31 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request, c *call) er
 		out.Tasks[i] = res[i].Task.Task
 	}
 	s.writeJSON(w, r, http.StatusAccepted, out)
+	return nil
+}
+
+// scopeIdempotency gives a token restricted to its own tasks its own
+// idempotency keys, so that reusing another token's key neither returns nor
+// reveals that token's task. prefix qualifies field names in a batch.
+func scopeIdempotency(c *call, reqs []ward.SubmitRequest, batch bool) error {
+	if !c.principal.OwnTasksOnly() {
+		return nil
+	}
+	for i := range reqs {
+		key := reqs[i].IdempotencyKey
+		if key == "" {
+			continue
+		}
+		if len(key) > ward.MaxIdemKeyLen {
+			field := "idempotency_key"
+			if batch {
+				field = fmt.Sprintf("tasks[%d].%s", i, field)
+			}
+			return ward.FieldError(field, "at most %d bytes", ward.MaxIdemKeyLen)
+		}
+		sum := sha256.Sum256([]byte(c.principal.TokenID + "\x00" + key))
+		reqs[i].IdempotencyKey = "token:" + hex.EncodeToString(sum[:])
+	}
 	return nil
 }
 

@@ -543,3 +543,18 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkRecord(b *testing.B) {
+	l, err := Open(filepath.Join(b.TempDir(), "audit.log"), time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ev := event(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := l.Record(context.Background(), ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -20,7 +20,8 @@ var _ runner.Source = (*Service)(nil)
 const maxLeaseBatch = 256
 
 // Lease implements runner.Source: it leases due tasks, or waits for a
-// submission, a freed slot or the next delayed task, up to req.Wait.
+// submission, a freed slot or the next delayed task, up to req.Wait. A
+// cancelled ctx ends only the wait; a lease already granted is returned.
 func (s *Service) Lease(ctx context.Context, req *runner.LeaseRequest) ([]runner.Job, error) {
 	var deadline <-chan time.Time
 	if req.Wait > 0 {
@@ -31,7 +32,8 @@ func (s *Service) Lease(ctx context.Context, req *runner.LeaseRequest) ([]runner
 	for {
 		woken := s.wake.wait()
 		now := s.now()
-		leases, err := s.st.LeaseTasks(ctx, &store.LeaseParams{
+		// Not cancelled with ctx: a lease granted must reach the runner.
+		leases, err := s.st.LeaseTasks(context.WithoutCancel(ctx), &store.LeaseParams{
 			RunnerID:     req.RunnerID,
 			Max:          min(req.Max, maxLeaseBatch),
 			FreeMemoryMB: req.FreeMemoryMB,

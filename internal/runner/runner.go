@@ -54,6 +54,8 @@ type Runner struct {
 	memMB   int // free
 	running map[string]*run
 	freed   chan struct{} // capacity came back
+	// interrupt ends the lease long-poll in flight, if any.
+	interrupt context.CancelFunc
 
 	prepMu   sync.Mutex
 	prepared map[string]*prepOnce
@@ -188,11 +190,24 @@ func (r *Runner) leaseLoop(ctx, runCtx context.Context, tasks *sync.WaitGroup) {
 			}
 			continue
 		}
-		jobs, err := r.opts.Source.Lease(ctx, &LeaseRequest{RunnerID: r.opts.ID, Max: slots, FreeMemoryMB: mem, Wait: r.opts.LeaseWait})
+		// The long-poll asked for what was free when it began; when a run
+		// ends, interrupt it so that the next request asks for more.
+		lctx, interrupt := context.WithCancel(ctx)
+		r.mu.Lock()
+		r.interrupt = interrupt
+		r.mu.Unlock()
+		jobs, err := r.opts.Source.Lease(lctx, &LeaseRequest{RunnerID: r.opts.ID, Max: slots, FreeMemoryMB: mem, Wait: r.opts.LeaseWait})
+		r.mu.Lock()
+		r.interrupt = nil
+		r.mu.Unlock()
+		interrupt()
 		if err != nil {
 			if ctx.Err() != nil {
 				// A lease may have been granted as ctx ended; Release covers it.
 				return
+			}
+			if lctx.Err() != nil {
+				continue // capacity came back
 			}
 			r.log.Error("lease", "err", err)
 			select {
@@ -234,6 +249,9 @@ func (r *Runner) execute(ctx context.Context, j Job) {
 	r.mu.Lock()
 	r.slots++
 	r.memMB += j.MemoryMB
+	if r.interrupt != nil {
+		r.interrupt()
+	}
 	r.mu.Unlock()
 	select {
 	case r.freed <- struct{}{}:

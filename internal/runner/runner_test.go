@@ -303,10 +303,15 @@ func TestHostileTasksEndWithTheirCode(t *testing.T) {
 		"flood":   {code: sandboxtest.Module("flood"), spec: limits},
 		"trap":    {code: sandboxtest.Module("trap"), spec: limits},
 		"echo":    {code: sandboxtest.Module("echo"), spec: limits},
+		"gopanic": {code: sandboxtest.GoModule(t, sandboxtest.GoPanic), spec: limits},
+		"gobomb":  {code: sandboxtest.GoModule(t, sandboxtest.GoMemBomb), spec: limits},
 	})
 	g := newGated(t, nil)
 	start(t, runner.Options{Source: e.q, Sandbox: g, Slots: 8, MemoryBudgetMB: 1024})
-	want := map[string]ward.Code{"loop": ward.CodeTimeout, "membomb": ward.CodeMemoryLimit, "flood": ward.CodeOutputLimit, "trap": ward.CodeTrap}
+	want := map[string]ward.Code{
+		"loop": ward.CodeTimeout, "membomb": ward.CodeMemoryLimit, "flood": ward.CodeOutputLimit, "trap": ward.CodeTrap,
+		"gopanic": ward.CodeExitStatus, "gobomb": ward.CodeMemoryLimit,
+	}
 	ids := map[string]string{}
 	for fn := range want {
 		ids[fn] = e.submit(t, fn, 1)[0]
@@ -317,6 +322,11 @@ func TestHostileTasksEndWithTheirCode(t *testing.T) {
 		tk := e.await(t, ids[fn])
 		if tk.Status != ward.StatusFailed || tk.Error == nil || tk.Error.Code != code {
 			t.Errorf("%s: %s %+v, want failed %s", fn, tk.Status, tk.Error, code)
+		}
+		// Each run ends within its limit (a 1 s timeout) plus one second.
+		// (started_at also covers compiling the code on first use.)
+		if ran := time.Duration(tk.Usage.DurationMs) * time.Millisecond; tk.Usage == nil || ran > 2*time.Second {
+			t.Errorf("%s ran %v, past its limit plus one second", fn, ran)
 		}
 	}
 	for _, id := range echoIDs {

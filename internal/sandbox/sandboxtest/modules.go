@@ -42,6 +42,8 @@ var goSources embed.FS
 //	logflood   writes stdin to stderr 1024 times, each copy split in two writes
 //	bigmem     declares 32 MiB of initial memory (exported), exits 0
 //	hiddenmem  declares 32 MiB of initial memory (not exported), exits 0
+//	shapes     uses many kinds of declarations (globals, element and data
+//	           segment forms, several tables), exits 0
 //	nostart    valid, but no _start: not a WASI command
 //	badimport  imports env.host_call
 func Module(name string) []byte {

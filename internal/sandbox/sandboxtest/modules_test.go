@@ -49,7 +49,7 @@ func TestModulesAssembled(t *testing.T) {
 
 func TestModule(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"echo", "env", "loop", "trap", "membomb", "flood", "exit3", "logflood", "bigmem", "hiddenmem", "nostart", "badimport"} {
+	for _, name := range []string{"echo", "env", "loop", "trap", "membomb", "flood", "exit3", "logflood", "bigmem", "hiddenmem", "shapes", "nostart", "badimport"} {
 		if code := Module(name); !bytes.HasPrefix(code, []byte("\x00asm\x01\x00\x00\x00")) {
 			t.Errorf("Module(%q) = %.16q, want a WebAssembly binary", name, code)
 		}

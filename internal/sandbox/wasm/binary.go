@@ -16,8 +16,30 @@ const (
 
 // Section ids in the WebAssembly binary format.
 const (
-	sectionImport = 2
-	sectionMemory = 5
+	sectionCustom   = 0
+	sectionType     = 1
+	sectionImport   = 2
+	sectionFunction = 3
+	sectionTable    = 4
+	sectionMemory   = 5
+	sectionGlobal   = 6
+	sectionExport   = 7
+	sectionElement  = 9
+	sectionCode     = 10
+	sectionData     = 11
+	sectionTag      = 13
+)
+
+// Bounds checkModule enforces on what a module declares.
+const (
+	maxLocals     = 50_000  // per function, as in V8 and wasmtime
+	maxTableElems = 1 << 20 // initial table size; wazero allocates it per instance
+)
+
+// Reference type prefixes: a heap type follows.
+const (
+	refNullable    = 0x63
+	refNonNullable = 0x64
 )
 
 // wasmMagic is the header of every WebAssembly 1.0 binary: "\0asm" then
@@ -30,106 +52,124 @@ type wasmImport struct {
 	kind         byte
 }
 
-// moduleLayout is what ward needs from a module that wazero's API does not
-// expose: every import with its kind, and the declared initial size of a
-// memory even when the module does not export it.
+// moduleLayout is what checkModule learns about a module.
 type moduleLayout struct {
-	imports  []wasmImport
-	minPages uint64 // largest declared initial memory, in 64 KiB pages
+	// code is the module without its custom sections: what is compiled.
+	code []byte
+	// imports lists every import with its kind.
+	imports []wasmImport
+	// minPages is the declared initial memory, in 64 KiB pages, even when
+	// the memory is not exported (wazero's API shows exported ones only).
+	minPages uint64
 }
 
 // errTruncated reports a binary that ends inside a construct.
 var errTruncated = errors.New("unexpected end of module")
 
-// scanModule reads the import and memory sections of a WebAssembly binary.
-// It checks only what it reads; full validation is wazero's job, done
-// before this is called.
-func scanModule(code []byte) (moduleLayout, error) {
+// checkModule walks the structure of a WebAssembly binary before wazero
+// decodes it. wazero sizes allocations by the counts and lengths a module
+// declares before reading what they count, so a module of a few bytes can
+// declare a vector of 2³² entries and exhaust the host's memory while being
+// decoded. checkModule proves every such count and length fits in the bytes
+// that follow it, bounds locals per function and initial table sizes, and
+// drops custom sections (ward needs none, and wazero decodes the "name"
+// section unchecked). It also reports imports and the initial memory.
+// Instruction-level checks are left to wazero's validation.
+func checkModule(code []byte) (moduleLayout, error) {
 	var layout moduleLayout
 	if len(code) < len(wasmMagic) || string(code[:len(wasmMagic)]) != string(wasmMagic) {
 		return layout, errors.New("not a WebAssembly 1.0 binary")
 	}
 	r := &byteReader{b: code[len(wasmMagic):]}
+	kept := code[:len(wasmMagic):len(wasmMagic)] // sections appended here once one is dropped
+	dropped := false
 	for !r.done() {
+		start := len(code) - len(r.b)
 		id, err := r.byte()
 		if err != nil {
 			return layout, err
 		}
 		size, err := r.u32()
 		if err != nil {
-			return layout, err
+			return layout, fmt.Errorf("section %d: %w", id, err)
 		}
 		body, err := r.bytes(int(size))
 		if err != nil {
-			return layout, err
+			return layout, fmt.Errorf("section %d: %w", id, err)
 		}
-		sr := &byteReader{b: body}
-		switch id {
-		case sectionImport:
-			if layout.imports, err = scanImports(sr); err != nil {
-				return layout, fmt.Errorf("import section: %w", err)
-			}
-		case sectionMemory:
-			n, err := sr.u32()
-			if err != nil {
-				return layout, fmt.Errorf("memory section: %w", err)
-			}
-			for range n {
-				min, err := sr.limitsMin()
-				if err != nil {
-					return layout, fmt.Errorf("memory section: %w", err)
-				}
-				layout.minPages = max(layout.minPages, min)
-			}
+		if id == sectionCustom {
+			dropped = true
+			continue
+		}
+		if end := len(code) - len(r.b); dropped {
+			kept = append(kept, code[start:end]...)
+		} else {
+			kept = code[:end:end] // no copy while nothing is dropped
+		}
+		if err := checkSection(id, &byteReader{b: body}, &layout); err != nil {
+			return layout, fmt.Errorf("section %d: %w", id, err)
 		}
 	}
+	layout.code = kept
 	return layout, nil
 }
 
-func scanImports(r *byteReader) ([]wasmImport, error) {
-	n, err := r.u32()
-	if err != nil {
-		return nil, err
-	}
-	if uint64(n) > uint64(len(r.b)) { // every import takes at least one byte
-		return nil, errTruncated
-	}
-	imports := make([]wasmImport, 0, n)
-	for range n {
-		var imp wasmImport
-		if imp.module, err = r.name(); err != nil {
-			return nil, err
-		}
-		if imp.name, err = r.name(); err != nil {
-			return nil, err
-		}
-		if imp.kind, err = r.byte(); err != nil {
-			return nil, err
-		}
-		switch imp.kind {
-		case importFunc:
-			_, err = r.u32()
-		case importTable:
-			if _, err = r.byte(); err == nil { // reference type
-				_, err = r.limitsMin()
+// checkSection checks the body of one known section; others are left to
+// wazero, which rejects what it does not know.
+func checkSection(id byte, r *byteReader, layout *moduleLayout) error {
+	switch id {
+	case sectionType:
+		return r.each(r.funcTypeOrGroup)
+	case sectionImport:
+		return r.each(func() error {
+			imp, err := r.importEntry()
+			layout.imports = append(layout.imports, imp)
+			return err
+		})
+	case sectionFunction, sectionTag:
+		_, err := r.count() // the entries have no nested lengths
+		return err
+	case sectionTable:
+		return r.each(r.tableType)
+	case sectionMemory:
+		return r.each(func() error {
+			min, err := r.limitsMin()
+			layout.minPages = max(layout.minPages, min)
+			return err
+		})
+	case sectionGlobal:
+		return r.each(func() error {
+			if err := r.valType(); err != nil {
+				return err
 			}
-		case importMemory:
-			_, err = r.limitsMin()
-		case importGlobal:
-			_, err = r.bytes(2) // value type, mutability
-		case importTag:
-			if _, err = r.byte(); err == nil { // attribute
-				_, err = r.u32()
+			if _, err := r.byte(); err != nil { // mutability
+				return err
 			}
-		default:
-			err = fmt.Errorf("unknown import kind 0x%02x", imp.kind)
-		}
-		if err != nil {
-			return nil, err
-		}
-		imports = append(imports, imp)
+			return r.constExpr()
+		})
+	case sectionExport:
+		return r.each(func() error {
+			if _, err := r.name(); err != nil {
+				return err
+			}
+			if _, err := r.byte(); err != nil { // kind
+				return err
+			}
+			_, err := r.u32()
+			return err
+		})
+	case sectionElement:
+		return r.each(r.elementSegment)
+	case sectionCode:
+		i := 0
+		return r.each(func() error {
+			i++
+			return r.functionBody(i - 1)
+		})
+	case sectionData:
+		return r.each(r.dataSegment)
 	}
-	return imports, nil
+	return nil
 }
 
 // byteReader decodes the primitive encodings of the binary format.
@@ -176,9 +216,50 @@ func (r *byteReader) uleb(bits uint) (uint64, error) {
 	}
 }
 
+// skipLEB skips a LEB128 number (signed or not) of at most bits bits.
+func (r *byteReader) skipLEB(bits uint) error {
+	for n := uint(0); n < (bits+6)/7; n++ {
+		c, err := r.byte()
+		if err != nil {
+			return err
+		}
+		if c&0x80 == 0 {
+			return nil
+		}
+	}
+	return errors.New("integer too long")
+}
+
 func (r *byteReader) u32() (uint32, error) {
 	v, err := r.uleb(32)
 	return uint32(v), err
+}
+
+// count decodes the length of a vector whose every entry takes at least a
+// byte, and checks that many bytes follow.
+func (r *byteReader) count() (uint32, error) {
+	n, err := r.u32()
+	if err != nil {
+		return 0, err
+	}
+	if uint64(n) > uint64(len(r.b)) {
+		return 0, fmt.Errorf("vector of %d entries in %d bytes", n, len(r.b))
+	}
+	return n, nil
+}
+
+// each decodes a vector, calling entry for each of its entries.
+func (r *byteReader) each(entry func() error) error {
+	n, err := r.count()
+	if err != nil {
+		return err
+	}
+	for range n {
+		if err := entry(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *byteReader) name() (string, error) {
@@ -214,4 +295,240 @@ func (r *byteReader) limitsMin() (uint64, error) {
 		}
 	}
 	return min, nil
+}
+
+// valType decodes a value type: one byte, or a reference type prefix and a
+// heap type.
+func (r *byteReader) valType() error {
+	b, err := r.byte()
+	if err != nil {
+		return err
+	}
+	if b == refNullable || b == refNonNullable {
+		return r.skipLEB(33)
+	}
+	return nil
+}
+
+// funcTypeOrGroup decodes a function type or a recursive group of them.
+func (r *byteReader) funcTypeOrGroup() error {
+	form, err := r.byte()
+	if err != nil {
+		return err
+	}
+	if form != 0x4e { // not a rec group
+		return r.funcType(form)
+	}
+	return r.each(func() error {
+		form, err := r.byte()
+		if err != nil {
+			return err
+		}
+		return r.funcType(form)
+	})
+}
+
+func (r *byteReader) funcType(form byte) error {
+	if form != 0x60 {
+		return fmt.Errorf("unsupported type form 0x%02x", form)
+	}
+	if err := r.each(r.valType); err != nil { // parameters
+		return err
+	}
+	return r.each(r.valType) // results
+}
+
+func (r *byteReader) importEntry() (wasmImport, error) {
+	var imp wasmImport
+	var err error
+	if imp.module, err = r.name(); err != nil {
+		return imp, err
+	}
+	if imp.name, err = r.name(); err != nil {
+		return imp, err
+	}
+	if imp.kind, err = r.byte(); err != nil {
+		return imp, err
+	}
+	switch imp.kind {
+	case importFunc:
+		_, err = r.u32()
+	case importTable:
+		err = r.tableType()
+	case importMemory:
+		_, err = r.limitsMin()
+	case importGlobal:
+		if err = r.valType(); err == nil {
+			_, err = r.byte() // mutability
+		}
+	case importTag:
+		if _, err = r.byte(); err == nil { // attribute
+			_, err = r.u32()
+		}
+	default:
+		err = fmt.Errorf("unknown import kind 0x%02x", imp.kind)
+	}
+	return imp, err
+}
+
+// tableType decodes a table type, optionally prefixed to carry an
+// initializer, and bounds its initial size.
+func (r *byteReader) tableType() error {
+	b, err := r.byte()
+	if err != nil {
+		return err
+	}
+	withInit := b == 0x40
+	if withInit {
+		if _, err := r.byte(); err != nil { // reserved
+			return err
+		}
+		if b, err = r.byte(); err != nil {
+			return err
+		}
+	}
+	if b == refNullable || b == refNonNullable {
+		if err := r.skipLEB(33); err != nil {
+			return err
+		}
+	}
+	min, err := r.limitsMin()
+	if err != nil {
+		return err
+	}
+	if min > maxTableElems {
+		return fmt.Errorf("table of %d initial elements; at most %d are allowed", min, maxTableElems)
+	}
+	if withInit {
+		return r.constExpr()
+	}
+	return nil
+}
+
+// constExpr decodes a constant expression up to its end opcode.
+func (r *byteReader) constExpr() error {
+	for {
+		op, err := r.byte()
+		if err != nil {
+			return err
+		}
+		switch op {
+		case 0x0b: // end
+			return nil
+		case 0x41: // i32.const
+			err = r.skipLEB(32)
+		case 0x42: // i64.const
+			err = r.skipLEB(64)
+		case 0x43: // f32.const
+			_, err = r.bytes(4)
+		case 0x44: // f64.const
+			_, err = r.bytes(8)
+		case 0x23, 0xd2: // global.get, ref.func
+			_, err = r.u32()
+		case 0xd0: // ref.null
+			err = r.skipLEB(33)
+		case 0xfd: // v128.const
+			var sub byte
+			if sub, err = r.byte(); err == nil && sub != 0x0c {
+				err = fmt.Errorf("unsupported vector opcode 0x%02x in a constant expression", sub)
+			} else if err == nil {
+				_, err = r.bytes(16)
+			}
+		case 0x6a, 0x6b, 0x6c, 0x7c, 0x7d, 0x7e: // extended constants: add, sub, mul
+		default:
+			return fmt.Errorf("unsupported opcode 0x%02x in a constant expression", op)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// elementSegment decodes one element segment in any of its eight forms.
+func (r *byteReader) elementSegment() error {
+	form, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if form > 7 {
+		return fmt.Errorf("unknown element segment form %d", form)
+	}
+	if form&0x02 != 0 && form&0x01 == 0 { // active with a table index
+		if _, err := r.u32(); err != nil {
+			return err
+		}
+	}
+	if form&0x01 == 0 { // active: an offset
+		if err := r.constExpr(); err != nil {
+			return err
+		}
+	}
+	if form&0x03 != 0 { // an element kind or reference type
+		if form&0x04 == 0 {
+			_, err = r.byte()
+		} else {
+			err = r.valType()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if form&0x04 == 0 {
+		return r.each(func() error { _, err := r.u32(); return err })
+	}
+	return r.each(r.constExpr)
+}
+
+// functionBody decodes the locals of the i-th function body and skips its
+// code.
+func (r *byteReader) functionBody(i int) error {
+	size, err := r.u32()
+	if err != nil {
+		return err
+	}
+	body, err := r.bytes(int(size))
+	if err != nil {
+		return err
+	}
+	br := &byteReader{b: body}
+	var locals uint64
+	err = br.each(func() error {
+		n, err := br.u32()
+		if err != nil {
+			return err
+		}
+		if locals += uint64(n); locals > maxLocals {
+			return fmt.Errorf("function %d declares more than %d locals", i, maxLocals)
+		}
+		return br.valType()
+	})
+	return err
+}
+
+// dataSegment decodes one data segment.
+func (r *byteReader) dataSegment() error {
+	form, err := r.u32()
+	if err != nil {
+		return err
+	}
+	switch form {
+	case 0: // active
+		err = r.constExpr()
+	case 1: // passive
+	case 2: // active with a memory index
+		if _, err = r.u32(); err == nil {
+			err = r.constExpr()
+		}
+	default:
+		err = fmt.Errorf("unknown data segment form %d", form)
+	}
+	if err != nil {
+		return err
+	}
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	_, err = r.bytes(int(n))
+	return err
 }

@@ -213,34 +213,32 @@ func (s *Sandbox) compile(ctx context.Context, code []byte) (*module, error) {
 	case len(code) < len(wasmMagic) || string(code[4:8]) != string(wasmMagic[4:]):
 		return nil, invalidModule("unsupported WebAssembly version (only core modules, version 1, are supported)")
 	}
-	compiled, err := s.runtime.CompileModule(ctx, code)
+	layout, err := checkModule(code)
+	if err != nil {
+		return nil, invalidModule("%s", shorten(err.Error()))
+	}
+	compiled, err := s.runtime.CompileModule(ctx, layout.code)
 	if err != nil {
 		if s.closed.Load() {
 			return nil, errClosed
 		}
 		return nil, invalidModule("%s", shorten(err.Error()))
 	}
-	m := &module{compiled: compiled}
-	if err := s.validate(compiled, code, m); err != nil {
+	if err := s.validate(compiled, layout); err != nil {
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
-	return m, nil
+	return &module{compiled: compiled, minPages: layout.minPages}, nil
 }
 
-// validate checks what makes a compiled module runnable as a task and
-// records its initial memory in m.
-func (s *Sandbox) validate(compiled wazero.CompiledModule, code []byte, m *module) error {
+// validate checks what makes a compiled module runnable as a task.
+func (s *Sandbox) validate(compiled wazero.CompiledModule, layout moduleLayout) error {
 	start := compiled.ExportedFunctions()["_start"]
 	if start == nil {
 		return invalidModule("not a WASI command: it does not export _start")
 	}
 	if len(start.ParamTypes()) != 0 || len(start.ResultTypes()) != 0 {
 		return invalidModule("_start must take no parameters and return nothing")
-	}
-	layout, err := scanModule(code)
-	if err != nil {
-		return invalidModule("%s", shorten(err.Error()))
 	}
 	for _, imp := range layout.imports {
 		if imp.kind != importFunc {
@@ -263,7 +261,6 @@ func (s *Sandbox) validate(compiled wazero.CompiledModule, code []byte, m *modul
 		return invalidModule("its initial memory of %d MiB exceeds the sandbox maximum of %d MiB",
 			layout.minPages*pageSize>>20, s.maxMemMB)
 	}
-	m.minPages = layout.minPages
 	return nil
 }
 

@@ -281,6 +281,16 @@ func TestInitialMemory(t *testing.T) {
 	}
 }
 
+func TestDeclarationShapes(t *testing.T) {
+	t.Parallel()
+	// checkModule must pass what toolchains emit, and wazero run it.
+	sb, arts := prepared(t, Options{}, "shapes")
+	out, err := sb.Run(t.Context(), specFor(arts["shapes"]))
+	if err != nil || !out.Succeeded() {
+		t.Fatalf("Run(shapes) = %q %q, %v; want success", out.Code, out.Message, err)
+	}
+}
+
 func TestOutcomeDetails(t *testing.T) {
 	t.Parallel()
 	// A clock that moves a second at every reading: the run's duration

@@ -41,6 +41,9 @@ func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.L
 	if p.Max <= 0 {
 		return nil, nil
 	}
+	if err := s.prepareBatch(ctx, batchLease, p.Max); err != nil {
+		return nil, err
+	}
 	now := micros(p.Now)
 	expires := micros(p.Now.Add(p.TTL))
 	qctx := context.WithoutCancel(ctx) // the transaction still ends with ctx
@@ -144,7 +147,7 @@ func (s *Store) pickTasks(ctx context.Context, tx *sql.Tx, p *store.LeaseParams,
 	var picks []int64
 	free := p.FreeMemoryMB
 	var static *sql.Stmt
-	for prio := ward.MaxPriority; prio >= ward.MinPriority && len(picks) < p.Max; prio-- {
+	for prio := ward.MinPriority; prio <= ward.MaxPriority && len(picks) < p.Max; prio-- {
 		curRun, curSeq := int64(math.MinInt64), int64(0)
 		for len(picks) < p.Max {
 			need := p.Max - len(picks)
@@ -238,6 +241,9 @@ func (s *Store) Heartbeat(ctx context.Context, p *store.HeartbeatParams) ([]stri
 	if len(p.Leases) == 0 {
 		return nil, nil
 	}
+	if err := s.prepareBatch(ctx, batchHeartbeat, len(p.Leases)); err != nil {
+		return nil, err
+	}
 	expires := micros(p.Now.Add(p.TTL))
 	qctx := context.WithoutCancel(ctx)
 	held := make(map[store.LeaseRef]bool, len(p.Leases))
@@ -310,6 +316,11 @@ func (s *Store) CompleteTasks(ctx context.Context, p *store.CompleteParams) ([]e
 	}
 	if len(rounds) == 0 {
 		return errs, nil
+	}
+	for k, n := range map[batchKind]int{batchComplete: len(rounds[0]), batchPutBodies: 2 * len(rounds[0]), batchDeleteBodies: 2 * len(rounds[0])} {
+		if err := s.prepareBatch(ctx, k, n); err != nil {
+			return nil, err
+		}
 	}
 	qctx := context.WithoutCancel(ctx)
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -397,6 +408,22 @@ func (s *Store) completeChunk(ctx context.Context, tx *sql.Tx, st *sql.Stmt, cs 
 	return nil
 }
 
+// Reaping statements. Running tasks are few (at most the runners' slots), so
+// these scan the partial index of running tasks.
+const (
+	expireFailSQL = `UPDATE tasks INDEXED BY tasks_running SET status = 'failed', finished_at = ?,
+		error_code = 'lease_expired', error_message = 'the lease expired',
+		lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+		WHERE status = 'running' AND lease_expires_at < ? AND platform_tries >= ? RETURNING id`
+	expireRequeueSQL = `UPDATE tasks INDEXED BY tasks_running SET status = 'queued', run_at = ?,
+		platform_tries = platform_tries + 1, error_code = 'lease_expired', error_message = 'the lease expired',
+		started_at = NULL, lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+		WHERE status = 'running' AND lease_expires_at < ? AND platform_tries < ? RETURNING id`
+	requeueRunnerSQL = `UPDATE tasks INDEXED BY tasks_running SET status = 'queued', run_at = ?,
+		attempts = max(attempts - 1, 0), started_at = NULL, lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+		WHERE status = 'running' AND runner_id = ? RETURNING id`
+)
+
 // ExpireLeases reaps running tasks whose lease expired before Now. A task
 // with fewer than PlatformRetries platform tries goes back to the queue at
 // Now with one more platform try and error lease_expired (its attempt still
@@ -411,15 +438,9 @@ func (s *Store) ExpireLeases(ctx context.Context, p *store.ExpireParams) ([]stri
 			sql  string
 			args []any
 		}{
-			{`UPDATE tasks INDEXED BY tasks_running SET status = 'failed', finished_at = ?,
-				error_code = 'lease_expired', error_message = 'the lease expired',
-				lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
-				WHERE status = 'running' AND lease_expires_at < ? AND platform_tries >= ? RETURNING id`,
+			{expireFailSQL,
 				[]any{now, now, p.PlatformRetries}},
-			{`UPDATE tasks INDEXED BY tasks_running SET status = 'queued', run_at = ?, platform_tries = platform_tries + 1,
-				error_code = 'lease_expired', error_message = 'the lease expired',
-				started_at = NULL, lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
-				WHERE status = 'running' AND lease_expires_at < ? AND platform_tries < ? RETURNING id`,
+			{expireRequeueSQL,
 				[]any{now, now, p.PlatformRetries}},
 		} {
 			got, err := queryIDs(ctx, tx, q.sql, q.args...)
@@ -443,9 +464,7 @@ func (s *Store) RequeueRunner(ctx context.Context, p *store.RequeueRunnerParams)
 	var ids []string
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		ids, err = queryIDs(ctx, tx, `UPDATE tasks INDEXED BY tasks_running SET status = 'queued', run_at = ?,
-			attempts = max(attempts - 1, 0), started_at = NULL, lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
-			WHERE status = 'running' AND runner_id = ? RETURNING id`, micros(p.Now), p.RunnerID)
+		ids, err = queryIDs(ctx, tx, requeueRunnerSQL, micros(p.Now), p.RunnerID)
 		if err != nil {
 			return fmt.Errorf("sqlite: requeue runner: %w", err)
 		}

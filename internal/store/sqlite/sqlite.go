@@ -62,9 +62,14 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	if err := w.PingContext(ctx); err != nil {
+	var mode string
+	if err := w.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: journal mode is %q, not WAL (is the file on a local file system?)", path, mode)
 	}
 	applied, err := migrate(ctx, w, migrationsFS, logger)
 	if err != nil {

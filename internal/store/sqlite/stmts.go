@@ -7,20 +7,25 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
+	"sync"
 )
 
-// stmts are the hot-path write statements, prepared once on the write
-// connection and bound to each transaction with tx.StmtContext, which reuses
-// the prepared statement because there is only one write connection.
+// stmts are the hot-path write statements, prepared on the write connection
+// and bound to each transaction with tx.StmtContext, which reuses the
+// prepared statement because there is only one write connection.
 //
-// Batch statements carry many rows each; batch[k][i] is statement k for
-// 1<<i rows, so a batch of n rows runs as at most log2(n)+n/maxChunk
-// statements and no SQL is parsed on the hot path.
+// Batch statements carry many rows each: batch[k][i] is statement k for 1<<i
+// rows, so a batch of n rows runs as at most log2(n)+n/maxChunk statements
+// and no SQL is parsed on the hot path. They are prepared on first use, by
+// prepareBatch, outside any transaction (the write connection is busy inside
+// one).
 type stmts struct {
 	idemLookup, idemPut    *sql.Stmt
 	leaseLimits, leaseScan *sql.Stmt
-	batch                  [numBatchKinds][]*sql.Stmt
-	all                    []*sql.Stmt
+
+	mu    sync.Mutex
+	batch [numBatchKinds][maxChunkLog2 + 1]*sql.Stmt
+	all   []*sql.Stmt
 }
 
 // batchKind names a multi-row statement.
@@ -54,14 +59,6 @@ const leaseScanOrder = ` ORDER BY run_at, seq LIMIT ?`
 
 func prepare(ctx context.Context, db *sql.DB) (*stmts, error) {
 	s := &stmts{}
-	add := func(q string) (*sql.Stmt, error) {
-		st, err := db.PrepareContext(ctx, q)
-		if err != nil {
-			return nil, fmt.Errorf("prepare %.60q…: %w", q, err)
-		}
-		s.all = append(s.all, st)
-		return st, nil
-	}
 	for _, q := range []struct {
 		dst **sql.Stmt
 		sql string
@@ -75,35 +72,60 @@ func prepare(ctx context.Context, db *sql.DB) (*stmts, error) {
 			FROM functions f INDEXED BY functions_limited WHERE f.max_concurrency > 0`},
 		{&s.leaseScan, leaseScanSQL + leaseScanOrder},
 	} {
-		st, err := add(q.sql)
+		st, err := db.PrepareContext(ctx, q.sql)
 		if err != nil {
 			s.close()
-			return nil, err
+			return nil, fmt.Errorf("prepare %.60q…: %w", q.sql, err)
 		}
 		*q.dst = st
-	}
-	builders := [numBatchKinds]func(n int) string{
-		batchInsertTasks:  insertTasksSQL,
-		batchPutBodies:    putBodiesSQL,
-		batchDeleteBodies: deleteBodiesSQL,
-		batchLease:        leaseSQL,
-		batchComplete:     completeSQL,
-		batchHeartbeat:    heartbeatSQL,
-	}
-	for k, build := range builders {
-		for i := 0; i <= maxChunkLog2; i++ {
-			st, err := add(build(1 << i))
-			if err != nil {
-				s.close()
-				return nil, err
-			}
-			s.batch[k] = append(s.batch[k], st)
-		}
+		s.all = append(s.all, st)
 	}
 	return s, nil
 }
 
+// batchBuilders build the SQL of each batch statement for n rows.
+var batchBuilders = [numBatchKinds]func(n int) string{
+	batchInsertTasks:  insertTasksSQL,
+	batchPutBodies:    putBodiesSQL,
+	batchDeleteBodies: deleteBodiesSQL,
+	batchLease:        leaseSQL,
+	batchComplete:     completeSQL,
+	batchHeartbeat:    heartbeatSQL,
+}
+
+// prepareBatch makes sure the statements of kind k for every piece size up
+// to n rows are prepared. It must not be called inside a write transaction.
+func (s *Store) prepareBatch(ctx context.Context, k batchKind, n int) error {
+	for i := 0; i <= maxChunkLog2 && 1<<i <= n; i++ {
+		s.st.mu.Lock()
+		ok := s.st.batch[k][i] != nil
+		s.st.mu.Unlock()
+		if ok {
+			continue
+		}
+		// Not under mu: preparing waits for the write connection, and a
+		// transaction holding it may need mu to bind a statement.
+		st, err := s.w.PrepareContext(ctx, batchBuilders[k](1<<i))
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		s.st.mu.Lock()
+		if s.st.batch[k][i] == nil {
+			s.st.batch[k][i] = st
+			s.st.all = append(s.st.all, st)
+			st = nil
+		}
+		s.st.mu.Unlock()
+		if st != nil {
+			st.Close()
+		}
+	}
+	return nil
+}
+
 func (s *stmts) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var errs []error
 	for _, st := range s.all {
 		errs = append(errs, st.Close())
@@ -113,11 +135,17 @@ func (s *stmts) close() error {
 
 // pieces calls fn for consecutive ranges [lo, hi) covering [0, n), each a
 // power of two long and at most maxChunk, with the statement of kind k for
-// that many rows bound to tx.
+// that many rows bound to tx. prepareBatch(k, n) must have run before.
 func (s *Store) pieces(ctx context.Context, tx *sql.Tx, k batchKind, n int, fn func(st *sql.Stmt, lo, hi int) error) error {
 	for lo := 0; lo < n; {
 		size := min(maxChunk, 1<<(bits.Len(uint(n-lo))-1))
-		st := tx.StmtContext(ctx, s.st.batch[k][bits.TrailingZeros(uint(size))])
+		s.st.mu.Lock()
+		prepared := s.st.batch[k][bits.TrailingZeros(uint(size))]
+		s.st.mu.Unlock()
+		if prepared == nil {
+			return fmt.Errorf("sqlite: batch statement %d for %d rows not prepared", k, size)
+		}
+		st := tx.StmtContext(ctx, prepared)
 		if err := fn(st, lo, lo+size); err != nil {
 			return err
 		}

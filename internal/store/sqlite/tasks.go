@@ -32,6 +32,12 @@ func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]
 			return nil, ward.FieldError("priority", "must be between %d and %d", ward.MinPriority, ward.MaxPriority)
 		}
 	}
+	if err := s.prepareBatch(ctx, batchInsertTasks, len(p.Tasks)); err != nil {
+		return nil, err
+	}
+	if err := s.prepareBatch(ctx, batchPutBodies, len(p.Tasks)); err != nil {
+		return nil, err
+	}
 	out := make([]store.InsertResult, len(p.Tasks))
 	now := micros(p.Now)
 	qctx := context.WithoutCancel(ctx) // the transaction still ends with ctx
@@ -43,66 +49,14 @@ func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]
 		if err != nil {
 			return err
 		}
-		defer func() {
-			for _, d := range dups {
-				out[d[0]] = store.InsertResult{Task: out[d[1]].Task, Existing: true}
-			}
-		}()
-		if len(fresh) == 0 {
-			return nil
-		}
-		// Seqs are assigned here, under the write lock, so the payload rows
-		// can be written without reading them back.
-		var last int64
-		if err := tx.QueryRowContext(qctx, `SELECT coalesce(max(seq), 0) FROM tasks`).Scan(&last); err != nil {
-			return fmt.Errorf("sqlite: insert tasks: %w", err)
-		}
-		var bodies []any
-		err = s.pieces(qctx, tx, batchInsertTasks, len(fresh), func(st *sql.Stmt, lo, hi int) error {
-			args := make([]any, 0, (hi-lo)*17)
-			for j, i := range fresh[lo:hi] {
-				t := &p.Tasks[i]
-				labels, err := labelsArg(t.Labels)
-				if err != nil {
-					return err
-				}
-				seq := last + int64(lo+j) + 1
-				args = append(args, seq, t.ID, t.Project, t.Function, t.CodeDigest, t.Priority, t.MaxAttempts,
-					t.TimeoutS, t.MemoryMB, t.BackoffS, now, micros(t.RunAt), labels, t.ParentID, len(t.Payload), t.SubmittedBy,
-					string(ward.StatusQueued))
-				if len(t.Payload) > 0 {
-					bodies = append(bodies, bodyID(seq, kindPayload), t.Payload)
-				}
-			}
-			res, err := st.ExecContext(qctx, args...)
-			if err != nil {
-				return fmt.Errorf("sqlite: insert tasks: %w", err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n != int64(hi-lo) {
-				return ward.Errorf(ward.CodeAlreadyExists, "a task ID in the batch already exists")
-			}
-			return nil
-		})
-		if err != nil {
+		if err := s.insertFresh(qctx, tx, p.Tasks, fresh, now); err != nil {
 			return err
 		}
-		if err := s.putBodies(qctx, tx, bodies); err != nil {
-			return fmt.Errorf("sqlite: insert payloads: %w", err)
-		}
-		var put *sql.Stmt
 		for _, i := range fresh {
-			t := &p.Tasks[i]
-			if t.IdempotencyKey != "" {
-				if put == nil {
-					put = tx.StmtContext(ctx, s.st.idemPut)
-				}
-				if _, err := put.ExecContext(qctx, t.Project, t.IdempotencyKey, t.ID, now); err != nil {
-					return fmt.Errorf("sqlite: record idempotency key: %w", err)
-				}
-			}
-			out[i] = store.InsertResult{Task: newRecord(t, now)}
+			out[i] = store.InsertResult{Task: newRecord(&p.Tasks[i], now)}
+		}
+		for _, d := range dups {
+			out[d[0]] = store.InsertResult{Task: out[d[1]].Task, Existing: true}
 		}
 		return nil
 	})
@@ -110,6 +64,83 @@ func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]
 		return nil, err
 	}
 	return out, nil
+}
+
+// insertFresh inserts tasks[i] for i in fresh, with their payloads and
+// idempotency keys, at now.
+func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTask, fresh []int, now int64) error {
+	if len(fresh) == 0 {
+		return nil
+	}
+	// Seqs are assigned here, under the write lock, so the payload rows can
+	// be written without reading them back.
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM tasks`).Scan(&last); err != nil {
+		return fmt.Errorf("sqlite: insert tasks: %w", err)
+	}
+	var bodies []any
+	err := s.pieces(ctx, tx, batchInsertTasks, len(fresh), func(st *sql.Stmt, lo, hi int) error {
+		args := make([]any, 0, (hi-lo)*17)
+		for j, i := range fresh[lo:hi] {
+			t := &tasks[i]
+			labels, err := labelsArg(t.Labels)
+			if err != nil {
+				return err
+			}
+			seq := last + int64(lo+j) + 1
+			args = append(args, seq, t.ID, t.Project, t.Function, t.CodeDigest, t.Priority, t.MaxAttempts,
+				t.TimeoutS, t.MemoryMB, t.BackoffS, now, micros(t.RunAt), labels, t.ParentID, len(t.Payload), t.SubmittedBy,
+				string(ward.StatusQueued))
+			if len(t.Payload) > 0 {
+				bodies = append(bodies, bodyID(seq, kindPayload), t.Payload)
+			}
+		}
+		res, err := st.ExecContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("sqlite: insert tasks: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != int64(hi-lo) {
+			return duplicateTask(ctx, tx, tasks, fresh[lo:hi], last+int64(lo)+1)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.putBodies(ctx, tx, bodies); err != nil {
+		return fmt.Errorf("sqlite: insert payloads: %w", err)
+	}
+	var put *sql.Stmt
+	for _, i := range fresh {
+		t := &tasks[i]
+		if t.IdempotencyKey == "" {
+			continue
+		}
+		if put == nil {
+			put = tx.StmtContext(ctx, s.st.idemPut)
+		}
+		if _, err := put.ExecContext(ctx, t.Project, t.IdempotencyKey, t.ID, now); err != nil {
+			return fmt.Errorf("sqlite: record idempotency key: %w", err)
+		}
+	}
+	return nil
+}
+
+// duplicateTask names the first task of a chunk (inserted from seq first on)
+// that was not inserted because its ID exists.
+func duplicateTask(ctx context.Context, tx *sql.Tx, tasks []store.NewTask, chunk []int, first int64) error {
+	for j, i := range chunk {
+		var seq int64
+		if err := tx.QueryRowContext(ctx, `SELECT seq FROM tasks WHERE id = ?`, tasks[i].ID).Scan(&seq); err != nil {
+			return fmt.Errorf("sqlite: insert tasks: %w", err)
+		}
+		if seq != first+int64(j) {
+			return ward.Errorf(ward.CodeAlreadyExists, "task %s already exists", tasks[i].ID)
+		}
+	}
+	return ward.Errorf(ward.CodeAlreadyExists, "a task ID in the batch already exists")
 }
 
 // putBodies writes bodies given as (id, data) pairs.
@@ -250,34 +281,18 @@ func (s *Store) ListTasks(ctx context.Context, p *store.ListTasksParams) ([]stor
 	if p.Status != "" && !p.Status.Valid() {
 		return nil, ward.FieldError("status", "unknown status %q", p.Status)
 	}
-	var q strings.Builder
-	q.WriteString(`SELECT ` + taskCols + ` FROM tasks WHERE project = ?`)
-	args := []any{p.Project}
-	if p.Function != "" {
-		q.WriteString(` AND function = ?`)
-		args = append(args, p.Function)
-	}
-	if p.Status != "" {
-		// A literal (the status is validated) lets SQLite use the partial
-		// index on failed and cancelled tasks.
-		q.WriteString(` AND status = '` + string(p.Status) + `'`)
-	}
+	var before int64
 	if p.Before != "" {
-		var seq int64
-		err := s.r.QueryRowContext(ctx, `SELECT seq FROM tasks WHERE id = ? AND project = ?`, p.Before, p.Project).Scan(&seq)
+		err := s.r.QueryRowContext(ctx, `SELECT seq FROM tasks WHERE id = ? AND project = ?`, p.Before, p.Project).Scan(&before)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ward.FieldError("cursor", "unknown cursor")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list tasks: cursor: %w", err)
 		}
-		q.WriteString(` AND seq < ?`)
-		args = append(args, seq)
 	}
-	q.WriteString(` ORDER BY seq DESC LIMIT ?`)
-	args = append(args, limit)
-
-	rows, err := s.r.QueryContext(ctx, q.String(), args...)
+	q, args := listSQL(p, before, limit)
+	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list tasks: %w", err)
 	}
@@ -302,6 +317,29 @@ func (s *Store) ListTasks(ctx context.Context, p *store.ListTasksParams) ([]stor
 		}
 	}
 	return recs, nil
+}
+
+// listSQL builds the listing query: tasks of p.Project with the optional
+// filters, before the task with seq before (0 = from the newest), newest
+// first. The status, already validated, is a literal so that SQLite can use
+// the partial indexes on failed and cancelled tasks.
+func listSQL(p *store.ListTasksParams, before int64, limit int) (string, []any) {
+	var q strings.Builder
+	q.WriteString(`SELECT ` + taskCols + ` FROM tasks WHERE project = ?`)
+	args := []any{p.Project}
+	if p.Function != "" {
+		q.WriteString(` AND function = ?`)
+		args = append(args, p.Function)
+	}
+	if p.Status != "" {
+		q.WriteString(` AND status = '` + string(p.Status) + `'`)
+	}
+	if before != 0 {
+		q.WriteString(` AND seq < ?`)
+		args = append(args, before)
+	}
+	q.WriteString(` ORDER BY seq DESC LIMIT ?`)
+	return q.String(), append(args, limit)
 }
 
 // GetTaskBody returns a body of a task of the project. A body not written

@@ -29,6 +29,8 @@ var leaseTests = []test{
 	{"CompleteSucceededAndFailed", testComplete},
 	{"CompleteRetry", testCompleteRetry},
 	{"CompleteInvalidStatus", testCompleteInvalidStatus},
+	{"CompleteTwiceInOneBatch", testCompleteTwiceInBatch},
+	{"LargeBatches", testLargeBatches},
 	{"ExpireLeases", testExpireLeases},
 	{"RequeueRunner", testRequeueRunner},
 	{"Cancel", testCancel},
@@ -772,5 +774,85 @@ func testConcurrentMaxConcurrency(t *testing.T, e *env) {
 	}
 	if total != 3 {
 		t.Fatalf("%d tasks leased concurrently with max_concurrency 3", total)
+	}
+}
+
+func testCompleteTwiceInBatch(t *testing.T, e *env) {
+	e.project("p")
+	e.insert(e.task("p", "f"), e.task("p", "f"))
+	ls := e.lease("r", 2, 1<<20, t0)
+	a, b := ls[0], ls[1]
+	forged := succeed(a, at(time.Second))
+	forged.LeaseID = "forged"
+	failA := succeed(a, at(time.Second))
+	failA.Status = ward.StatusFailed
+	// In order: a forged completion (stale), the real one (applies), the
+	// real one again (stale: the task is no longer running); b applies once.
+	errs := e.complete(forged, succeed(a, at(time.Second)), failA, succeed(b, at(time.Second)), succeed(b, at(2*time.Second)))
+	for i, want := range []ward.Code{ward.CodeStaleLease, "", ward.CodeStaleLease, "", ward.CodeStaleLease} {
+		if want == "" {
+			if errs[i] != nil {
+				t.Fatalf("completion %d: %v, want applied", i, errs[i])
+			}
+			continue
+		}
+		wantCode(t, fmt.Sprintf("completion %d", i), errs[i], want)
+	}
+	for _, id := range []string{a.Task.ID, b.Task.ID} {
+		got := e.get("p", id)
+		if got.Status != ward.StatusSucceeded {
+			t.Fatalf("%s = %s, want succeeded", id, got.Status)
+		}
+		wantTimePtr(t, id+" FinishedAt", got.FinishedAt, ptr(at(time.Second)))
+	}
+}
+
+// testLargeBatches runs batches bigger than any store is likely to handle in
+// one statement.
+func testLargeBatches(t *testing.T, e *env) {
+	e.project("p")
+	const n = 700
+	tasks := make([]store.NewTask, n)
+	for i := range tasks {
+		tasks[i] = e.task("p", "f", func(nt *store.NewTask) {
+			nt.MemoryMB = 1
+			if i%7 == 0 {
+				nt.IdempotencyKey = fmt.Sprintf("key-%d", i)
+			}
+		})
+	}
+	recs := e.insert(tasks...)
+	for i, r := range recs {
+		if r.ID != tasks[i].ID {
+			t.Fatalf("insert result %d = %s, want %s", i, r.ID, tasks[i].ID)
+		}
+	}
+	ls := e.lease("r", n+100, 1<<20, t0)
+	if len(ls) != n {
+		t.Fatalf("leased %d, want %d", len(ls), n)
+	}
+	refs := make([]store.LeaseRef, n)
+	cs := make([]store.Completion, n)
+	for i, l := range ls {
+		if l.Task.ID != tasks[i].ID || !bytes.Equal(l.Payload, tasks[i].Payload) {
+			t.Fatalf("lease %d = %s (payload %q), want %s in FIFO order", i, l.Task.ID, l.Payload, tasks[i].ID)
+		}
+		refs[i] = store.LeaseRef{TaskID: l.Task.ID, LeaseID: l.LeaseID}
+		cs[i] = succeed(l, at(time.Second))
+		cs[i].Result = []byte(l.Task.ID)
+	}
+	lost, err := e.s.Heartbeat(e.ctx, &store.HeartbeatParams{RunnerID: "r", Leases: refs, TTL: time.Hour, Now: at(time.Second)})
+	if err != nil || len(lost) != 0 {
+		t.Fatalf("Heartbeat of %d held leases lost %d, %v", n, len(lost), err)
+	}
+	e.completeOK(cs...)
+	for _, i := range []int{0, 255, 256, 511, 512, n - 1} {
+		if got := e.body("p", tasks[i].ID, store.BodyResult); string(got) != tasks[i].ID {
+			t.Fatalf("result of task %d = %q", i, got)
+		}
+	}
+	recsAfter, err := e.s.ListTasks(e.ctx, &store.ListTasksParams{Project: "p", Status: ward.StatusSucceeded, Limit: ward.MaxPageSize})
+	if err != nil || len(recsAfter) != n {
+		t.Fatalf("succeeded = %d, %v; want %d", len(recsAfter), err, n)
 	}
 }

@@ -97,6 +97,18 @@ func testInsertErrors(t *testing.T, e *env) {
 	}
 	_, err = e.s.GetTask(e.ctx, "p", next.ID)
 	wantCode(t, "GetTask(task of a failed batch)", err, ward.CodeNotFound)
+
+	// The same new ID twice in one batch.
+	twin := e.task("p", "f")
+	_, err = e.s.InsertTasks(e.ctx, &store.InsertTasksParams{Tasks: []store.NewTask{twin, twin}, Now: at(time.Second)})
+	wantCode(t, "InsertTasks(ID twice in the batch)", err, ward.CodeAlreadyExists)
+	_, err = e.s.GetTask(e.ctx, "p", twin.ID)
+	wantCode(t, "GetTask(twin of a failed batch)", err, ward.CodeNotFound)
+	_, err = e.s.InsertTasks(e.ctx, &store.InsertTasksParams{Tasks: []store.NewTask{e.task("p", "f", func(n *store.NewTask) { n.ID = "" })}, Now: t0})
+	wantCode(t, "InsertTasks(no ID)", err, ward.CodeInvalidArgument)
+	if got := e.listIDs(&store.ListTasksParams{Project: "p"}); !slices.Equal(got, []string{ok.ID}) {
+		t.Fatalf("tasks after failed inserts = %v, want only %s", got, ok.ID)
+	}
 }
 
 func testIdempotency(t *testing.T, e *env) {

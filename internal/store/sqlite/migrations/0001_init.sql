@@ -91,11 +91,13 @@ CREATE INDEX tasks_running ON tasks (project, function, lease_expires_at) WHERE 
 -- Listing, newest first, with the optional filters. There is deliberately no
 -- index on (project, status): it would change on every state transition.
 -- Queued and running tasks are mostly the newest, and succeeded ones the
--- most, so those filters scan tasks_project; failures, which can be rare and
--- old, have their own small index.
+-- most, so those filters scan tasks_project; failed and cancelled tasks,
+-- which can be rare and old, have small indexes of their own (queries name
+-- the status as a literal so that SQLite can use them).
 CREATE INDEX tasks_project ON tasks (project, seq);
 CREATE INDEX tasks_project_function ON tasks (project, function, seq);
-CREATE INDEX tasks_project_failed ON tasks (project, status, seq) WHERE status IN ('failed', 'cancelled');
+CREATE INDEX tasks_project_failed ON tasks (project, seq) WHERE status = 'failed';
+CREATE INDEX tasks_project_cancelled ON tasks (project, seq) WHERE status = 'cancelled';
 
 -- Task bodies: id = seq*4 + kind (0 payload, 1 result, 2 log). An empty body
 -- has no row.
