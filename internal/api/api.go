@@ -259,6 +259,7 @@ func extendDeadlines(w http.ResponseWriter, d time.Duration) {
 		return
 	}
 	rc := http.NewResponseController(w)
+	// Connection deadlines are wall-clock times, whatever the server's clock.
 	t := time.Now().Add(d + deadlineMargin)
 	// Errors mean the writer has no connection (tests) or the connection
 	// is gone; either way there is nothing to extend.

@@ -333,7 +333,7 @@ func TestCodeUpload(t *testing.T) {
 	e.do("PUT", "/v1/projects/alpha/functions/f", dev, `{}`).wantStatus(t, http.StatusCreated)
 	const path = "/v1/projects/alpha/functions/f/code"
 
-	mod := minimalModule("")
+	mod := module(t, "echo")
 	sum := sha256.Sum256(mod)
 	var up ward.CodeUploadResponse
 	e.do("PUT", path, dev, mod, "Content-Type", "application/wasm").wantStatus(t, http.StatusOK).decode(t, &up)
@@ -350,7 +350,7 @@ func TestCodeUpload(t *testing.T) {
 		t.Errorf("audit = %v", last)
 	}
 
-	e.do("PUT", path, dev, minimalModule("v2"), "Content-Type", "application/wasm; charset=binary").wantStatus(t, http.StatusOK).decode(t, &up)
+	e.do("PUT", path, dev, module(t, "exit3"), "Content-Type", "application/wasm; charset=binary").wantStatus(t, http.StatusOK).decode(t, &up)
 	if up.Version != 2 {
 		t.Errorf("second upload version %d", up.Version)
 	}
@@ -360,6 +360,10 @@ func TestCodeUpload(t *testing.T) {
 		t.Errorf("function after upload %+v", fn)
 	}
 
+	for _, name := range []string{"nostart", "badimport"} {
+		e.do("PUT", path, dev, module(t, name), "Content-Type", "application/wasm").
+			wantError(t, http.StatusBadRequest, ward.CodeInvalidModule, "")
+	}
 	e.do("PUT", path, dev, []byte("\x00asm\x01\x00\x00\x00garbage"), "Content-Type", "application/wasm").
 		wantError(t, http.StatusBadRequest, ward.CodeInvalidModule, "")
 	e.do("PUT", path, dev, []byte("#!/bin/sh\necho hi\n"), "Content-Type", "application/wasm").

@@ -66,6 +66,11 @@ var rawMessageType = reflect.TypeFor[json.RawMessage]()
 
 // value checks the next value against t.
 func (c *checker) value(t reflect.Type, path string) error {
+	if t == rawMessageType || t.Kind() == reflect.Interface {
+		// Any value goes; reading it whole is much faster than token by token.
+		var raw json.RawMessage
+		return syntaxError(c.dec.Decode(&raw))
+	}
 	tok, err := c.dec.Token()
 	if err != nil {
 		return syntaxError(err)

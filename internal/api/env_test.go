@@ -23,25 +23,19 @@ import (
 	"github.com/wardhq/ward/internal/auth"
 	"github.com/wardhq/ward/internal/queue"
 	"github.com/wardhq/ward/internal/runner"
+	"github.com/wardhq/ward/internal/sandbox/sandboxtest"
 	"github.com/wardhq/ward/internal/sandbox/wasm"
 	"github.com/wardhq/ward/internal/store"
 	"github.com/wardhq/ward/internal/store/sqlite"
 )
 
-// minimalModule is the smallest WASI command: it exports a _start that
-// returns at once. extra lets tests make modules with different digests.
-func minimalModule(extra string) []byte {
-	m := []byte{
-		0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
-		0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type section: one func type () -> ()
-		0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
-		0x07, 0x0a, 0x01, 0x06, '_', 's', 't', 'a', 'r', 't', 0x00, 0x00, // export "_start" = func 0
-		0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code section: an empty body
-	}
-	if extra != "" {
-		// A custom section named by extra (short names only).
-		m = append(m, 0x00, byte(1+len(extra)), byte(len(extra)))
-		m = append(m, extra...)
+// module returns a module of the sandboxtest suite, failing the test when
+// there is none.
+func module(t testing.TB, name string) []byte {
+	t.Helper()
+	m := sandboxtest.Module(name)
+	if m == nil {
+		t.Fatalf("sandboxtest has no module %q", name)
 	}
 	return m
 }
@@ -267,11 +261,11 @@ func (r response) wantError(t testing.TB, status int, code ward.Code, field stri
 }
 
 // function creates a function in project with the given spec and uploads
-// the minimal module as its code.
+// the sandboxtest echo module as its code.
 func (e *testEnv) function(project, name string, spec ward.FunctionSpec) ward.Function {
 	e.t.Helper()
 	e.do("PUT", "/v1/projects/"+project+"/functions/"+name, e.admin, spec).wantStatus(e.t, http.StatusCreated)
-	e.do("PUT", "/v1/projects/"+project+"/functions/"+name+"/code", e.admin, minimalModule(""),
+	e.do("PUT", "/v1/projects/"+project+"/functions/"+name+"/code", e.admin, module(e.t, "echo"),
 		"Content-Type", "application/wasm").wantStatus(e.t, http.StatusOK)
 	fn, err := e.st.GetFunction(e.ctx, project, name)
 	if err != nil {

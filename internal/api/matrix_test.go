@@ -9,6 +9,7 @@ import (
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/auth"
+	"github.com/wardhq/ward/internal/sandbox/sandboxtest"
 )
 
 // fixture names resources of one project that the route cases act on.
@@ -64,7 +65,7 @@ func routeCases() []routeCase {
 			return request{"DELETE", p(fx) + "/functions/" + fx.delFn, nil, nil}
 		}},
 		{"PUT /v1/projects/{p}/functions/{fn}/code", auth.ScopeFunctionsWrite, func(fx fixture) request {
-			return request{"PUT", p(fx) + "/functions/" + fx.fn + "/code", minimalModule("m"), []string{"Content-Type", "application/wasm"}}
+			return request{"PUT", p(fx) + "/functions/" + fx.fn + "/code", sandboxtest.Module("exit3"), []string{"Content-Type", "application/wasm"}}
 		}},
 		{"GET /v1/projects/{p}/config", auth.ScopeConfigRead, func(fx fixture) request {
 			return request{"GET", p(fx) + "/config", nil, nil}

@@ -3,8 +3,8 @@ package api
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,7 +74,7 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request, c *call) er
 
 // scopeIdempotency gives a token restricted to its own tasks its own
 // idempotency keys, so that reusing another token's key neither returns nor
-// reveals that token's task. prefix qualifies field names in a batch.
+// reveals that token's task. batch makes field names name the index.
 func scopeIdempotency(c *call, reqs []ward.SubmitRequest, batch bool) error {
 	if !c.principal.OwnTasksOnly() {
 		return nil

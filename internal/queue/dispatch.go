@@ -44,7 +44,9 @@ func (s *Service) Lease(ctx context.Context, req *runner.LeaseRequest) ([]runner
 			return nil, err
 		}
 		if len(leases) > 0 {
-			return s.jobs(ctx, leases)
+			// If this fails (the store is failing), the leases expire and the
+			// tasks run again as a platform retry.
+			return s.jobs(context.WithoutCancel(ctx), leases)
 		}
 		if req.Wait <= 0 {
 			return nil, nil

@@ -370,3 +370,17 @@ func TestIdempotentSubmit(t *testing.T) {
 		t.Fatalf("idempotency: %+v %+v", a[0], c[0])
 	}
 }
+
+// A lease granted as the runner's context ends must still reach the runner:
+// otherwise the task would sit leased to nobody until its lease expired.
+func TestLeaseGrantedDespiteCancelledContext(t *testing.T) {
+	t.Parallel()
+	b := setup(t, ward.FunctionSpec{})
+	id := b.submit(t, ward.SubmitRequest{Function: "fn"})[0].Task.ID
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	jobs, err := b.q.Lease(ctx, &runner.LeaseRequest{RunnerID: "r", Max: 5, FreeMemoryMB: 1024, Wait: time.Minute})
+	if err != nil || len(jobs) != 1 || jobs[0].TaskID != id {
+		t.Fatalf("jobs = %+v, err = %v", jobs, err)
+	}
+}

@@ -218,26 +218,34 @@ func (r *Runner) leaseLoop(ctx, runCtx context.Context, tasks *sync.WaitGroup) {
 		}
 		for _, j := range jobs {
 			tctx, cancel := context.WithCancel(runCtx)
+			rn := &run{leaseID: j.LeaseID, cancel: cancel}
 			r.mu.Lock()
 			r.slots--
 			r.memMB -= j.MemoryMB
-			r.running[j.TaskID] = &run{leaseID: j.LeaseID, cancel: cancel}
+			if old, ok := r.running[j.TaskID]; ok {
+				// The task was re-leased: our older lease expired, so that
+				// run is lost.
+				old.lost = true
+				old.cancel()
+			}
+			r.running[j.TaskID] = rn
 			r.mu.Unlock()
 			tasks.Add(1)
 			go func() {
 				defer tasks.Done()
-				r.execute(tctx, j)
+				r.execute(tctx, j, rn)
 			}()
 		}
 	}
 }
 
 // execute runs one job and queues its result.
-func (r *Runner) execute(ctx context.Context, j Job) {
+func (r *Runner) execute(ctx context.Context, j Job, rn *run) {
 	res := r.runJob(ctx, j)
 	r.mu.Lock()
-	rn := r.running[j.TaskID]
-	delete(r.running, j.TaskID)
+	if r.running[j.TaskID] == rn {
+		delete(r.running, j.TaskID)
+	}
 	lost := rn.lost
 	r.mu.Unlock()
 	rn.cancel()

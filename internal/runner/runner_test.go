@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -128,7 +130,7 @@ func (e *env) await(t *testing.T, id string) store.TaskRecord {
 		t.Fatal(err)
 	}
 	if !tk.Status.Terminal() {
-		t.Fatalf("task %s still %s", id, tk.Status)
+		t.Fatalf("task %s of %s still %s: %+v", id, tk.Function, tk.Status, tk)
 	}
 	return tk
 }
@@ -139,6 +141,9 @@ func start(t *testing.T, opts runner.Options) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	if os.Getenv("WARD_TEST_LOG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	r := runner.New(opts)
 	go func() { done <- r.Run(ctx) }()
 	var once sync.Once

@@ -36,6 +36,8 @@ var goSources embed.FS
 //	env        writes its environment to stdout, one NAME=value per line
 //	loop       never ends
 //	trap       executes unreachable
+//	recurse    recurses until the call stack overflows
+//	oob        reads past the end of its memory
 //	membomb    grows memory until refused, then traps
 //	flood      writes to stdout forever, ignoring errors
 //	exit3      exits with status 3
@@ -44,6 +46,7 @@ var goSources embed.FS
 //	hiddenmem  declares 32 MiB of initial memory (not exported), exits 0
 //	shapes     uses many kinds of declarations (globals, element and data
 //	           segment forms, several tables), exits 0
+//	tablegrow  grows a table declared without a maximum; exits 0 if refused
 //	nostart    valid, but no _start: not a WASI command
 //	badimport  imports env.host_call
 func Module(name string) []byte {

@@ -15,6 +15,9 @@ func TestModulesAssembled(t *testing.T) {
 	t.Parallel()
 	wat2wasm, err := exec.LookPath("wat2wasm")
 	if err != nil {
+		if os.Getenv("WARD_TEST_WABT") != "" {
+			t.Fatal("WARD_TEST_WABT is set but wat2wasm (wabt) is not on PATH")
+		}
 		t.Skip("wat2wasm (wabt) is not on PATH; cannot check the committed .wasm files against their sources")
 	}
 	names := ModuleNames()
@@ -49,7 +52,7 @@ func TestModulesAssembled(t *testing.T) {
 
 func TestModule(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"echo", "env", "loop", "trap", "membomb", "flood", "exit3", "logflood", "bigmem", "hiddenmem", "shapes", "nostart", "badimport"} {
+	for _, name := range []string{"echo", "env", "loop", "trap", "recurse", "oob", "membomb", "flood", "exit3", "logflood", "bigmem", "hiddenmem", "shapes", "tablegrow", "nostart", "badimport"} {
 		if code := Module(name); !bytes.HasPrefix(code, []byte("\x00asm\x01\x00\x00\x00")) {
 			t.Errorf("Module(%q) = %.16q, want a WebAssembly binary", name, code)
 		}

@@ -46,13 +46,24 @@ const (
 )
 
 // Run runs the conformance suite against sb. It prepares every supplied
-// artifact, then runs its subtests in parallel.
+// artifact, all at once, then runs its subtests in parallel.
 func Run(t *testing.T, sb sandbox.Sandbox, mods Modules) {
 	t.Helper()
 	ctx := t.Context()
-	for _, a := range mods.all() {
-		if err := sb.Prepare(ctx, a.artifact); err != nil {
-			t.Fatalf("Prepare(%s): %v", a.name, err)
+	all := mods.all()
+	errs := make(chan error, len(all))
+	for _, a := range all {
+		go func() {
+			if err := sb.Prepare(ctx, a.artifact); err != nil {
+				errs <- fmt.Errorf("Prepare(%s): %w", a.name, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range all {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
 		}
 	}
 	s := &suite{sb: sb, mods: mods}

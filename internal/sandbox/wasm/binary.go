@@ -1,6 +1,8 @@
 package wasm
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 )
@@ -32,8 +34,10 @@ const (
 
 // Bounds checkModule enforces on what a module declares.
 const (
-	maxLocals     = 50_000  // per function, as in V8 and wasmtime
-	maxTableElems = 1 << 20 // initial table size; wazero allocates it per instance
+	maxLocals = 50_000 // per function, as in V8 and wasmtime
+	// maxTableElems bounds the elements all tables of a module may ever
+	// hold (8 bytes each, per instance, outside the memory limit).
+	maxTableElems = 1 << 20
 )
 
 // Reference type prefixes: a heap type follows.
@@ -71,18 +75,23 @@ var errTruncated = errors.New("unexpected end of module")
 // declares before reading what they count, so a module of a few bytes can
 // declare a vector of 2³² entries and exhaust the host's memory while being
 // decoded. checkModule proves every such count and length fits in the bytes
-// that follow it, bounds locals per function and initial table sizes, and
-// drops custom sections (ward needs none, and wazero decodes the "name"
-// section unchecked). It also reports imports and the initial memory.
-// Instruction-level checks are left to wazero's validation.
+// that follow it and bounds the locals per function. It also rewrites what
+// would let a module take unbounded host memory later: a table without a
+// maximum size gets its initial size as maximum (table.grow then fails,
+// as it may; toolchains do not grow tables), and all tables together may
+// hold at most maxTableElems elements. It drops custom sections (ward needs
+// none, and wazero decodes the "name" section unchecked), and reports the
+// imports and the initial memory. Instruction-level checks are left to
+// wazero's validation.
 func checkModule(code []byte) (moduleLayout, error) {
 	var layout moduleLayout
 	if len(code) < len(wasmMagic) || string(code[:len(wasmMagic)]) != string(wasmMagic) {
 		return layout, errors.New("not a WebAssembly 1.0 binary")
 	}
 	r := &byteReader{b: code[len(wasmMagic):]}
-	kept := code[:len(wasmMagic):len(wasmMagic)] // sections appended here once one is dropped
-	dropped := false
+	kept := code[:len(wasmMagic):len(wasmMagic)] // sections appended here once one changes
+	changed := false
+	var tableElems uint64
 	for !r.done() {
 		start := len(code) - len(r.b)
 		id, err := r.byte()
@@ -98,24 +107,92 @@ func checkModule(code []byte) (moduleLayout, error) {
 			return layout, fmt.Errorf("section %d: %w", id, err)
 		}
 		if id == sectionCustom {
-			dropped = true
+			changed = true
 			continue
 		}
-		if end := len(code) - len(r.b); dropped {
-			kept = append(kept, code[start:end]...)
+		var rewritten []byte
+		if id == sectionTable {
+			rewritten, err = tableSection(body, &tableElems)
 		} else {
-			kept = code[:end:end] // no copy while nothing is dropped
+			err = checkSection(id, &byteReader{b: body}, &layout)
 		}
-		if err := checkSection(id, &byteReader{b: body}, &layout); err != nil {
+		if err != nil {
 			return layout, fmt.Errorf("section %d: %w", id, err)
+		}
+		end := len(code) - len(r.b)
+		switch {
+		case rewritten != nil && !bytes.Equal(rewritten, body):
+			changed = true
+			kept = append(kept, id)
+			kept = binary.AppendUvarint(kept, uint64(len(rewritten)))
+			kept = append(kept, rewritten...)
+		case changed:
+			kept = append(kept, code[start:end]...)
+		default:
+			kept = code[:end:end] // no copy while nothing changes
 		}
 	}
 	layout.code = kept
 	return layout, nil
 }
 
-// checkSection checks the body of one known section; others are left to
-// wazero, which rejects what it does not know.
+// tableSection checks a table section and returns it with every table
+// given a maximum size, adding what the tables may hold to *elems.
+func tableSection(body []byte, elems *uint64) ([]byte, error) {
+	r := &byteReader{b: body}
+	n, err := r.count()
+	if err != nil {
+		return nil, err
+	}
+	out := binary.AppendUvarint(make([]byte, 0, len(body)+8), uint64(n))
+	for range n {
+		entry := r.b
+		prefix, err := r.tableTypePrefix()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, entry[:len(entry)-len(r.b)]...)
+		flags, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		if flags&^0x05 != 0 { // bit 0: a maximum follows; bit 2: 64-bit
+			return nil, fmt.Errorf("unknown table limits flags 0x%02x", flags)
+		}
+		bits := uint(32)
+		if flags&0x04 != 0 {
+			bits = 64
+		}
+		min, err := r.uleb(bits)
+		if err != nil {
+			return nil, err
+		}
+		limit := min
+		if flags&0x01 != 0 {
+			if limit, err = r.uleb(bits); err != nil {
+				return nil, err
+			}
+		}
+		if *elems += limit; limit > maxTableElems || *elems > maxTableElems {
+			return nil, fmt.Errorf("tables of more than %d elements in all", maxTableElems)
+		}
+		out = append(out, flags|0x01)
+		out = binary.AppendUvarint(out, min)
+		out = binary.AppendUvarint(out, limit)
+		if prefix.withInit {
+			expr := r.b
+			if err := r.constExpr(); err != nil {
+				return nil, err
+			}
+			out = append(out, expr[:len(expr)-len(r.b)]...)
+		}
+	}
+	out = append(out, r.b...) // trailing bytes, for wazero to judge
+	return out, nil
+}
+
+// checkSection checks the body of one known section other than the table
+// section; others are left to wazero, which rejects what it does not know.
 func checkSection(id byte, r *byteReader, layout *moduleLayout) error {
 	switch id {
 	case sectionType:
@@ -129,8 +206,6 @@ func checkSection(id byte, r *byteReader, layout *moduleLayout) error {
 	case sectionFunction, sectionTag:
 		_, err := r.count() // the entries have no nested lengths
 		return err
-	case sectionTable:
-		return r.each(r.tableType)
 	case sectionMemory:
 		return r.each(func() error {
 			min, err := r.limitsMin()
@@ -354,7 +429,9 @@ func (r *byteReader) importEntry() (wasmImport, error) {
 	case importFunc:
 		_, err = r.u32()
 	case importTable:
-		err = r.tableType()
+		if _, err = r.tableTypePrefix(); err == nil {
+			_, err = r.limitsMin()
+		}
 	case importMemory:
 		_, err = r.limitsMin()
 	case importGlobal:
@@ -371,38 +448,30 @@ func (r *byteReader) importEntry() (wasmImport, error) {
 	return imp, err
 }
 
-// tableType decodes a table type, optionally prefixed to carry an
-// initializer, and bounds its initial size.
-func (r *byteReader) tableType() error {
+// tablePrefix is what precedes the limits of a table type.
+type tablePrefix struct{ withInit bool }
+
+// tableTypePrefix decodes a table type up to its limits: an optional
+// marker announcing an initializer, and the reference type.
+func (r *byteReader) tableTypePrefix() (tablePrefix, error) {
+	var p tablePrefix
 	b, err := r.byte()
 	if err != nil {
-		return err
+		return p, err
 	}
-	withInit := b == 0x40
-	if withInit {
+	if b == 0x40 {
+		p.withInit = true
 		if _, err := r.byte(); err != nil { // reserved
-			return err
+			return p, err
 		}
 		if b, err = r.byte(); err != nil {
-			return err
+			return p, err
 		}
 	}
 	if b == refNullable || b == refNonNullable {
-		if err := r.skipLEB(33); err != nil {
-			return err
-		}
+		return p, r.skipLEB(33)
 	}
-	min, err := r.limitsMin()
-	if err != nil {
-		return err
-	}
-	if min > maxTableElems {
-		return fmt.Errorf("table of %d initial elements; at most %d are allowed", min, maxTableElems)
-	}
-	if withInit {
-		return r.constExpr()
-	}
-	return nil
+	return p, nil
 }
 
 // constExpr decodes a constant expression up to its end opcode.

@@ -96,5 +96,8 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 	return l.buf
 }
 
-// Free implements experimental.LinearMemory.
-func (l *linearMemory) Free() { l.buf = nil }
+// Free implements experimental.LinearMemory. It does nothing: wazero may
+// call it from another goroutine while the guest still runs (when the
+// runtime closes), and the buffer is garbage, or recycled, once the run is
+// over anyway.
+func (l *linearMemory) Free() {}

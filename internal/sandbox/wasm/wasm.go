@@ -1,10 +1,12 @@
 // Package wasm is the WebAssembly sandbox: it runs WASI preview 1 commands
 // with wazero under the task contract of DESIGN §4.
 //
-// One wazero runtime serves every task. Prepare compiles a module once and
-// caches it by digest; every Run instantiates it afresh (anonymous, so runs
-// of one module proceed concurrently), calls _start and closes the
-// instance. Per run:
+// One wazero runtime serves every task. Prepare checks a module's structure
+// (see checkModule: wazero's decoder trusts declared sizes, so a tiny
+// module could exhaust the host's memory), compiles it once and caches it
+// by digest; every Run instantiates it afresh (anonymous, so runs of one
+// module proceed concurrently), calls _start and closes the instance. Per
+// run:
 //
 //   - memory: the run's allocator refuses to grow linear memory past
 //     Spec.MemoryMB (memory.grow yields -1) and records the peak; a run that
@@ -25,6 +27,11 @@
 //   - usage: DurationMs is the wall time of the run. wazero runs the guest
 //     on the calling goroutine and offers no CPU accounting, so CPUMs is
 //     the same wall time. PeakMemoryBytes is the peak size of linear memory.
+//
+// Host memory a run uses besides its linear memory is bounded but not
+// counted against MemoryMB: tables (at most maxTableElems elements in all),
+// the guest's call stack (wazero stops it at roughly 100 MB), stdout,
+// stderr and /tmp (at their caps).
 package wasm
 
 import (

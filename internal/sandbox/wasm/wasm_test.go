@@ -283,11 +283,14 @@ func TestInitialMemory(t *testing.T) {
 
 func TestDeclarationShapes(t *testing.T) {
 	t.Parallel()
-	// checkModule must pass what toolchains emit, and wazero run it.
-	sb, arts := prepared(t, Options{}, "shapes")
-	out, err := sb.Run(t.Context(), specFor(arts["shapes"]))
-	if err != nil || !out.Succeeded() {
-		t.Fatalf("Run(shapes) = %q %q, %v; want success", out.Code, out.Message, err)
+	// checkModule must pass what toolchains emit, and wazero run it; a
+	// table without a maximum must not grow (tablegrow traps if it does).
+	sb, arts := prepared(t, Options{}, "shapes", "tablegrow")
+	for name, a := range arts {
+		out, err := sb.Run(t.Context(), specFor(a))
+		if err != nil || !out.Succeeded() {
+			t.Errorf("Run(%s) = %q %q, %v; want success", name, out.Code, out.Message, err)
+		}
 	}
 }
 
@@ -297,7 +300,7 @@ func TestOutcomeDetails(t *testing.T) {
 	// must come from it.
 	var ticks atomic.Int64
 	clock := func() time.Time { return time.Unix(ticks.Add(1), 0) }
-	sb, arts := prepared(t, Options{Now: clock}, "echo", "trap", "exit3", "membomb")
+	sb, arts := prepared(t, Options{Now: clock}, "echo", "trap", "recurse", "oob", "exit3", "membomb")
 	cases := []struct {
 		name     string
 		memoryMB int
@@ -307,6 +310,8 @@ func TestOutcomeDetails(t *testing.T) {
 	}{
 		{"echo", 64, "", "", new(0)},
 		{"trap", 64, ward.CodeTrap, "wasm error: unreachable", nil},
+		{"recurse", 64, ward.CodeTrap, "stack overflow", nil},
+		{"oob", 64, ward.CodeTrap, "out of bounds memory access", nil},
 		{"exit3", 64, ward.CodeExitStatus, "exited with status 3", new(3)},
 		{"membomb", 8, ward.CodeMemoryLimit, "memory limit of 8 MiB", nil},
 	}

@@ -32,6 +32,7 @@ func BenchmarkCycle(b *testing.B) {
 		b.Fatal(err)
 	}
 	const batch, leaseBatch = 1000, 256
+	digest := digestOf([]byte("module"))
 	tasks := make([]store.NewTask, batch)
 	result := []byte(`{"ok":true}`)
 	code := 0
@@ -42,7 +43,7 @@ func BenchmarkCycle(b *testing.B) {
 	for b.Loop() {
 		for i := range tasks {
 			seq++
-			tasks[i] = store.NewTask{ID: fmt.Sprintf("t_%012d", seq), Project: "bench", Function: "echo", CodeDigest: "sha256:00",
+			tasks[i] = store.NewTask{ID: fmt.Sprintf("t_%012d", seq), Project: "bench", Function: "echo", CodeDigest: digest,
 				RunAt: now, TimeoutS: 30, MemoryMB: 1, MaxAttempts: 1, BackoffS: 5, SubmittedBy: "tok", Payload: []byte(`{"n":1}`)}
 		}
 		if _, err := s.InsertTasks(ctx, &store.InsertTasksParams{Tasks: tasks, Now: now}); err != nil {
@@ -87,4 +88,75 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkLeaseBacklog measures one lease of 256 tasks and their
+// completion with 100,000 tasks queued ahead: "blocked" puts 50,000 of them,
+// first in line, behind a function already at its max_concurrency of 1,
+// so every lease must pass over that backlog.
+func BenchmarkLeaseBacklog(b *testing.B) {
+	for _, blocked := range []bool{false, true} {
+		name := "plain"
+		if blocked {
+			name = "blocked"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			s, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+			if _, err := s.CreateProject(ctx, &store.CreateProjectParams{Name: "bench", Now: now}); err != nil {
+				b.Fatal(err)
+			}
+			spec := ward.DefaultSpec()
+			spec.Limits.MaxConcurrency = 1
+			if _, err := s.PutFunction(ctx, &store.PutFunctionParams{Project: "bench", Name: "slow", Spec: spec, Now: now}); err != nil {
+				b.Fatal(err)
+			}
+			seq := 0
+			insert := func(fn string, n int) {
+				tasks := make([]store.NewTask, 0, 1000)
+				for range n / 1000 {
+					tasks = tasks[:0]
+					for range 1000 {
+						seq++
+						tasks = append(tasks, store.NewTask{ID: fmt.Sprintf("t_%012d", seq), Project: "bench", Function: fn,
+							RunAt: now, TimeoutS: 30, MemoryMB: 1, MaxAttempts: 1, Payload: []byte(`{}`)})
+					}
+					if _, err := s.InsertTasks(ctx, &store.InsertTasksParams{Tasks: tasks, Now: now}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if blocked {
+				insert("slow", 50_000)
+				if ls, err := s.LeaseTasks(ctx, &store.LeaseParams{RunnerID: "hog", Max: 1, FreeMemoryMB: 1, TTL: time.Hour, Now: now}); err != nil || len(ls) != 1 {
+					b.Fatalf("lease the one slot: %d, %v", len(ls), err)
+				}
+				insert("echo", 50_000)
+			} else {
+				insert("echo", 100_000)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				ls, err := s.LeaseTasks(ctx, &store.LeaseParams{RunnerID: "r", Max: 256, FreeMemoryMB: 1 << 20, TTL: time.Minute, Now: now})
+				if err != nil || len(ls) != 256 {
+					b.Fatalf("lease: %d, %v", len(ls), err)
+				}
+				cs := make([]store.Completion, len(ls))
+				for i, l := range ls {
+					cs[i] = store.Completion{TaskID: l.Task.ID, LeaseID: l.LeaseID, Status: ward.StatusSucceeded, Now: now}
+				}
+				if _, err := s.CompleteTasks(ctx, &store.CompleteParams{Completions: cs}); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				insert("echo", 1000) // keep the backlog deep
+				b.StartTimer()
+			}
+		})
+	}
 }

@@ -147,7 +147,7 @@ func (s *Store) pickTasks(ctx context.Context, tx *sql.Tx, p *store.LeaseParams,
 	var picks []int64
 	free := p.FreeMemoryMB
 	var static *sql.Stmt
-	for prio := ward.MinPriority; prio <= ward.MaxPriority && len(picks) < p.Max; prio-- {
+	for prio := ward.MaxPriority; prio >= ward.MinPriority && len(picks) < p.Max; prio-- {
 		curRun, curSeq := int64(math.MinInt64), int64(0)
 		for len(picks) < p.Max {
 			need := p.Max - len(picks)
@@ -310,7 +310,7 @@ func (s *Store) CompleteTasks(ctx context.Context, p *store.CompleteParams) ([]e
 		k := seen[c.TaskID]
 		seen[c.TaskID] = k + 1
 		if k == len(rounds) {
-			rounds = append(rounds, make([]int, 0, len(p.Completions)))
+			rounds = append(rounds, nil)
 		}
 		rounds[k] = append(rounds[k], i)
 	}

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -134,40 +133,41 @@ func optMicros(v any) *time.Time {
 	return &t
 }
 
+// The helpers below return the stored form of optional fields as plain
+// values, nil for NULL (cheaper to bind than the sql.Null types).
+
 // taskErrorArgs returns the stored form of a task error: code and message.
-func taskErrorArgs(e *ward.TaskError) (code, msg sql.NullString) {
+func taskErrorArgs(e *ward.TaskError) (code, msg any) {
 	if e == nil {
-		return
+		return nil, nil
 	}
-	return sql.NullString{String: string(e.Code), Valid: true}, sql.NullString{String: e.Message, Valid: true}
+	return string(e.Code), e.Message
 }
 
 // usageArgs returns the stored form of a usage: peak memory, cpu, duration.
-func usageArgs(u *ward.Usage) (peak, cpu, dur sql.NullInt64) {
+func usageArgs(u *ward.Usage) (peak, cpu, dur any) {
 	if u == nil {
-		return
+		return nil, nil, nil
 	}
-	return sql.NullInt64{Int64: u.PeakMemoryBytes, Valid: true},
-		sql.NullInt64{Int64: u.CPUMs, Valid: true},
-		sql.NullInt64{Int64: u.DurationMs, Valid: true}
+	return u.PeakMemoryBytes, u.CPUMs, u.DurationMs
 }
 
 // exitArg returns the stored form of an exit code.
-func exitArg(c *int) sql.NullInt64 {
+func exitArg(c *int) any {
 	if c == nil {
-		return sql.NullInt64{}
+		return nil
 	}
-	return sql.NullInt64{Int64: int64(*c), Valid: true}
+	return int64(*c)
 }
 
-// labelsArg returns the stored form of labels: JSON, or NULL when empty.
-func labelsArg(l map[string]string) (sql.NullString, error) {
+// labelsArg returns the stored form of labels: JSON, or nil when empty.
+func labelsArg(l map[string]string) (any, error) {
 	if len(l) == 0 {
-		return sql.NullString{}, nil
+		return nil, nil
 	}
 	b, err := json.Marshal(l)
 	if err != nil {
-		return sql.NullString{}, fmt.Errorf("encode labels: %w", err)
+		return nil, fmt.Errorf("encode labels: %w", err)
 	}
-	return sql.NullString{String: string(b), Valid: true}, nil
+	return string(b), nil
 }

@@ -522,9 +522,14 @@ func testExpireLeases(t *testing.T, e *env) {
 	if got := e.get("p", keep.ID); got.Status != ward.StatusQueued || got.PlatformTries != 0 {
 		t.Fatalf("untouched task = %s", mustJSON(t, got))
 	}
-	// With no platform retries allowed, an expired lease fails at once.
+	// With no platform retries allowed, an expired lease fails at once (and
+	// one expiring exactly at Now has not expired).
 	l := e.leaseOne("r", at(time.Hour))
-	got, err := e.s.ExpireLeases(e.ctx, &store.ExpireParams{Now: at(2 * time.Hour), PlatformRetries: 0})
+	got, err := e.s.ExpireLeases(e.ctx, &store.ExpireParams{Now: at(time.Hour + time.Minute), PlatformRetries: 0})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("ExpireLeases(0 retries) at the expiry instant = %v, %v; want none", got, err)
+	}
+	got, err = e.s.ExpireLeases(e.ctx, &store.ExpireParams{Now: at(time.Hour + time.Minute + time.Microsecond), PlatformRetries: 0})
 	if err != nil || !slices.Equal(got, []string{l.Task.ID}) {
 		t.Fatalf("ExpireLeases(0 retries) = %v, %v", got, err)
 	}

@@ -1,0 +1,142 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/client"
+	"github.com/wardhq/ward/internal/server"
+)
+
+// BenchmarkEndToEnd measures completed tasks per second through the whole
+// platform: HTTP batch submissions of 1,000 while the in-process runner works,
+// until every task has succeeded. "echo" is the trivial task (a WAT module
+// copying stdin to stdout); "hello" is examples/hello, a Go wasip1 module.
+func BenchmarkEndToEnd(b *testing.B) {
+	for _, bc := range []struct {
+		fn    string
+		tasks int
+	}{{"echo", 20000}, {"hello", 2000}} {
+		b.Run(bc.fn, func(b *testing.B) {
+			n := startNode(b, b.TempDir(), server.Config{ShutdownGrace: time.Second})
+			ctx := context.Background()
+			if bc.fn == "echo" {
+				deployEcho(b, n.cl, "echo")
+			} else if _, err := n.srv.DeployExamples(ctx, "../../examples", b.TempDir()); err != nil {
+				b.Skip(err)
+			}
+			var total int
+			var elapsed time.Duration
+			for b.Loop() {
+				start := time.Now()
+				submitAll(b, n.cl, bc.fn, bc.tasks, 1000)
+				waitIdle(b, n.cl)
+				elapsed += time.Since(start)
+				total += bc.tasks
+			}
+			b.ReportMetric(float64(total)/elapsed.Seconds(), "tasks/s")
+			checkSucceeded(b, n.cl, bc.fn)
+		})
+	}
+}
+
+// BenchmarkEnqueueToStart submits trivial tasks one at a time at a steady
+// rate and reports the p50 and p99 of started_at − created_at.
+func BenchmarkEnqueueToStart(b *testing.B) {
+	const rate, count = 500, 1000 // tasks/s, tasks per round
+	n := startNode(b, b.TempDir(), server.Config{ShutdownGrace: time.Second})
+	deployEcho(b, n.cl, "echo")
+	ctx := context.Background()
+	var lat []time.Duration
+	for b.Loop() {
+		ids := make([]string, 0, count)
+		tick := time.NewTicker(time.Second / rate)
+		for range count {
+			<-tick.C
+			tk, err := n.cl.Submit(ctx, ward.DefaultProject, ward.SubmitRequest{Function: "echo", Payload: json.RawMessage(`{}`)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids = append(ids, tk.ID)
+		}
+		tick.Stop()
+		waitIdle(b, n.cl)
+		for _, id := range ids {
+			tk, err := n.cl.GetTask(ctx, ward.DefaultProject, id)
+			if err != nil || tk.StartedAt == nil {
+				b.Fatalf("task %s: %v", id, err)
+			}
+			lat = append(lat, tk.StartedAt.Sub(tk.CreatedAt))
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// submitAll submits count tasks in batches from two concurrent clients.
+func submitAll(b *testing.B, cl *client.Client, fn string, count, batch int) {
+	b.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	batches := make(chan int)
+	for range 2 {
+		wg.Go(func() {
+			for first := range batches {
+				reqs := make([]ward.SubmitRequest, min(batch, count-first))
+				for i := range reqs {
+					reqs[i] = ward.SubmitRequest{Function: fn, Payload: json.RawMessage(fmt.Sprintf(`{"name":"b%d"}`, first+i))}
+				}
+				if _, err := cl.SubmitBatch(ctx, ward.DefaultProject, reqs); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for first := 0; first < count; first += batch {
+		batches <- first
+	}
+	close(batches)
+	wg.Wait()
+}
+
+// waitIdle returns once no task is queued or running.
+func waitIdle(b *testing.B, cl *client.Client) {
+	b.Helper()
+	ctx := context.Background()
+	for {
+		busy := false
+		for _, st := range []ward.Status{ward.StatusQueued, ward.StatusRunning} {
+			l, err := cl.ListTasks(ctx, ward.DefaultProject, client.ListTasksOptions{Status: st, Limit: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			busy = busy || len(l.Tasks) > 0
+		}
+		if !busy {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// checkSucceeded fails the benchmark if any task of fn did not succeed.
+func checkSucceeded(b *testing.B, cl *client.Client, fn string) {
+	b.Helper()
+	for _, st := range []ward.Status{ward.StatusFailed, ward.StatusCancelled} {
+		l, err := cl.ListTasks(context.Background(), ward.DefaultProject, client.ListTasksOptions{Function: fn, Status: st, Limit: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(l.Tasks) > 0 {
+			b.Fatalf("a task of %s ended %s: %+v", fn, st, l.Tasks[0].Error)
+		}
+	}
+}
