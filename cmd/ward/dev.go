@@ -68,7 +68,7 @@ every project, function, task and token.`,
 	f.StringVar(&dataDir, "data", ".ward", "data directory (database, keys, caches, audit log)")
 	f.StringVar(&addr, "addr", "127.0.0.1:7070", "listen address of the API")
 	f.StringVar(&examples, "examples", "examples", "directory of example functions to build and deploy (skipped if missing)")
-	f.IntVar(&slots, "slots", 0, "most tasks run at once (0 = 16 per CPU)")
+	f.IntVar(&slots, "slots", 0, "most tasks run at once (0 = 32 per CPU)")
 	f.IntVar(&budget, "memory-budget", 0, "MiB of memory handed to tasks by their memory_mb (0 = half the machine's)")
 	f.DurationVar(&grace, "grace", 10*time.Second, "on shutdown, how long running tasks may finish")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -29,7 +29,7 @@ type Options struct {
 	Source  Source
 	Sandbox sandbox.Sandbox
 	Logger  *slog.Logger
-	// Slots is the most tasks run at once (default 16 per CPU).
+	// Slots is the most tasks run at once (default 32 per CPU).
 	Slots int
 	// MemoryBudgetMB is the memory the runner hands out to tasks by their
 	// memory_mb limit (default: half the machine's memory).
@@ -43,6 +43,10 @@ type Options struct {
 	// LeaseWait is the long-poll of one lease call (default 5s).
 	LeaseWait time.Duration
 }
+
+// coalesceDelay is how long a busy runner lets freed slots gather before it
+// leases again.
+const coalesceDelay = time.Millisecond
 
 // Runner runs tasks. Create with New, start with Run.
 type Runner struct {
@@ -83,7 +87,7 @@ func New(opts Options) *Runner {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Slots <= 0 {
-		opts.Slots = 16 * runtime.GOMAXPROCS(0)
+		opts.Slots = 32 * runtime.GOMAXPROCS(0)
 	}
 	if opts.MemoryBudgetMB <= 0 {
 		opts.MemoryBudgetMB = DefaultMemoryBudgetMB()
@@ -179,6 +183,7 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 func (r *Runner) leaseLoop(ctx, runCtx context.Context, tasks *sync.WaitGroup) {
+	coalesced := false
 	for ctx.Err() == nil {
 		r.mu.Lock()
 		slots, mem := r.slots, r.memMB
@@ -190,6 +195,17 @@ func (r *Runner) leaseLoop(ctx, runCtx context.Context, tasks *sync.WaitGroup) {
 			}
 			continue
 		}
+		if slots < r.opts.Slots/2 && !coalesced {
+			// Most slots are busy: let a few more runs end so that one
+			// lease call fills several slots instead of one each.
+			coalesced = true
+			select {
+			case <-time.After(coalesceDelay):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		coalesced = false
 		// The long-poll asked for what was free when it began; when a run
 		// ends, interrupt it so that the next request asks for more.
 		lctx, interrupt := context.WithCancel(ctx)

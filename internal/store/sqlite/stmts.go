@@ -42,6 +42,10 @@ const (
 	numBatchKinds
 )
 
+// The multi-row statements use OR FAIL: a constraint error then stops the
+// statement without undoing its earlier rows, so SQLite needs no statement
+// journal; every caller rolls the whole transaction back on any error.
+
 // maxChunkLog2 sets maxChunk, the most rows one multi-row statement
 // carries: 256 rows × 17 parameters stays well under SQLite's limit.
 const (
@@ -181,14 +185,14 @@ func prefixed(prefix, cols string) string {
 // order below; a task whose ID exists is skipped (and the caller, seeing
 // fewer rows inserted, fails the batch).
 func insertTasksSQL(n int) string {
-	return `INSERT INTO tasks (seq, id, project, function, code_digest, priority, max_attempts,
+	return `INSERT OR FAIL INTO tasks (seq, id, project, function, code_digest, priority, max_attempts,
 		timeout_s, memory_mb, backoff_s, created_at, run_at, labels, parent_id, payload_size, submitted_by, status)
 		VALUES ` + placeholders(n, 17) + ` ON CONFLICT (id) DO NOTHING`
 }
 
 // putBodiesSQL writes n bodies given as (id, data) pairs.
 func putBodiesSQL(n int) string {
-	return `INSERT INTO task_bodies (id, data) VALUES ` + placeholders(n, 2) + `
+	return `INSERT OR FAIL INTO task_bodies (id, data) VALUES ` + placeholders(n, 2) + `
 		ON CONFLICT (id) DO UPDATE SET data = excluded.data`
 }
 
@@ -202,7 +206,7 @@ func deleteBodiesSQL(n int) string {
 // payload of each.
 func leaseSQL(n int) string {
 	return `WITH l (seq, lease_id) AS (VALUES ` + placeholders(n, 2) + `)
-		UPDATE tasks SET status = 'running', attempts = attempts + 1, started_at = ?, runner_id = ?,
+		UPDATE OR FAIL tasks SET status = 'running', attempts = attempts + 1, started_at = ?, runner_id = ?,
 			lease_expires_at = ?, lease_id = l.lease_id
 		FROM l WHERE tasks.seq = l.seq AND tasks.status = 'queued'
 		RETURNING ` + prefixed("tasks.", taskCols) + `, tasks.seq, (SELECT data FROM task_bodies WHERE id = tasks.seq * 4)`
@@ -214,7 +218,7 @@ func leaseSQL(n int) string {
 // under that lease; it returns the ID, seq and attempts of each task changed.
 func completeSQL(n int) string {
 	return `WITH c (id, lease, st, fin, run, ec, em, ex, pk, cpu, dur, inc) AS (VALUES ` + placeholders(n, 12) + `)
-		UPDATE tasks SET status = c.st,
+		UPDATE OR FAIL tasks SET status = c.st,
 			finished_at = CASE WHEN c.st = 'queued' THEN NULL ELSE c.fin END,
 			run_at = CASE WHEN c.st = 'queued' THEN c.run ELSE tasks.run_at END,
 			started_at = CASE WHEN c.st = 'queued' THEN NULL ELSE tasks.started_at END,
@@ -230,7 +234,7 @@ func completeSQL(n int) string {
 // followed by the new expiry; it returns the pairs still held.
 func heartbeatSQL(n int) string {
 	return `WITH h (id, lease) AS (VALUES ` + placeholders(n, 2) + `)
-		UPDATE tasks SET lease_expires_at = ?
+		UPDATE OR FAIL tasks SET lease_expires_at = ?
 		FROM h WHERE tasks.id = h.id AND tasks.status = 'running' AND tasks.lease_id = h.lease
 		RETURNING tasks.id, tasks.lease_id`
 }
