@@ -7,10 +7,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,7 +18,7 @@ import (
 )
 
 // newDevCmd is `ward dev`: a whole single-node platform in one process.
-func newDevCmd() *cobra.Command {
+func newDevCmd(g *globals) *cobra.Command {
 	var (
 		dataDir, addr, examples, logLevel string
 		slots, budget                     int
@@ -46,14 +44,13 @@ every project, function, task and token.`,
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return usageError{fmt.Errorf("--log-level: %w", err)}
 			}
-			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			cfgPath, err := client.DefaultConfigPath(os.Getenv("WARD_CONFIG"))
+			logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+			cfgPath, err := client.DefaultConfigPath(g.getenv("WARD_CONFIG"))
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runDev(ctx, devConfig{
+			// main's context ends on SIGINT or SIGTERM: a graceful shutdown.
+			return runDev(cmd.Context(), devConfig{
 				server: server.Config{
 					DataDir: dataDir, Addr: addr, Logger: logger,
 					Slots: slots, MemoryBudgetMB: budget, ShutdownGrace: grace,
@@ -87,6 +84,7 @@ func runDev(ctx context.Context, c devConfig) error {
 	if err != nil {
 		return err
 	}
+	defer srv.Close()
 	prev, err := client.LoadContext(c.configPath)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		c.logger.Warn("ignoring unreadable CLI context", "path", c.configPath, "err", err)

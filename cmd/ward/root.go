@@ -211,7 +211,7 @@ WARD_SERVER/WARD_TOKEN/WARD_PROJECT, else from the file 'ward login' writes
 	pf.StringVarP(&g.flags.Output, "output", "o", outputTable, "output format: table or json")
 
 	root.AddCommand(
-		newDevCmd(),
+		newDevCmd(g),
 		newLoginCmd(g),
 		newProjectCmd(g),
 		newTokenCmd(g),

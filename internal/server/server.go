@@ -78,7 +78,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, stopping: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			s.close()
+			s.Close()
 		}
 	}()
 	if s.Store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "ward.db"), cfg.Logger); err != nil {
@@ -130,9 +130,9 @@ func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
 
 // Serve runs the API, the runner and the lease reaper until ctx is done,
 // then shuts down gracefully: the API stops taking requests, running tasks
-// get the grace period to finish, the rest go back to the queue.
+// get the grace period to finish, the rest go back to the queue. It serves
+// once; Close afterwards.
 func (s *Server) Serve(ctx context.Context) error {
-	defer s.close()
 	hs := api.NewHTTPServer(s.cfg.Addr, s.api.Handler())
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -178,7 +178,9 @@ func (s *Server) ready(ctx context.Context) error {
 	return err
 }
 
-func (s *Server) close() {
+// Close releases the listener, the sandbox, the audit log and the store.
+// Call it once Serve has returned (or instead of Serve).
+func (s *Server) Close() {
 	if s.ln != nil {
 		s.ln.Close()
 	}

@@ -48,7 +48,11 @@ func startNode(t testing.TB, dir string, cfg server.Config) *node {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx) }()
+	go func() {
+		err := srv.Serve(sctx)
+		srv.Close()
+		done <- err
+	}()
 	var once sync.Once
 	var serr error
 	stop := func() error {
