@@ -313,6 +313,13 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 		TmpLimit:    sandbox.DefaultTmpLimit,
 	}
 	out, err := r.opts.Sandbox.Run(ctx, spec)
+	if ward.CodeOf(err) == ward.CodeNotFound {
+		// The sandbox evicted the compiled code: prepare it again, once.
+		r.forget(j.CodeDigest)
+		if err = r.prepare(ctx, j.CodeDigest); err == nil {
+			out, err = r.opts.Sandbox.Run(ctx, spec)
+		}
+	}
 	if err != nil {
 		r.log.Error("sandbox run", "task", j.TaskID, "err", err)
 		res.Code, res.Message = ward.CodeInternal, "the sandbox could not run the task"
@@ -349,6 +356,13 @@ func (r *Runner) prepare(ctx context.Context, digest string) error {
 		r.prepMu.Unlock()
 	}
 	return p.err
+}
+
+// forget drops a digest from the prepared set.
+func (r *Runner) forget(digest string) {
+	r.prepMu.Lock()
+	delete(r.prepared, digest)
+	r.prepMu.Unlock()
 }
 
 // report sends results to the Source in batches until results is closed.

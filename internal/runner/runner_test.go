@@ -352,3 +352,25 @@ func TestUnpreparableCodeFailsTheTask(t *testing.T) {
 		t.Fatalf("bad code: %s %+v", tk.Status, tk.Error)
 	}
 }
+
+// When the sandbox evicts compiled code, the runner prepares it again.
+func TestEvictedCodeIsPreparedAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, map[string]fnDef{
+		"echo":  {code: sandboxtest.Module("echo")},
+		"exit3": {code: sandboxtest.Module("exit3")},
+	})
+	sb, err := wasm.New(context.Background(), wasm.Options{MaxModules: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close(context.Background()) })
+	start(t, runner.Options{Source: e.q, Sandbox: sb, Slots: 1, MemoryBudgetMB: 1024})
+	for range 3 {
+		for fn, want := range map[string]ward.Status{"echo": ward.StatusSucceeded, "exit3": ward.StatusFailed} {
+			if tk := e.await(t, e.submit(t, fn, 1)[0]); tk.Status != want || (want == ward.StatusFailed && tk.Error.Code != ward.CodeExitStatus) {
+				t.Fatalf("%s: %s %+v", fn, tk.Status, tk.Error)
+			}
+		}
+	}
+}

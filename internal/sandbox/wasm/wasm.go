@@ -76,7 +76,14 @@ type Options struct {
 	MaxMemoryMB int
 	// Now is the clock for durations and file times; nil means time.Now.
 	Now func() time.Time
+	// MaxModules bounds the compiled modules held in memory; preparing one
+	// more evicts the least recently run (its digest must be prepared again
+	// before it runs). 0 means DefaultMaxModules.
+	MaxModules int
 }
+
+// DefaultMaxModules is the default bound on compiled modules in memory.
+const DefaultMaxModules = 256
 
 // Sandbox runs WebAssembly task code. It implements sandbox.Sandbox and is
 // safe for concurrent use.
@@ -84,6 +91,7 @@ type Sandbox struct {
 	log      *slog.Logger
 	now      func() time.Time
 	maxMemMB int
+	maxMods  int
 	runtime  wazero.Runtime
 	cache    wazero.CompilationCache // nil without CacheDir
 	wasi     map[string]api.FunctionDefinition
@@ -100,7 +108,8 @@ var _ sandbox.Sandbox = (*Sandbox)(nil)
 // module is a prepared artifact.
 type module struct {
 	compiled wazero.CompiledModule
-	minPages uint64 // declared initial memory
+	minPages uint64       // declared initial memory
+	used     atomic.Int64 // last Run, in the sandbox clock's unix nanoseconds
 }
 
 // errClosed is returned by calls on a closed Sandbox.
@@ -119,7 +128,11 @@ func New(ctx context.Context, opts Options) (*Sandbox, error) {
 		log:      opts.Logger,
 		now:      opts.Now,
 		maxMemMB: maxMem,
+		maxMods:  opts.MaxModules,
 		modules:  map[string]*module{},
+	}
+	if s.maxMods <= 0 {
+		s.maxMods = DefaultMaxModules
 	}
 	s.pages.New = func() any { return new(page) }
 	if s.log == nil {
@@ -193,10 +206,35 @@ func (s *Sandbox) Prepare(ctx context.Context, a sandbox.Artifact) error {
 		s.mu.Unlock()
 		return m.compiled.Close(ctx)
 	}
+	m.used.Store(s.now().UnixNano())
+	var evicted *module
+	if len(s.modules) >= s.maxMods {
+		evicted = s.evictLocked()
+	}
 	s.modules[a.Digest] = m
 	s.mu.Unlock()
+	if evicted != nil {
+		// Runs already under way keep their instances; only new runs need
+		// the digest prepared again.
+		_ = evicted.compiled.Close(ctx)
+	}
 	s.log.DebugContext(ctx, "wasm module prepared", "digest", a.Digest, "bytes", len(a.Code), "took", s.now().Sub(start))
 	return nil
+}
+
+// evictLocked removes the least recently run module from the cache and
+// returns it. s.mu must be held for writing.
+func (s *Sandbox) evictLocked() *module {
+	var oldest string
+	var at int64
+	for d, m := range s.modules {
+		if u := m.used.Load(); oldest == "" || u < at {
+			oldest, at = d, u
+		}
+	}
+	m := s.modules[oldest]
+	delete(s.modules, oldest)
+	return m
 }
 
 // parseDigest returns the hex part of a "sha256:<hex>" digest.
@@ -383,6 +421,7 @@ func (s *Sandbox) Run(ctx context.Context, spec *sandbox.Spec) (sandbox.Outcome,
 	if m == nil {
 		return sandbox.Outcome{}, ward.Errorf(ward.CodeNotFound, "module %s is not prepared", shorten(spec.Digest))
 	}
+	m.used.Store(s.now().UnixNano())
 	wardFS, err := newReadOnlyFS(spec.Files, s.now)
 	if err != nil {
 		return sandbox.Outcome{}, ward.FieldError("files", "%v", err)

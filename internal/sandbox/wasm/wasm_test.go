@@ -408,3 +408,48 @@ func TestSleepEndsWithRun(t *testing.T) {
 	<-done // a sleeping guest wakes when its run ends
 	sleeper(t.Context())(int64(time.Microsecond))
 }
+
+func TestCompiledModulesAreBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sb, err := New(ctx, Options{MaxModules: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close(ctx)
+	arts := make([]sandbox.Artifact, 3)
+	for i, name := range []string{"echo", "exit3", "trap"} {
+		arts[i] = sandboxtest.ArtifactOf(sandboxtest.Module(name))
+	}
+	run := func(a sandbox.Artifact) error {
+		_, err := sb.Run(ctx, &sandbox.Spec{Digest: a.Digest, MemoryMB: 16, Timeout: time.Second})
+		return err
+	}
+	for _, a := range arts[:2] {
+		if err := sb.Prepare(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// echo was run last, so preparing a third module evicts exit3.
+	if err := run(arts[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Prepare(ctx, arts[2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(arts[1]); ward.CodeOf(err) != ward.CodeNotFound {
+		t.Fatalf("evicted module ran: %v", err)
+	}
+	for _, a := range []sandbox.Artifact{arts[0], arts[2]} {
+		if err := run(a); err != nil {
+			t.Fatalf("kept module: %v", err)
+		}
+	}
+	// Prepared again, it runs again.
+	if err := sb.Prepare(ctx, arts[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(arts[1]); err != nil {
+		t.Fatal(err)
+	}
+}
