@@ -112,6 +112,11 @@ type module struct {
 	used     atomic.Int64 // last Run, in the sandbox clock's unix nanoseconds
 }
 
+// cacheDirMu serialises wazero.NewCompilationCacheWithDir: wazero 1.12
+// initialises its version string lazily without synchronisation, so two
+// sandboxes created at once race on it.
+var cacheDirMu sync.Mutex
+
 // errClosed is returned by calls on a closed Sandbox.
 var errClosed = ward.Errorf(ward.CodeUnavailable, "wasm sandbox is closed")
 
@@ -148,7 +153,9 @@ func New(ctx context.Context, opts Options) (*Sandbox, error) {
 		WithCloseOnContextDone(true).
 		WithDebugInfoEnabled(false)
 	if opts.CacheDir != "" {
+		cacheDirMu.Lock()
 		cache, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
+		cacheDirMu.Unlock()
 		if err != nil {
 			return nil, fmt.Errorf("wasm sandbox: compilation cache in %s: %w", opts.CacheDir, err)
 		}
