@@ -120,6 +120,22 @@ func (s *Service) Reap(ctx context.Context) error {
 	return nil
 }
 
+// ReapOrphans returns every running task to the queue as a platform retry
+// (or fails it once its platform retries are used up), live lease or not.
+// Only for a store no live runner uses: `ward dev` calls it at start, since
+// any lease it finds belongs to a process that died.
+func (s *Service) ReapOrphans(ctx context.Context) (int, error) {
+	now := s.now()
+	ids, err := s.st.ExpireLeases(ctx, &store.ExpireParams{Now: now, ExpiredBy: now.Add(100 * 365 * 24 * time.Hour), PlatformRetries: ward.PlatformRetries})
+	if err != nil {
+		return 0, err
+	}
+	if len(ids) > 0 {
+		s.wake.broadcast()
+	}
+	return len(ids), nil
+}
+
 // NewTaskID returns a new sortable task ID ("t_" + UUIDv7 in hex).
 func NewTaskID() string {
 	u := uuid.Must(uuid.NewV7())

@@ -384,3 +384,25 @@ func TestLeaseGrantedDespiteCancelledContext(t *testing.T) {
 		t.Fatalf("jobs = %+v, err = %v", jobs, err)
 	}
 }
+
+func TestReapOrphansReturnsLiveLeases(t *testing.T) {
+	t.Parallel()
+	b := setup(t, ward.FunctionSpec{})
+	ctx := context.Background()
+	id := b.submit(t, ward.SubmitRequest{Function: "fn"})[0].Task.ID
+	b.lease(t, 1)
+	if err := b.q.Reap(ctx); err != nil { // the lease is live: Reap leaves it
+		t.Fatal(err)
+	}
+	if tk, _ := b.q.Get(ctx, "p", id); tk.Status != ward.StatusRunning {
+		t.Fatalf("Reap took a live lease: %s", tk.Status)
+	}
+	n, err := b.q.ReapOrphans(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("ReapOrphans = %d, %v", n, err)
+	}
+	tk, _ := b.q.Get(ctx, "p", id)
+	if tk.Status != ward.StatusQueued || tk.PlatformTries != 1 || tk.Error == nil || tk.Error.Code != ward.CodeLeaseExpired {
+		t.Fatalf("after ReapOrphans: %s %+v", tk.Status, tk.Error)
+	}
+}

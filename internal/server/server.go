@@ -119,6 +119,14 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if _, err := s.Store.CreateProject(ctx, &store.CreateProjectParams{Name: ward.DefaultProject, Now: cfg.Now()}); err != nil && !errors.Is(err, ward.ErrAlreadyExists) {
 		return nil, err
 	}
+	// This process owns the store: a task still running was left by a
+	// process that died, so it goes back to the queue now rather than
+	// after its lease expires.
+	if n, err := s.Queue.ReapOrphans(ctx); err != nil {
+		return nil, err
+	} else if n > 0 {
+		s.log.Warn("returned tasks of a previous run to the queue", "tasks", n)
+	}
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}

@@ -241,6 +241,10 @@ type CompleteParams struct {
 type ExpireParams struct {
 	Now             time.Time
 	PlatformRetries int
+	// ExpiredBy reaps the leases expiring before it; zero means Now. A later
+	// time also reaps live leases: only for a store no live runner uses, such
+	// as the single-node store of `ward dev` when it starts.
+	ExpiredBy time.Time
 }
 
 // RequeueRunnerParams releases a runner's leases.

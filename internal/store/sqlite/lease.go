@@ -424,13 +424,17 @@ const (
 		WHERE status = 'running' AND runner_id = ? RETURNING id`
 )
 
-// ExpireLeases reaps running tasks whose lease expired before Now. A task
+// ExpireLeases reaps running tasks whose lease expired before ExpiredBy
+// (default Now). A task
 // with fewer than PlatformRetries platform tries goes back to the queue at
 // Now with one more platform try and error lease_expired (its attempt still
 // counts); any other fails with lease_expired at Now. It returns the IDs of
 // both kinds.
 func (s *Store) ExpireLeases(ctx context.Context, p *store.ExpireParams) ([]string, error) {
-	now := micros(p.Now)
+	now, by := micros(p.Now), micros(p.Now)
+	if !p.ExpiredBy.IsZero() {
+		by = micros(p.ExpiredBy)
+	}
 	var ids []string
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		ids = ids[:0]
@@ -439,9 +443,9 @@ func (s *Store) ExpireLeases(ctx context.Context, p *store.ExpireParams) ([]stri
 			args []any
 		}{
 			{expireFailSQL,
-				[]any{now, now, p.PlatformRetries}},
+				[]any{now, by, p.PlatformRetries}},
 			{expireRequeueSQL,
-				[]any{now, now, p.PlatformRetries}},
+				[]any{now, by, p.PlatformRetries}},
 		} {
 			got, err := queryIDs(ctx, tx, q.sql, q.args...)
 			if err != nil {

@@ -539,6 +539,17 @@ func testExpireLeases(t *testing.T, e *env) {
 	if got, err := e.s.ExpireLeases(e.ctx, &store.ExpireParams{Now: at(3 * time.Hour), PlatformRetries: 3}); err != nil || len(got) != 0 {
 		t.Fatalf("ExpireLeases with nothing running = %v, %v", got, err)
 	}
+	// ExpiredBy later than Now reaps a live lease too, timed at Now.
+	orphan := e.task("p", "f")
+	e.insert(orphan)
+	ol := e.leaseOne("r2", now) // expires at now + 1 minute
+	got, err = e.s.ExpireLeases(e.ctx, &store.ExpireParams{Now: now, ExpiredBy: now.Add(time.Hour), PlatformRetries: ward.PlatformRetries})
+	if err != nil || !slices.Equal(got, []string{ol.Task.ID}) {
+		t.Fatalf("ExpireLeases(ExpiredBy) = %v, %v; want [%s]", got, err, ol.Task.ID)
+	}
+	if rec := e.get("p", ol.Task.ID); rec.Status != ward.StatusQueued || rec.PlatformTries != 1 || !rec.RunAt.Equal(now) {
+		t.Fatalf("orphan after ExpiredBy = %s", mustJSON(t, rec))
+	}
 }
 
 func testRequeueRunner(t *testing.T, e *env) {
