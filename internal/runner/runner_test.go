@@ -330,9 +330,14 @@ func TestHostileTasksEndWithTheirCode(t *testing.T) {
 		}
 		// Each run ends within its limit (a 1 s timeout) plus one second.
 		// (started_at also covers compiling the code on first use.)
-		if ran := time.Duration(tk.Usage.DurationMs) * time.Millisecond; tk.Usage == nil || ran > 2*time.Second {
+		if tk.Usage == nil {
+			t.Fatalf("%s: no usage recorded", fn)
+		}
+		ran := time.Duration(tk.Usage.DurationMs) * time.Millisecond
+		if ran > 2*time.Second {
 			t.Errorf("%s ran %v, past its limit plus one second", fn, ran)
 		}
+		t.Logf("%s: %s after %v, peak memory %d KiB", fn, tk.Error.Code, ran, tk.Usage.PeakMemoryBytes>>10)
 	}
 	for _, id := range echoIDs {
 		if tk := e.await(t, id); tk.Status != ward.StatusSucceeded {
