@@ -35,7 +35,13 @@ mode 0600), so every other verb works without flags. It builds the Go
 examples under --examples for WebAssembly and deploys them into project
 "default". SIGINT or SIGTERM shut down gracefully: running tasks get --grace
 to finish, the rest go back to the queue. Restarting on the same --data keeps
-every project, function, task and token.`,
+every project, function, task and token.
+
+Task payloads, results, logs and config values are encrypted before they
+reach the database, with keys kept in a separate keystore (keys/keystore.db)
+under a root key: keys/root.key, created with a new data directory, or
+$WARD_ROOT_KEY (base64). Without its root key, existing data does not open:
+ward refuses to start rather than create a new one.`,
 		Example: `  ward dev
   ward dev --data /var/lib/ward --addr 127.0.0.1:8080`,
 		Args: cobra.NoArgs,
@@ -54,6 +60,7 @@ every project, function, task and token.`,
 				server: server.Config{
 					DataDir: dataDir, Addr: addr, Logger: logger,
 					Slots: slots, MemoryBudgetMB: budget, ShutdownGrace: grace,
+					RootKey: g.getenv("WARD_ROOT_KEY"),
 				},
 				examples:   examples,
 				configPath: cfgPath,

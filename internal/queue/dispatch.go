@@ -156,6 +156,7 @@ func (s *Service) completion(r runner.Result, li leaseInfo, now time.Time) store
 	c := store.Completion{
 		TaskID:   r.TaskID,
 		LeaseID:  r.LeaseID,
+		Project:  li.project,
 		ExitCode: r.ExitCode,
 		Usage:    &r.Usage,
 		Log:      r.Stderr,

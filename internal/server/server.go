@@ -22,7 +22,9 @@ import (
 	"github.com/wardhq/ward/internal/queue"
 	"github.com/wardhq/ward/internal/runner"
 	"github.com/wardhq/ward/internal/sandbox/wasm"
+	"github.com/wardhq/ward/internal/seal"
 	"github.com/wardhq/ward/internal/store"
+	"github.com/wardhq/ward/internal/store/sealed"
 	"github.com/wardhq/ward/internal/store/sqlite"
 )
 
@@ -36,7 +38,10 @@ type Config struct {
 	Slots          int           // runner slots (0 = default)
 	MemoryBudgetMB int           // runner memory budget (0 = default)
 	ShutdownGrace  time.Duration // running tasks' time to finish on shutdown
-	LeaseTTL       time.Duration // 0 = the queue's default
+	// RootKey, when set, is the root key (base64 of a keyset, as
+	// WARD_ROOT_KEY holds it) instead of the file keys/root.key.
+	RootKey  string
+	LeaseTTL time.Duration // 0 = the queue's default
 }
 
 // Issuer and audience of the server's tokens.
@@ -49,7 +54,9 @@ const (
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
-	Store   store.Store
+	Store   store.Store // the sealed view of db: bodies and config encrypted
+	db      store.Store
+	keys    *seal.Keystore
 	Queue   *queue.Service
 	Runner  *runner.Runner
 	Sandbox *wasm.Sandbox
@@ -81,9 +88,16 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.Close()
 		}
 	}()
-	if s.Store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "ward.db"), cfg.Logger); err != nil {
+	dbPath := filepath.Join(cfg.DataDir, "ward.db")
+	_, statErr := os.Stat(dbPath)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	if s.db, err = sqlite.Open(ctx, dbPath, cfg.Logger); err != nil {
 		return nil, err
 	}
+	if s.keys, err = openKeystore(ctx, cfg, fresh); err != nil {
+		return nil, err
+	}
+	s.Store = sealed.New(s.db, s.keys, cfg.Now)
 	key, err := auth.LoadOrCreateKey(filepath.Join(cfg.DataDir, "keys", "signing.key"))
 	if err != nil {
 		return nil, err
@@ -198,7 +212,32 @@ func (s *Server) Close() {
 	if s.audit != nil {
 		s.audit.Close()
 	}
-	if s.Store != nil {
-		s.Store.Close()
+	if s.db != nil {
+		s.db.Close()
 	}
+	if s.keys != nil {
+		s.keys.Close()
+	}
+}
+
+// openKeystore opens the keystore kept apart from the store (keys/keystore.db)
+// under the root key: cfg.RootKey, or the file keys/root.key, which is
+// created only along with a fresh store — a missing root key for existing
+// data stops the server rather than hiding the data behind a new key.
+func openKeystore(ctx context.Context, cfg Config, fresh bool) (*seal.Keystore, error) {
+	dir := filepath.Join(cfg.DataDir, "keys")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("keys dir: %w", err)
+	}
+	var root seal.RootKey
+	var err error
+	if cfg.RootKey != "" {
+		root, err = seal.RootKeyFromEnv(cfg.RootKey)
+	} else {
+		root, err = seal.LoadOrCreateRootKeyFile(filepath.Join(dir, "root.key"), fresh)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return seal.OpenKeystore(ctx, filepath.Join(dir, "keystore.db"), root, cfg.Now)
 }

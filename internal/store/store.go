@@ -161,6 +161,9 @@ type NewTask struct {
 	IdempotencyKey string
 	SubmittedBy    string
 	Payload        []byte
+	// PayloadSize is the payload's size as submitted, when Payload holds it
+	// transformed (encrypted); 0 means len(Payload).
+	PayloadSize int
 }
 
 // InsertTasksParams inserts a batch.
@@ -220,6 +223,7 @@ type LeaseRef struct {
 type Completion struct {
 	TaskID  string
 	LeaseID string
+	Project string // the task's project (for stores that encrypt bodies per project)
 	// Status is succeeded, failed, or queued (a retry at RunAt).
 	Status        ward.Status
 	RunAt         time.Time

@@ -89,7 +89,7 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 			}
 			seq := last + int64(lo+j) + 1
 			args = append(args, seq, t.ID, t.Project, t.Function, t.CodeDigest, t.Priority, t.MaxAttempts,
-				t.TimeoutS, t.MemoryMB, t.BackoffS, now, micros(t.RunAt), labels, t.ParentID, len(t.Payload), t.SubmittedBy,
+				t.TimeoutS, t.MemoryMB, t.BackoffS, now, micros(t.RunAt), labels, t.ParentID, payloadSize(t), t.SubmittedBy,
 				string(ward.StatusQueued))
 			if len(t.Payload) > 0 {
 				bodies = append(bodies, bodyID(seq, kindPayload), t.Payload)
@@ -241,7 +241,7 @@ func newRecord(t *store.NewTask, now int64) store.TaskRecord {
 			RunAt:       fromMicros(micros(t.RunAt)),
 			Labels:      labels,
 			ParentID:    t.ParentID,
-			PayloadSize: len(t.Payload),
+			PayloadSize: payloadSize(t),
 		},
 		SubmittedBy: t.SubmittedBy,
 		MemoryMB:    t.MemoryMB,
@@ -401,4 +401,12 @@ func (s *Store) NextRunAt(ctx context.Context) (time.Time, bool, error) {
 		return time.Time{}, false, nil
 	}
 	return fromMicros(m.Int64), true, nil
+}
+
+// payloadSize is the submitted size of a new task's payload.
+func payloadSize(t *store.NewTask) int {
+	if t.PayloadSize > 0 {
+		return t.PayloadSize
+	}
+	return len(t.Payload)
 }

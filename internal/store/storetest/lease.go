@@ -376,7 +376,7 @@ func testComplete(t *testing.T, e *env) {
 	ls := e.lease("r", 2, 1<<20, t0)
 	okL, badL := ls[0], ls[1]
 	code := 3
-	fail := store.Completion{TaskID: badL.Task.ID, LeaseID: badL.LeaseID, Status: ward.StatusFailed,
+	fail := store.Completion{TaskID: badL.Task.ID, Project: badL.Task.Project, LeaseID: badL.LeaseID, Status: ward.StatusFailed,
 		Error: &ward.TaskError{Code: ward.CodeExitStatus, Message: "exit status 3"}, ExitCode: &code,
 		Usage: &ward.Usage{PeakMemoryBytes: 10, CPUMs: 20, DurationMs: 30}, Log: []byte("boom"), Now: at(2 * time.Second)}
 	e.completeOK(succeed(okL, at(time.Second)), fail)
@@ -414,7 +414,7 @@ func testCompleteRetry(t *testing.T, e *env) {
 	e.insert(nt)
 	l := e.leaseOne("r", t0)
 	one := 1
-	e.completeOK(store.Completion{TaskID: nt.ID, LeaseID: l.LeaseID, Status: ward.StatusQueued, RunAt: at(5 * time.Second),
+	e.completeOK(store.Completion{TaskID: nt.ID, Project: "p", LeaseID: l.LeaseID, Status: ward.StatusQueued, RunAt: at(5 * time.Second),
 		Error: &ward.TaskError{Code: ward.CodeExitStatus, Message: "exit status 1"}, ExitCode: &one,
 		Log: []byte("try 1"), Result: []byte("partial"), Now: at(time.Second)})
 	got := e.get("p", nt.ID)
@@ -436,7 +436,7 @@ func testCompleteRetry(t *testing.T, e *env) {
 		t.Fatalf("second run attempts = %d, want 2", l.Task.Attempts)
 	}
 	// A platform retry counts a platform try; attempts still counts runs.
-	e.completeOK(store.Completion{TaskID: nt.ID, LeaseID: l.LeaseID, Status: ward.StatusQueued, RunAt: at(6 * time.Second),
+	e.completeOK(store.Completion{TaskID: nt.ID, Project: "p", LeaseID: l.LeaseID, Status: ward.StatusQueued, RunAt: at(6 * time.Second),
 		Error: &ward.TaskError{Code: ward.CodeNodePressure}, PlatformRetry: true, Now: at(6 * time.Second)})
 	got = e.get("p", nt.ID)
 	if got.PlatformTries != 1 || got.Attempts != 2 || got.Error.Code != ward.CodeNodePressure || got.ExitCode != nil {
@@ -449,7 +449,7 @@ func testCompleteRetry(t *testing.T, e *env) {
 	if l.Task.Attempts != 3 || l.Task.PlatformTries != 1 {
 		t.Fatalf("third run = attempts %d, platform tries %d", l.Task.Attempts, l.Task.PlatformTries)
 	}
-	e.completeOK(store.Completion{TaskID: nt.ID, LeaseID: l.LeaseID, Status: ward.StatusSucceeded, Result: []byte("final"), Now: at(7 * time.Second)})
+	e.completeOK(store.Completion{TaskID: nt.ID, Project: "p", LeaseID: l.LeaseID, Status: ward.StatusSucceeded, Result: []byte("final"), Now: at(7 * time.Second)})
 	got = e.get("p", nt.ID)
 	if got.Status != ward.StatusSucceeded || got.Error != nil || got.Attempts != 3 {
 		t.Fatalf("final = %s, want succeeded with no error", mustJSON(t, got))
@@ -642,7 +642,7 @@ func testRetry(t *testing.T, e *env) {
 	e.insert(failed, queued)
 	l := e.leaseOne("r", t0)
 	code := 2
-	e.completeOK(store.Completion{TaskID: failed.ID, LeaseID: l.LeaseID, Status: ward.StatusFailed, ExitCode: &code,
+	e.completeOK(store.Completion{TaskID: failed.ID, Project: "p", LeaseID: l.LeaseID, Status: ward.StatusFailed, ExitCode: &code,
 		Error: &ward.TaskError{Code: ward.CodeExitStatus}, Usage: &ward.Usage{DurationMs: 1}, Result: []byte("r"), Log: []byte("l"), Now: at(time.Second)})
 
 	retry := func(id string) (store.TaskRecord, error) {

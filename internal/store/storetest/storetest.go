@@ -187,7 +187,7 @@ func (e *env) completeOK(cs ...store.Completion) {
 // succeed is a successful completion of a lease at now.
 func succeed(l store.Lease, now time.Time) store.Completion {
 	code := 0
-	return store.Completion{TaskID: l.Task.ID, LeaseID: l.LeaseID, Status: ward.StatusSucceeded, ExitCode: &code,
+	return store.Completion{TaskID: l.Task.ID, Project: l.Task.Project, LeaseID: l.LeaseID, Status: ward.StatusSucceeded, ExitCode: &code,
 		Usage: &ward.Usage{PeakMemoryBytes: 1 << 20, CPUMs: 5, DurationMs: 7}, Result: []byte(`{"ok":true}`), Log: []byte("done\n"), Now: now}
 }
 

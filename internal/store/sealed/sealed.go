@@ -1,0 +1,170 @@
+// Package sealed is a store.Store adapter that encrypts what tasks carry
+// before it reaches the underlying store: payloads, results and logs of
+// tasks, and config values. Each is sealed by internal/seal with a fresh
+// data key under the project's epoch key, bound to (project, record, field),
+// so a copy of the store alone reveals none of it, and a ciphertext moved to
+// another task or field does not open.
+package sealed
+
+import (
+	"context"
+	"encoding/base64"
+	"time"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/seal"
+	"github.com/wardhq/ward/internal/store"
+)
+
+// Store wraps a store.Store; methods it does not override pass through.
+type Store struct {
+	store.Store
+	ks  *seal.Keystore
+	now func() time.Time
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns st with its bodies and config sealed by ks.
+func New(st store.Store, ks *seal.Keystore, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{Store: st, ks: ks, now: now}
+}
+
+// Field names of the associated data.
+const (
+	fieldPayload = "payload"
+	fieldResult  = "result"
+	fieldLog     = "log"
+)
+
+func bodyField(b store.Body) string {
+	switch b {
+	case store.BodyResult:
+		return fieldResult
+	case store.BodyLog:
+		return fieldLog
+	}
+	return fieldPayload
+}
+
+// seal encrypts one non-empty body; an empty body stays empty.
+func (s *Store) seal(ctx context.Context, project, record, field string, b []byte) ([]byte, error) {
+	if len(b) == 0 {
+		return b, nil
+	}
+	return s.ks.Seal(ctx, project, s.now(), seal.AD{Project: project, Record: record, Field: field}, b)
+}
+
+func (s *Store) open(ctx context.Context, project, record, field string, b []byte) ([]byte, error) {
+	if len(b) == 0 {
+		return b, nil
+	}
+	return s.ks.Open(ctx, project, seal.AD{Project: project, Record: record, Field: field}, b)
+}
+
+// InsertTasks seals each payload under its task's ID.
+func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]store.InsertResult, error) {
+	sealed := *p
+	sealed.Tasks = make([]store.NewTask, len(p.Tasks))
+	for i, t := range p.Tasks {
+		size := len(t.Payload)
+		pl, err := s.seal(ctx, t.Project, t.ID, fieldPayload, t.Payload)
+		if err != nil {
+			return nil, err
+		}
+		t.Payload, t.PayloadSize = pl, size
+		sealed.Tasks[i] = t
+	}
+	return s.Store.InsertTasks(ctx, &sealed)
+}
+
+// LeaseTasks opens the leased payloads.
+func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.Lease, error) {
+	leases, err := s.Store.LeaseTasks(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	for i := range leases {
+		t := &leases[i].Task
+		if leases[i].Payload, err = s.open(ctx, t.Project, t.ID, fieldPayload, leases[i].Payload); err != nil {
+			// The lease stands; the runner never gets the task, so the lease
+			// expires and the reaper retries, then fails it.
+			return nil, err
+		}
+	}
+	return leases, nil
+}
+
+// GetTaskBody opens a body.
+func (s *Store) GetTaskBody(ctx context.Context, project, id string, b store.Body) ([]byte, error) {
+	body, err := s.Store.GetTaskBody(ctx, project, id, b)
+	if err != nil {
+		return nil, err
+	}
+	return s.open(ctx, project, id, bodyField(b), body)
+}
+
+// CompleteTasks seals results and logs.
+func (s *Store) CompleteTasks(ctx context.Context, p *store.CompleteParams) ([]error, error) {
+	sealed := store.CompleteParams{Completions: make([]store.Completion, len(p.Completions))}
+	for i, c := range p.Completions {
+		if c.Project == "" {
+			return nil, ward.FieldError("completions.project", "is required to seal results")
+		}
+		var err error
+		if c.Result, err = s.seal(ctx, c.Project, c.TaskID, fieldResult, c.Result); err != nil {
+			return nil, err
+		}
+		if c.Log, err = s.seal(ctx, c.Project, c.TaskID, fieldLog, c.Log); err != nil {
+			return nil, err
+		}
+		sealed.Completions[i] = c
+	}
+	return s.Store.CompleteTasks(ctx, &sealed)
+}
+
+// configRecord names a config object in the associated data.
+func configRecord(function string) string {
+	if function == "" {
+		return "config:"
+	}
+	return "config:" + function
+}
+
+// PutConfig seals each value under its key.
+func (s *Store) PutConfig(ctx context.Context, p *store.PutConfigParams) error {
+	sealed := *p
+	sealed.Config = make(ward.Config, len(p.Config))
+	for k, v := range p.Config {
+		env, err := s.ks.Seal(ctx, p.Project, s.now(), seal.AD{Project: p.Project, Record: configRecord(p.Function), Field: k}, []byte(v))
+		if err != nil {
+			return err
+		}
+		sealed.Config[k] = base64.RawStdEncoding.EncodeToString(env)
+	}
+	return s.Store.PutConfig(ctx, &sealed)
+}
+
+// GetConfig opens each value.
+func (s *Store) GetConfig(ctx context.Context, project, function string) (ward.Config, error) {
+	cfg, err := s.Store.GetConfig(ctx, project, function)
+	if err != nil {
+		return nil, err
+	}
+	out := make(ward.Config, len(cfg))
+	for k, v := range cfg {
+		env, err := base64.RawStdEncoding.DecodeString(v)
+		if err != nil {
+			return nil, &ward.Error{Code: seal.CodeIntegrity, Message: "sealed config value is not an envelope"}
+		}
+		pt, err := s.ks.Open(ctx, project, seal.AD{Project: project, Record: configRecord(function), Field: k}, env)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = string(pt)
+	}
+	return out, nil
+}

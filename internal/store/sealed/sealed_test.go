@@ -1,0 +1,148 @@
+package sealed_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/seal"
+	"github.com/wardhq/ward/internal/store"
+	"github.com/wardhq/ward/internal/store/sealed"
+	"github.com/wardhq/ward/internal/store/sqlite"
+	"github.com/wardhq/ward/internal/store/storetest"
+)
+
+// open returns a sealed SQLite store and the directory holding its files.
+func open(t *testing.T) (*sealed.Store, string) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "ward.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	root, err := seal.LoadOrCreateRootKeyFile(filepath.Join(dir, "keys", "root.key"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := seal.OpenKeystore(ctx, filepath.Join(dir, "keys", "keystore.db"), root, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		st.Close()
+		ks.Close()
+	})
+	return sealed.New(st, ks, time.Now), dir
+}
+
+// The sealed store is a store: it passes the conformance suite.
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, _ := open(t)
+		return s
+	})
+}
+
+// TestNothingInClearOnDisk runs a task's payload, result, log and config
+// values, each carrying a marker, through the store; no file of the store
+// holds the marker, plain or base64.
+func TestNothingInClearOnDisk(t *testing.T) {
+	ctx := context.Background()
+	s, dir := open(t)
+	const marker = "CANARY-7f3a9c1e-payload-marker"
+	now := time.Now()
+	if _, err := s.CreateProject(ctx, &store.CreateProjectParams{Name: "p", Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutFunction(ctx, &store.PutFunctionParams{Project: "p", Name: "f", Spec: ward.DefaultSpec(), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutConfig(ctx, &store.PutConfigParams{Project: "p", Function: "f", Config: ward.Config{"k": marker}, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte(`{"secret":"` + marker + `"}`)
+	res, err := s.InsertTasks(ctx, &store.InsertTasksParams{Now: now, Tasks: []store.NewTask{{
+		ID: "t_1", Project: "p", Function: "f", CodeDigest: "sha256:" + string(bytes.Repeat([]byte("0"), 64)),
+		RunAt: now, TimeoutS: 5, MemoryMB: 16, MaxAttempts: 1, Payload: payload,
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Task.PayloadSize != len(payload) {
+		t.Fatalf("payload size %d, want the submitted %d", res[0].Task.PayloadSize, len(payload))
+	}
+	leases, err := s.LeaseTasks(ctx, &store.LeaseParams{RunnerID: "r", Max: 1, FreeMemoryMB: 64, TTL: time.Minute, Now: now})
+	if err != nil || len(leases) != 1 || !bytes.Equal(leases[0].Payload, payload) {
+		t.Fatalf("lease: %v %+v", err, leases)
+	}
+	errs, err := s.CompleteTasks(ctx, &store.CompleteParams{Completions: []store.Completion{{
+		TaskID: "t_1", LeaseID: leases[0].LeaseID, Project: "p", Status: ward.StatusSucceeded,
+		Result: []byte(marker), Log: []byte("log " + marker), Now: now,
+	}}})
+	if err != nil || errs[0] != nil {
+		t.Fatal(err, errs)
+	}
+	for b, want := range map[store.Body]string{store.BodyPayload: string(payload), store.BodyResult: marker, store.BodyLog: "log " + marker} {
+		got, err := s.GetTaskBody(ctx, "p", "t_1", b)
+		if err != nil || string(got) != want {
+			t.Fatalf("%s = %q, %v", b, got, err)
+		}
+	}
+	if cfg, err := s.GetConfig(ctx, "p", "f"); err != nil || cfg["k"] != marker {
+		t.Fatalf("config = %v, %v", cfg, err)
+	}
+	forms := [][]byte{[]byte(marker), []byte(base64.StdEncoding.EncodeToString([]byte(marker))), []byte(base64.RawStdEncoding.EncodeToString([]byte(marker)))}
+	err = filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, f := range forms {
+			if bytes.Contains(b, f) {
+				t.Errorf("%s holds the marker in clear (%q)", path, f)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A body moved to another task does not open: an integrity error, not data.
+func TestMovedBodyDoesNotOpen(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	now := time.Now()
+	if _, err := s.CreateProject(ctx, &store.CreateProjectParams{Name: "p", Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutConfig(ctx, &store.PutConfigParams{Project: "p", Config: ward.Config{"a": "1", "b": "2"}, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	// Swap the two sealed values underneath the adapter.
+	raw := s.Store
+	cfg, err := raw.GetConfig(ctx, "p", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg["a"], cfg["b"] = cfg["b"], cfg["a"]
+	if err := raw.PutConfig(ctx, &store.PutConfigParams{Project: "p", Config: cfg, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetConfig(ctx, "p", ""); ward.CodeOf(err) != seal.CodeIntegrity {
+		t.Fatalf("swapped values: %v, want %s", err, seal.CodeIntegrity)
+	}
+}
