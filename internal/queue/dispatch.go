@@ -85,25 +85,23 @@ func (s *Service) jobs(ctx context.Context, leases []store.Lease) ([]runner.Job,
 		if err != nil {
 			return nil, err
 		}
-		s.leases.put(l.LeaseID, leaseInfo{
-			project:       t.Project,
-			attempt:       t.Attempts,
-			maxAttempts:   t.MaxAttempts,
-			platformTries: t.PlatformTries,
-			backoffS:      t.BackoffS,
-		})
 		jobs[i] = runner.Job{
 			TaskID:     t.ID,
 			LeaseID:    l.LeaseID,
 			Project:    t.Project,
 			Function:   t.Function,
 			CodeDigest: t.CodeDigest,
-			Attempt:    t.Attempts,
-			MemoryMB:   t.MemoryMB,
-			Timeout:    time.Duration(t.TimeoutS) * time.Second,
-			Payload:    l.Payload,
-			Config:     cfg,
-			QueuedAt:   t.RunAt,
+			Retry: runner.RetryState{
+				Attempt:       t.Attempts,
+				MaxAttempts:   t.MaxAttempts,
+				PlatformTries: t.PlatformTries,
+				BackoffS:      t.BackoffS,
+			},
+			MemoryMB: t.MemoryMB,
+			Timeout:  time.Duration(t.TimeoutS) * time.Second,
+			Payload:  l.Payload,
+			Config:   cfg,
+			QueuedAt: t.RunAt,
 		}
 	}
 	return jobs, nil
@@ -125,18 +123,9 @@ func (s *Service) Heartbeat(ctx context.Context, runnerID string, refs []runner.
 // applies them in one store transaction.
 func (s *Service) Complete(ctx context.Context, results []runner.Result) ([]error, error) {
 	now := s.now()
-	cs := make([]store.Completion, 0, len(results))
-	for _, r := range results {
-		li, ok := s.leases.take(r.LeaseID)
-		if !ok {
-			// Leased through another server: read the policy inputs.
-			t, err := s.st.GetTask(ctx, r.Project, r.TaskID)
-			if err != nil {
-				return nil, err
-			}
-			li = leaseInfo{project: t.Project, attempt: t.Attempts, maxAttempts: t.MaxAttempts, platformTries: t.PlatformTries, backoffS: t.BackoffS}
-		}
-		cs = append(cs, s.completion(r, li, now))
+	cs := make([]store.Completion, len(results))
+	for i, r := range results {
+		cs[i] = s.completion(r, now)
 	}
 	errs, err := s.st.CompleteTasks(ctx, &store.CompleteParams{Completions: cs})
 	if err != nil {
@@ -152,11 +141,12 @@ func (s *Service) Complete(ctx context.Context, results []runner.Result) ([]erro
 }
 
 // completion applies the retry policy to one finished run.
-func (s *Service) completion(r runner.Result, li leaseInfo, now time.Time) store.Completion {
+func (s *Service) completion(r runner.Result, now time.Time) store.Completion {
+	rs := r.Retry
 	c := store.Completion{
 		TaskID:   r.TaskID,
 		LeaseID:  r.LeaseID,
-		Project:  li.project,
+		Project:  r.Project,
 		ExitCode: r.ExitCode,
 		Usage:    &r.Usage,
 		Log:      r.Stderr,
@@ -170,15 +160,15 @@ func (s *Service) completion(r runner.Result, li leaseInfo, now time.Time) store
 	c.Error = &ward.TaskError{Code: r.Code, Message: r.Message}
 	switch {
 	case r.Code.PlatformFailure():
-		if li.platformTries < ward.PlatformRetries {
+		if rs.PlatformTries < ward.PlatformRetries {
 			c.Status, c.RunAt, c.PlatformRetry = ward.StatusQueued, now, true
 			return c
 		}
 	default:
-		userAttempts := li.attempt - li.platformTries
-		if userAttempts < li.maxAttempts {
+		userAttempts := rs.Attempt - rs.PlatformTries
+		if userAttempts < rs.MaxAttempts {
 			c.Status = ward.StatusQueued
-			c.RunAt = now.Add(backoff(time.Duration(li.backoffS)*time.Second, userAttempts, s.maxBackoff))
+			c.RunAt = now.Add(backoff(time.Duration(rs.BackoffS)*time.Second, userAttempts, s.maxBackoff))
 			return c
 		}
 	}

@@ -42,9 +42,8 @@ type Service struct {
 	reapEvery  time.Duration
 	maxBackoff time.Duration
 
-	wake    *signal   // work may be available
-	waiters *waiters  // per-task terminal notifications
-	leases  *leaseSet // policy inputs of leases handed out by this server
+	wake    *signal  // work may be available
+	waiters *waiters // per-task terminal notifications
 	config  *configCache
 	funcs   *functionCache
 }
@@ -78,7 +77,6 @@ func New(opts Options) *Service {
 		maxBackoff: opts.MaxBackoff,
 		wake:       newSignal(),
 		waiters:    newWaiters(),
-		leases:     &leaseSet{m: map[string]leaseInfo{}},
 		config:     newConfigCache(opts.Store, opts.ConfigTTL, opts.Now),
 		funcs:      newFunctionCache(opts.Store, time.Second, opts.Now),
 	}
@@ -156,34 +154,6 @@ func backoff(base time.Duration, n int, limit time.Duration) time.Duration {
 		}
 	}
 	return min(d, limit)
-}
-
-// leaseInfo is what the completion policy needs about a lease.
-type leaseInfo struct {
-	project       string
-	attempt       int
-	maxAttempts   int
-	platformTries int
-	backoffS      int
-}
-
-type leaseSet struct {
-	mu sync.Mutex
-	m  map[string]leaseInfo // by lease ID
-}
-
-func (l *leaseSet) put(id string, li leaseInfo) {
-	l.mu.Lock()
-	l.m[id] = li
-	l.mu.Unlock()
-}
-
-func (l *leaseSet) take(id string) (leaseInfo, bool) {
-	l.mu.Lock()
-	li, ok := l.m[id]
-	delete(l.m, id)
-	l.mu.Unlock()
-	return li, ok
 }
 
 // signal wakes every current waiter at once.

@@ -122,21 +122,21 @@ func TestCompletionPolicy(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		code      ward.Code
-		li        leaseInfo
+		rs        runner.RetryState
 		want      ward.Status
 		wantDelay time.Duration
 		platform  bool
 	}{
-		{"success", "", leaseInfo{attempt: 1, maxAttempts: 1}, ward.StatusSucceeded, 0, false},
-		{"user failure, attempts left", ward.CodeExitStatus, leaseInfo{attempt: 1, maxAttempts: 3, backoffS: 5}, ward.StatusQueued, 5 * time.Second, false},
-		{"second failure doubles backoff", ward.CodeTimeout, leaseInfo{attempt: 2, maxAttempts: 3, backoffS: 5}, ward.StatusQueued, 10 * time.Second, false},
-		{"last attempt", ward.CodeTrap, leaseInfo{attempt: 3, maxAttempts: 3, backoffS: 5}, ward.StatusFailed, 0, false},
-		{"platform tries do not use attempts", ward.CodeMemoryLimit, leaseInfo{attempt: 3, maxAttempts: 2, platformTries: 2, backoffS: 1}, ward.StatusQueued, time.Second, false},
-		{"platform failure retried", ward.CodeNodePressure, leaseInfo{attempt: 1, maxAttempts: 1, platformTries: 2}, ward.StatusQueued, 0, true},
-		{"platform retries used up", ward.CodeNodePressure, leaseInfo{attempt: 4, maxAttempts: 1, platformTries: 3}, ward.StatusFailed, 0, false},
+		{"success", "", runner.RetryState{Attempt: 1, MaxAttempts: 1}, ward.StatusSucceeded, 0, false},
+		{"user failure, attempts left", ward.CodeExitStatus, runner.RetryState{Attempt: 1, MaxAttempts: 3, BackoffS: 5}, ward.StatusQueued, 5 * time.Second, false},
+		{"second failure doubles backoff", ward.CodeTimeout, runner.RetryState{Attempt: 2, MaxAttempts: 3, BackoffS: 5}, ward.StatusQueued, 10 * time.Second, false},
+		{"last attempt", ward.CodeTrap, runner.RetryState{Attempt: 3, MaxAttempts: 3, BackoffS: 5}, ward.StatusFailed, 0, false},
+		{"platform tries do not use attempts", ward.CodeMemoryLimit, runner.RetryState{Attempt: 3, MaxAttempts: 2, PlatformTries: 2, BackoffS: 1}, ward.StatusQueued, time.Second, false},
+		{"platform failure retried", ward.CodeNodePressure, runner.RetryState{Attempt: 1, MaxAttempts: 1, PlatformTries: 2}, ward.StatusQueued, 0, true},
+		{"platform retries used up", ward.CodeNodePressure, runner.RetryState{Attempt: 4, MaxAttempts: 1, PlatformTries: 3}, ward.StatusFailed, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := q.completion(runner.Result{TaskID: "t", LeaseID: "l", Code: tc.code, Stdout: []byte("out"), Stderr: []byte("log")}, tc.li, now)
+			c := q.completion(runner.Result{TaskID: "t", LeaseID: "l", Code: tc.code, Stdout: []byte("out"), Stderr: []byte("log"), Retry: tc.rs}, now)
 			if c.Status != tc.want {
 				t.Fatalf("status = %s, want %s", c.Status, tc.want)
 			}
@@ -219,13 +219,13 @@ func TestSubmitLeaseCompleteRetry(t *testing.T) {
 	res := b.submit(t, ward.SubmitRequest{Function: "fn", Payload: json.RawMessage(`{"a":1}`)})
 	id := res[0].Task.ID
 	jobs := b.lease(t, 10)
-	if len(jobs) != 1 || jobs[0].TaskID != id || string(jobs[0].Payload) != `{"a":1}` || jobs[0].Attempt != 1 {
+	if len(jobs) != 1 || jobs[0].TaskID != id || string(jobs[0].Payload) != `{"a":1}` || jobs[0].Retry.Attempt != 1 {
 		t.Fatalf("jobs = %+v", jobs)
 	}
 	if string(jobs[0].Config) != "{}" {
 		t.Errorf("config = %s", jobs[0].Config)
 	}
-	errs, err := b.q.Complete(ctx, []runner.Result{{TaskID: id, LeaseID: jobs[0].LeaseID, Project: "p", Code: ward.CodeExitStatus}})
+	errs, err := b.q.Complete(ctx, []runner.Result{{TaskID: id, LeaseID: jobs[0].LeaseID, Project: "p", Code: ward.CodeExitStatus, Retry: jobs[0].Retry}})
 	if err != nil || errs[0] != nil {
 		t.Fatal(err, errs)
 	}
@@ -238,7 +238,7 @@ func TestSubmitLeaseCompleteRetry(t *testing.T) {
 	}
 	b.clock.add(3 * time.Second)
 	jobs = b.lease(t, 10)
-	if len(jobs) != 1 || jobs[0].Attempt != 2 {
+	if len(jobs) != 1 || jobs[0].Retry.Attempt != 2 {
 		t.Fatalf("retry jobs = %+v", jobs)
 	}
 	// A stale lease (the first one) cannot complete the task.

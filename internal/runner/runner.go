@@ -61,8 +61,8 @@ type Runner struct {
 	// interrupt ends the lease long-poll in flight, if any.
 	interrupt context.CancelFunc
 
-	prepMu   sync.Mutex
-	prepared map[string]*prepOnce
+	prepMu    sync.Mutex
+	preparing map[string]*preparation // in flight, by digest
 
 	results chan Result
 }
@@ -73,8 +73,10 @@ type run struct {
 	lost    bool // the lease is gone: do not report a result
 }
 
-type prepOnce struct {
-	once sync.Once
+// preparation is one fetch-and-compile of a digest that concurrent runs of
+// the same code wait for instead of repeating it.
+type preparation struct {
+	done chan struct{}
 	err  error
 }
 
@@ -102,14 +104,14 @@ func New(opts Options) *Runner {
 		opts.LeaseWait = 5 * time.Second
 	}
 	return &Runner{
-		opts:     opts,
-		log:      opts.Logger.With("runner", opts.ID),
-		slots:    opts.Slots,
-		memMB:    opts.MemoryBudgetMB,
-		running:  map[string]*run{},
-		freed:    make(chan struct{}, 1),
-		prepared: map[string]*prepOnce{},
-		results:  make(chan Result, opts.Slots),
+		opts:      opts,
+		log:       opts.Logger.With("runner", opts.ID),
+		slots:     opts.Slots,
+		memMB:     opts.MemoryBudgetMB,
+		running:   map[string]*run{},
+		freed:     make(chan struct{}, 1),
+		preparing: map[string]*preparation{},
+		results:   make(chan Result, opts.Slots),
 	}
 }
 
@@ -284,15 +286,7 @@ func (r *Runner) execute(ctx context.Context, j Job, rn *run) {
 }
 
 func (r *Runner) runJob(ctx context.Context, j Job) Result {
-	res := Result{TaskID: j.TaskID, LeaseID: j.LeaseID, Project: j.Project}
-	if err := r.prepare(ctx, j.CodeDigest); err != nil {
-		res.Code, res.Message = ward.CodeCodeRejected, "code could not be prepared"
-		if ward.CodeOf(err) != ward.CodeInvalidModule {
-			res.Code = ward.CodeInternal
-		}
-		r.log.Error("prepare code", "task", j.TaskID, "digest", j.CodeDigest, "err", err)
-		return res
-	}
+	res := Result{TaskID: j.TaskID, LeaseID: j.LeaseID, Project: j.Project, Retry: j.Retry}
 	spec := &sandbox.Spec{
 		Digest: j.CodeDigest,
 		Stdin:  j.Payload,
@@ -300,7 +294,7 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 			"WARD_TASK_ID":      j.TaskID,
 			"WARD_PROJECT":      j.Project,
 			"WARD_FUNCTION":     j.Function,
-			"WARD_ATTEMPT":      strconv.Itoa(j.Attempt),
+			"WARD_ATTEMPT":      strconv.Itoa(j.Retry.Attempt),
 			"WARD_PAYLOAD_FILE": "/ward/payload",
 			"WARD_CONFIG_FILE":  "/ward/config.json",
 			"WARD_SECRETS_DIR":  "/ward/secrets",
@@ -314,11 +308,17 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 	}
 	out, err := r.opts.Sandbox.Run(ctx, spec)
 	if ward.CodeOf(err) == ward.CodeNotFound {
-		// The sandbox evicted the compiled code: prepare it again, once.
-		r.forget(j.CodeDigest)
-		if err = r.prepare(ctx, j.CodeDigest); err == nil {
-			out, err = r.opts.Sandbox.Run(ctx, spec)
+		// The sandbox does not hold the code (first use, or evicted): fetch
+		// and prepare it, then run.
+		if err := r.prepare(ctx, j.CodeDigest); err != nil {
+			res.Code, res.Message = ward.CodeCodeRejected, "code could not be prepared"
+			if ward.CodeOf(err) != ward.CodeInvalidModule {
+				res.Code = ward.CodeInternal
+			}
+			r.log.Error("prepare code", "task", j.TaskID, "digest", j.CodeDigest, "err", err)
+			return res
 		}
+		out, err = r.opts.Sandbox.Run(ctx, spec)
 	}
 	if err != nil {
 		r.log.Error("sandbox run", "task", j.TaskID, "err", err)
@@ -330,39 +330,34 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 	return res
 }
 
-// prepare makes sure the sandbox holds the digest's compiled code, fetching
-// and compiling it once per runner.
+// prepare fetches a digest's code and has the sandbox compile it. Runs of
+// the same digest that need it at the same time share one preparation.
 func (r *Runner) prepare(ctx context.Context, digest string) error {
 	r.prepMu.Lock()
-	p, ok := r.prepared[digest]
+	p, ok := r.preparing[digest]
 	if !ok {
-		p = &prepOnce{}
-		r.prepared[digest] = p
+		p = &preparation{done: make(chan struct{})}
+		r.preparing[digest] = p
 	}
 	r.prepMu.Unlock()
-	p.once.Do(func() {
-		code, err := r.opts.Source.Code(ctx, digest)
-		if err == nil {
-			err = r.opts.Sandbox.Prepare(ctx, sandbox.Artifact{Digest: digest, Code: code})
+	if ok {
+		select {
+		case <-p.done:
+			return p.err
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		p.err = err
-	})
-	if p.err != nil && ward.CodeOf(p.err) != ward.CodeInvalidModule {
-		// A passing failure (store, cancellation) is tried again next time.
-		r.prepMu.Lock()
-		if r.prepared[digest] == p {
-			delete(r.prepared, digest)
-		}
-		r.prepMu.Unlock()
 	}
-	return p.err
-}
-
-// forget drops a digest from the prepared set.
-func (r *Runner) forget(digest string) {
+	code, err := r.opts.Source.Code(ctx, digest)
+	if err == nil {
+		err = r.opts.Sandbox.Prepare(ctx, sandbox.Artifact{Digest: digest, Code: code})
+	}
+	p.err = err
 	r.prepMu.Lock()
-	delete(r.prepared, digest)
+	delete(r.preparing, digest)
 	r.prepMu.Unlock()
+	close(p.done)
+	return err
 }
 
 // report sends results to the Source in batches until results is closed.

@@ -46,7 +46,7 @@ type Job struct {
 	Project    string
 	Function   string
 	CodeDigest string
-	Attempt    int
+	Retry      RetryState
 	MemoryMB   int
 	Timeout    time.Duration
 	Payload    []byte
@@ -54,12 +54,23 @@ type Job struct {
 	QueuedAt   time.Time
 }
 
+// RetryState is what the queue needs to choose a finished run's next state.
+// It travels with the job and comes back unchanged with its result, so the
+// queue holds no per-lease state between lease and completion.
+type RetryState struct {
+	Attempt       int // this run's attempt, counting platform retries
+	MaxAttempts   int
+	PlatformTries int
+	BackoffS      int
+}
+
 // Result is a finished run.
 type Result struct {
 	TaskID   string
 	LeaseID  string
 	Project  string
-	Code     ward.Code // "" on success
+	Retry    RetryState // the job's, unchanged
+	Code     ward.Code  // "" on success
 	Message  string
 	ExitCode *int
 	Stdout   []byte
