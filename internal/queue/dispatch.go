@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
-	"sync"
 	"time"
 
 	"github.com/wardhq/ward"
@@ -81,7 +80,7 @@ func (s *Service) jobs(ctx context.Context, leases []store.Lease) ([]runner.Job,
 	jobs := make([]runner.Job, len(leases))
 	for i, l := range leases {
 		t := l.Task
-		cfg, err := s.config.get(ctx, t.Project, t.Function)
+		cfg, err := s.config.get(ctx, projectKey{t.Project, t.Function})
 		if err != nil {
 			return nil, err
 		}
@@ -202,105 +201,16 @@ func (s *Service) ConfigChanged(project string) {
 	s.funcs.forget(project)
 }
 
-// configCache caches merged (global ⊕ local) config per function briefly.
-type configCache struct {
-	st  store.Store
-	ttl time.Duration
-	now func() time.Time
-
-	mu sync.Mutex
-	m  map[[2]string]configEntry
-}
-
-type configEntry struct {
-	json []byte
-	at   time.Time
-}
-
-func newConfigCache(st store.Store, ttl time.Duration, now func() time.Time) *configCache {
-	return &configCache{st: st, ttl: ttl, now: now, m: map[[2]string]configEntry{}}
-}
-
-func (c *configCache) get(ctx context.Context, project, function string) ([]byte, error) {
-	key := [2]string{project, function}
-	c.mu.Lock()
-	e, ok := c.m[key]
-	c.mu.Unlock()
-	if ok && c.now().Sub(e.at) < c.ttl {
-		return e.json, nil
-	}
+// mergedConfig loads a function's config: the project's global object
+// overlaid by the function's own, as JSON.
+func (s *Service) mergedConfig(ctx context.Context, key projectKey) ([]byte, error) {
 	merged := ward.Config{}
-	for _, fn := range []string{"", function} {
-		cfg, err := c.st.GetConfig(ctx, project, fn)
+	for _, fn := range []string{"", key.name} {
+		cfg, err := s.st.GetConfig(ctx, key.project, fn)
 		if err != nil && !errors.Is(err, ward.ErrNotFound) {
 			return nil, err
 		}
 		maps.Copy(merged, cfg)
 	}
-	b, err := json.Marshal(merged)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.m[key] = configEntry{json: b, at: c.now()}
-	c.mu.Unlock()
-	return b, nil
-}
-
-func (c *configCache) forget(project string) {
-	c.mu.Lock()
-	for k := range c.m {
-		if k[0] == project {
-			delete(c.m, k)
-		}
-	}
-	c.mu.Unlock()
-}
-
-// functionCache caches function records for submission briefly, so a batch
-// of a thousand tasks costs one read.
-type functionCache struct {
-	st  store.Store
-	ttl time.Duration
-	now func() time.Time
-
-	mu sync.Mutex
-	m  map[[2]string]functionEntry
-}
-
-type functionEntry struct {
-	fn ward.Function
-	at time.Time
-}
-
-func newFunctionCache(st store.Store, ttl time.Duration, now func() time.Time) *functionCache {
-	return &functionCache{st: st, ttl: ttl, now: now, m: map[[2]string]functionEntry{}}
-}
-
-func (c *functionCache) get(ctx context.Context, project, name string) (ward.Function, error) {
-	key := [2]string{project, name}
-	c.mu.Lock()
-	e, ok := c.m[key]
-	c.mu.Unlock()
-	if ok && c.now().Sub(e.at) < c.ttl {
-		return e.fn, nil
-	}
-	fn, err := c.st.GetFunction(ctx, project, name)
-	if err != nil {
-		return fn, err
-	}
-	c.mu.Lock()
-	c.m[key] = functionEntry{fn: fn, at: c.now()}
-	c.mu.Unlock()
-	return fn, nil
-}
-
-func (c *functionCache) forget(project string) {
-	c.mu.Lock()
-	for k := range c.m {
-		if k[0] == project {
-			delete(c.m, k)
-		}
-	}
-	c.mu.Unlock()
+	return json.Marshal(merged)
 }

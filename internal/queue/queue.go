@@ -42,10 +42,10 @@ type Service struct {
 	reapEvery  time.Duration
 	maxBackoff time.Duration
 
-	wake    *signal  // work may be available
-	waiters *waiters // per-task terminal notifications
-	config  *configCache
-	funcs   *functionCache
+	wake    *signal               // work may be available
+	waiters *waiters              // per-task terminal notifications
+	config  *cache[[]byte]        // merged config JSON per function
+	funcs   *cache[ward.Function] // function records, for submissions
 }
 
 // New returns a Service over st.
@@ -68,7 +68,7 @@ func New(opts Options) *Service {
 	if opts.ConfigTTL <= 0 {
 		opts.ConfigTTL = 2 * time.Second
 	}
-	return &Service{
+	s := &Service{
 		st:         opts.Store,
 		log:        opts.Logger,
 		now:        opts.Now,
@@ -77,9 +77,12 @@ func New(opts Options) *Service {
 		maxBackoff: opts.MaxBackoff,
 		wake:       newSignal(),
 		waiters:    newWaiters(),
-		config:     newConfigCache(opts.Store, opts.ConfigTTL, opts.Now),
-		funcs:      newFunctionCache(opts.Store, time.Second, opts.Now),
 	}
+	s.config = newCache(opts.ConfigTTL, opts.Now, s.mergedConfig)
+	s.funcs = newCache(time.Second, opts.Now, func(ctx context.Context, k projectKey) (ward.Function, error) {
+		return opts.Store.GetFunction(ctx, k.project, k.name)
+	})
+	return s
 }
 
 // LeaseTTL returns the lease lifetime without heartbeat.

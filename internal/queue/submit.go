@@ -63,7 +63,7 @@ func (s *Service) function(ctx context.Context, project, name string) (ward.Func
 	if !ward.ValidName(name) {
 		return ward.Function{}, ward.FieldError("function", "must be 1-63 lowercase letters, digits or '-'")
 	}
-	fn, err := s.funcs.get(ctx, project, name)
+	fn, err := s.funcs.get(ctx, projectKey{project, name})
 	if err != nil {
 		if errors.Is(err, ward.ErrNotFound) {
 			return ward.Function{}, &ward.Error{Code: ward.CodeNotFound, Field: "function", Message: fmt.Sprintf("function %s not found", name)}
