@@ -4,6 +4,8 @@
 package ward
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -110,3 +112,10 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 // ValidName reports whether s is a valid project or function name: lowercase
 // letters, digits and '-', 1–63 characters, not starting with '-'.
 func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+// Digest returns the content address of code: "sha256:" and the lowercase
+// hex of its SHA-256.
+func Digest(code []byte) string {
+	sum := sha256.Sum256(code)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"mime"
@@ -109,8 +107,7 @@ func (s *Server) putCode(w http.ResponseWriter, r *http.Request, c *call) error 
 		}
 		return ward.Errorf(ward.CodeInvalidArgument, "reading the code failed")
 	}
-	sum := sha256.Sum256(code)
-	digest := "sha256:" + hex.EncodeToString(sum[:])
+	digest := ward.Digest(code)
 	if err := s.code.Prepare(r.Context(), sandbox.Artifact{Digest: digest, Code: code}); err != nil {
 		return err
 	}

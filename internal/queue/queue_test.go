@@ -2,8 +2,6 @@ package queue
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -38,10 +36,7 @@ type bundle struct {
 
 var testCode = []byte("\x00asm\x01\x00\x00\x00")
 
-func testDigest() string {
-	sum := sha256.Sum256(testCode)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
+func testDigest() string { return ward.Digest(testCode) }
 
 // setup opens a real SQLite store with project p and function fn (with code).
 func setup(t *testing.T, spec ward.FunctionSpec) *bundle {

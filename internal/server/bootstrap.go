@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,8 +84,7 @@ func (s *Server) deployExample(ctx context.Context, name, dir, cacheDir string) 
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(code)
-	digest := "sha256:" + hex.EncodeToString(sum[:])
+	digest := ward.Digest(code)
 	now := s.cfg.Now()
 	fn, err := s.Store.PutFunction(ctx, &store.PutFunctionParams{Project: ward.DefaultProject, Name: name, Spec: spec, Now: now})
 	if err != nil {

@@ -1,9 +1,7 @@
 package sandboxtest
 
 import (
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/sandbox"
 )
 
@@ -74,8 +73,7 @@ func moduleSource(name string) ([]byte, error) {
 
 // ArtifactOf returns code as an artifact with its "sha256:<hex>" digest.
 func ArtifactOf(code []byte) sandbox.Artifact {
-	sum := sha256.Sum256(code)
-	return sandbox.Artifact{Digest: "sha256:" + hex.EncodeToString(sum[:]), Code: code}
+	return sandbox.Artifact{Digest: ward.Digest(code), Code: code}
 }
 
 // Names of the Go programs in testdata/go, built by GoModule.

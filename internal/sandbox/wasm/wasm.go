@@ -38,7 +38,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -190,8 +189,7 @@ func (s *Sandbox) Prepare(ctx context.Context, a sandbox.Artifact) error {
 	if s.closed.Load() {
 		return errClosed
 	}
-	want, err := parseDigest(a.Digest)
-	if err != nil {
+	if err := checkDigest(a.Digest); err != nil {
 		return err
 	}
 	s.mu.RLock()
@@ -200,7 +198,7 @@ func (s *Sandbox) Prepare(ctx context.Context, a sandbox.Artifact) error {
 	if ok {
 		return nil // the digest was checked against its code when it was cached
 	}
-	if sum := sha256.Sum256(a.Code); hex.EncodeToString(sum[:]) != want {
+	if ward.Digest(a.Code) != a.Digest {
 		return ward.FieldError("digest", "does not match the sha256 of the code")
 	}
 	start := s.now()
@@ -244,13 +242,13 @@ func (s *Sandbox) evictLocked() *module {
 	return m
 }
 
-// parseDigest returns the hex part of a "sha256:<hex>" digest.
-func parseDigest(digest string) (string, error) {
+// checkDigest checks that digest has the form "sha256:<hex>".
+func checkDigest(digest string) error {
 	h, ok := strings.CutPrefix(digest, "sha256:")
 	if !ok || len(h) != 2*sha256.Size || strings.Trim(h, "0123456789abcdef") != "" {
-		return "", ward.FieldError("digest", `must be "sha256:" followed by %d lowercase hex digits`, 2*sha256.Size)
+		return ward.FieldError("digest", `must be "sha256:" followed by %d lowercase hex digits`, 2*sha256.Size)
 	}
-	return h, nil
+	return nil
 }
 
 func invalidModule(format string, args ...any) error {

@@ -32,7 +32,7 @@ func BenchmarkCycle(b *testing.B) {
 		b.Fatal(err)
 	}
 	const batch, leaseBatch = 1000, 256
-	digest := digestOf([]byte("module"))
+	digest := ward.Digest([]byte("module"))
 	tasks := make([]store.NewTask, batch)
 	result := []byte(`{"ok":true}`)
 	code := 0

@@ -2,9 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -304,7 +302,7 @@ func (s *Store) DeleteFunction(ctx context.Context, project, name string) error 
 // once can never be replaced by other content under the same name. A missing
 // function → not_found.
 func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Function, error) {
-	if p.Digest != digestOf(p.Code) {
+	if p.Digest != ward.Digest(p.Code) {
 		return ward.Function{}, &ward.Error{Code: ward.CodeInvalidArgument, Field: "digest", Message: "digest: does not match the code"}
 	}
 	var f ward.Function
@@ -327,12 +325,6 @@ func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Funct
 		return nil
 	})
 	return f, err
-}
-
-// digestOf returns the "sha256:<hex>" digest of code.
-func digestOf(code []byte) string {
-	sum := sha256.Sum256(code)
-	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // GetCode returns the code blob with the digest, or not_found.

@@ -117,7 +117,7 @@ func populate(t *testing.T, ctx context.Context, s store.Store, now time.Time) s
 			return err
 		},
 		func() error {
-			_, err := s.PutCode(ctx, &store.PutCodeParams{Project: "p", Function: "f", Digest: digestOf(code), Code: code, Now: now})
+			_, err := s.PutCode(ctx, &store.PutCodeParams{Project: "p", Function: "f", Digest: ward.Digest(code), Code: code, Now: now})
 			return err
 		},
 		func() error {

@@ -166,7 +166,7 @@ func testFunctions(t *testing.T, e *env) {
 	}
 
 	code := []byte("\x00asm module one")
-	if _, err := e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "resize", Digest: digest(code), Code: code, Now: at(time.Second)}); err != nil {
+	if _, err := e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "resize", Digest: ward.Digest(code), Code: code, Now: at(time.Second)}); err != nil {
 		t.Fatalf("PutCode: %v", err)
 	}
 	// Updating the spec keeps code and creation time.
@@ -176,7 +176,7 @@ func testFunctions(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatalf("PutFunction(update): %v", err)
 	}
-	want = ward.Function{Project: "p", Name: "resize", Spec: spec2, CodeDigest: digest(code), CodeVersion: 1,
+	want = ward.Function{Project: "p", Name: "resize", Spec: spec2, CodeDigest: ward.Digest(code), CodeVersion: 1,
 		CodeSize: int64(len(code)), CreatedAt: t0, UpdatedAt: at(time.Minute)}
 	if mustJSON(t, f) != mustJSON(t, want) {
 		t.Fatalf("PutFunction(update) = %s, want %s", mustJSON(t, f), mustJSON(t, want))
@@ -217,7 +217,7 @@ func testFunctions(t *testing.T, e *env) {
 	err = e.s.DeleteFunction(e.ctx, "p", "resize")
 	wantCode(t, "DeleteFunction(deleted)", err, ward.CodeNotFound)
 	// The code blob stays.
-	if b, err := e.s.GetCode(e.ctx, digest(code)); err != nil || !bytes.Equal(b, code) {
+	if b, err := e.s.GetCode(e.ctx, ward.Digest(code)); err != nil || !bytes.Equal(b, code) {
 		t.Fatalf("GetCode after DeleteFunction = %q, %v; want the code", b, err)
 	}
 	// A function created again starts afresh.
@@ -245,41 +245,41 @@ func testCode(t *testing.T, e *env) {
 	e.function("q", "b", nil)
 	one, two := []byte("module one"), []byte("module two, longer")
 
-	f, err := e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "a", Digest: digest(one), Code: one, Now: at(time.Second)})
+	f, err := e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "a", Digest: ward.Digest(one), Code: one, Now: at(time.Second)})
 	if err != nil {
 		t.Fatalf("PutCode: %v", err)
 	}
-	if f.CodeDigest != digest(one) || f.CodeVersion != 1 || f.CodeSize != int64(len(one)) {
+	if f.CodeDigest != ward.Digest(one) || f.CodeVersion != 1 || f.CodeSize != int64(len(one)) {
 		t.Fatalf("PutCode = %s, want digest of one, version 1, size %d", mustJSON(t, f), len(one))
 	}
 	wantTime(t, "PutCode.UpdatedAt", f.UpdatedAt, at(time.Second))
 	wantTime(t, "PutCode.CreatedAt", f.CreatedAt, t0)
 
-	f, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "a", Digest: digest(two), Code: two, Now: at(2 * time.Second)})
+	f, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "a", Digest: ward.Digest(two), Code: two, Now: at(2 * time.Second)})
 	if err != nil {
 		t.Fatalf("PutCode(two): %v", err)
 	}
-	if f.CodeDigest != digest(two) || f.CodeVersion != 2 || f.CodeSize != int64(len(two)) {
+	if f.CodeDigest != ward.Digest(two) || f.CodeVersion != 2 || f.CodeSize != int64(len(two)) {
 		t.Fatalf("PutCode(two) = %s, want version 2", mustJSON(t, f))
 	}
 	// The same blob again (another project's function) is stored once and
 	// still versions the function.
-	f, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "q", Function: "b", Digest: digest(one), Code: one, Now: at(3 * time.Second)})
-	if err != nil || f.CodeVersion != 1 || f.CodeDigest != digest(one) {
+	f, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "q", Function: "b", Digest: ward.Digest(one), Code: one, Now: at(3 * time.Second)})
+	if err != nil || f.CodeVersion != 1 || f.CodeDigest != ward.Digest(one) {
 		t.Fatalf("PutCode(q/b, one) = %s, %v; want version 1", mustJSON(t, f), err)
 	}
-	f, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "a", Digest: digest(one), Code: one, Now: at(4 * time.Second)})
+	f, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "a", Digest: ward.Digest(one), Code: one, Now: at(4 * time.Second)})
 	if err != nil || f.CodeVersion != 3 {
 		t.Fatalf("PutCode(one again) = %s, %v; want version 3", mustJSON(t, f), err)
 	}
 	for _, c := range [][]byte{one, two} {
-		b, err := e.s.GetCode(e.ctx, digest(c))
+		b, err := e.s.GetCode(e.ctx, ward.Digest(c))
 		if err != nil || !bytes.Equal(b, c) {
-			t.Fatalf("GetCode(%s) = %q, %v; want %q", digest(c), b, err, c)
+			t.Fatalf("GetCode(%s) = %q, %v; want %q", ward.Digest(c), b, err, c)
 		}
 	}
 	got, err := e.s.GetFunction(e.ctx, "p", "a")
-	if err != nil || got.CodeVersion != 3 || got.CodeDigest != digest(one) {
+	if err != nil || got.CodeVersion != 3 || got.CodeDigest != ward.Digest(one) {
 		t.Fatalf("GetFunction after uploads = %s, %v", mustJSON(t, got), err)
 	}
 }
@@ -288,15 +288,15 @@ func testCodeErrors(t *testing.T, e *env) {
 	e.project("p", "q")
 	e.function("p", "a", nil)
 	code := []byte("module")
-	_, err := e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "nope", Digest: digest(code), Code: code, Now: t0})
+	_, err := e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "nope", Digest: ward.Digest(code), Code: code, Now: t0})
 	wantCode(t, "PutCode(missing function)", err, ward.CodeNotFound)
-	_, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "q", Function: "a", Digest: digest(code), Code: code, Now: t0})
+	_, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "q", Function: "a", Digest: ward.Digest(code), Code: code, Now: t0})
 	wantCode(t, "PutCode(function of another project)", err, ward.CodeNotFound)
-	_, err = e.s.GetCode(e.ctx, digest(code))
+	_, err = e.s.GetCode(e.ctx, ward.Digest(code))
 	wantCode(t, "GetCode(after failed uploads)", err, ward.CodeNotFound)
-	_, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "a", Digest: digest([]byte("other")), Code: code, Now: t0})
+	_, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "a", Digest: ward.Digest([]byte("other")), Code: code, Now: t0})
 	wantCode(t, "PutCode(digest of other content)", err, ward.CodeInvalidArgument)
-	_, err = e.s.GetCode(e.ctx, digest([]byte("other")))
+	_, err = e.s.GetCode(e.ctx, ward.Digest([]byte("other")))
 	wantCode(t, "GetCode(after a mismatched upload)", err, ward.CodeNotFound)
 	if f, err := e.s.GetFunction(e.ctx, "p", "a"); err != nil || f.CodeVersion != 0 {
 		t.Fatalf("function after failed uploads = %s, %v; want no code", mustJSON(t, f), err)

@@ -6,8 +6,6 @@ package storetest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,7 +80,7 @@ func (e *env) task(project, function string, edits ...func(*store.NewTask)) stor
 		ID:          fmt.Sprintf("t_%06d", e.n),
 		Project:     project,
 		Function:    function,
-		CodeDigest:  digest([]byte("code")),
+		CodeDigest:  ward.Digest([]byte("code")),
 		RunAt:       t0,
 		TimeoutS:    30,
 		MemoryMB:    64,
@@ -249,11 +247,6 @@ func wantTimePtr(t *testing.T, what string, got, want *time.Time) {
 func at(d time.Duration) time.Time { return t0.Add(d) }
 
 func ptr[T any](v T) *T { return &v }
-
-func digest(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
 
 // ids returns the task IDs of leases.
 func ids(ls []store.Lease) []string {
