@@ -24,15 +24,25 @@ import (
 // its path, such as "tasks[2].priority", where one is at fault), or
 // body_too_large when r hit its cap.
 func decodeJSON(r io.Reader, v any) error {
+	data, err := readBody(r, ward.CodeInvalidJSON)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(data, v)
+}
+
+// readBody reads r (an http.MaxBytesReader) to its end. A body over the cap
+// is body_too_large; one that cannot be read otherwise has code unreadable.
+func readBody(r io.Reader, unreadable ward.Code) ([]byte, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {
-			return ward.Errorf(ward.CodeBodyTooLarge, "request body exceeds %d bytes", maxErr.Limit)
+			return nil, ward.Errorf(ward.CodeBodyTooLarge, "request body exceeds %d bytes", maxErr.Limit)
 		}
-		return &ward.Error{Code: ward.CodeInvalidJSON, Message: "request body could not be read"}
+		return nil, &ward.Error{Code: unreadable, Message: "request body could not be read"}
 	}
-	return decodeStrict(data, v)
+	return data, nil
 }
 
 // decodeStrict decodes data into v (a pointer) as decodeJSON describes. A

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 
@@ -99,13 +98,9 @@ func (s *Server) putCode(w http.ResponseWriter, r *http.Request, c *call) error 
 	if _, err := s.st.GetFunction(r.Context(), c.project, name); err != nil {
 		return err
 	}
-	code, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxCodeBody))
+	code, err := readBody(http.MaxBytesReader(w, r.Body, maxCodeBody), ward.CodeInvalidArgument)
 	if err != nil {
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			return ward.Errorf(ward.CodeBodyTooLarge, "code exceeds %d bytes", maxErr.Limit)
-		}
-		return ward.Errorf(ward.CodeInvalidArgument, "reading the code failed")
+		return err
 	}
 	digest := ward.Digest(code)
 	if err := s.code.Prepare(r.Context(), sandbox.Artifact{Digest: digest, Code: code}); err != nil {

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -325,13 +324,9 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
-	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInvokeBody))
+	payload, err := readBody(http.MaxBytesReader(w, r.Body, maxInvokeBody), ward.CodeInvalidArgument)
 	if err != nil {
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			return ward.Errorf(ward.CodeBodyTooLarge, "request body exceeds %d bytes", maxErr.Limit)
-		}
-		return ward.Errorf(ward.CodeInvalidArgument, "reading the request body failed")
+		return err
 	}
 	wait := time.Duration(fn.Spec.WithDefaults().Limits.TimeoutS) * time.Second
 	if timeoutS > 0 {
