@@ -33,22 +33,8 @@ func New(st store.Store, ks *seal.Keystore, now func() time.Time) *Store {
 	return &Store{Store: st, ks: ks, now: now}
 }
 
-// Field names of the associated data.
-const (
-	fieldPayload = "payload"
-	fieldResult  = "result"
-	fieldLog     = "log"
-)
-
-func bodyField(b store.Body) string {
-	switch b {
-	case store.BodyResult:
-		return fieldResult
-	case store.BodyLog:
-		return fieldLog
-	}
-	return fieldPayload
-}
+// A body is sealed under its name (store.Body) as the field of the
+// associated data.
 
 // seal encrypts one non-empty body; an empty body stays empty.
 func (s *Store) seal(ctx context.Context, project, record, field string, b []byte) ([]byte, error) {
@@ -71,7 +57,7 @@ func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]
 	sealed.Tasks = make([]store.NewTask, len(p.Tasks))
 	for i, t := range p.Tasks {
 		size := len(t.Payload)
-		pl, err := s.seal(ctx, t.Project, t.ID, fieldPayload, t.Payload)
+		pl, err := s.seal(ctx, t.Project, t.ID, string(store.BodyPayload), t.Payload)
 		if err != nil {
 			return nil, err
 		}
@@ -81,21 +67,35 @@ func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]
 	return s.Store.InsertTasks(ctx, &sealed)
 }
 
-// LeaseTasks opens the leased payloads.
+// LeaseTasks opens the leased payloads. A task whose payload does not open
+// (altered, moved, or its key destroyed) fails at once with the seal's error
+// code and is left out; the other leases are returned.
 func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.Lease, error) {
 	leases, err := s.Store.LeaseTasks(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	for i := range leases {
-		t := &leases[i].Task
-		if leases[i].Payload, err = s.open(ctx, t.Project, t.ID, fieldPayload, leases[i].Payload); err != nil {
-			// The lease stands; the runner never gets the task, so the lease
-			// expires and the reaper retries, then fails it.
-			return nil, err
+	opened := leases[:0]
+	var failed []store.Completion
+	for _, l := range leases {
+		t := &l.Task
+		pl, err := s.open(ctx, t.Project, t.ID, string(store.BodyPayload), l.Payload)
+		if err != nil {
+			failed = append(failed, store.Completion{
+				TaskID: t.ID, LeaseID: l.LeaseID, Project: t.Project, Status: ward.StatusFailed, Now: p.Now,
+				Error: &ward.TaskError{Code: ward.CodeOf(err), Message: "the payload could not be decrypted"},
+			})
+			continue
 		}
+		l.Payload = pl
+		opened = append(opened, l)
 	}
-	return leases, nil
+	if len(failed) > 0 {
+		// Should this fail too, the leases expire and the reaper takes the
+		// tasks back, to fail here again.
+		_, _ = s.Store.CompleteTasks(context.WithoutCancel(ctx), &store.CompleteParams{Completions: failed})
+	}
+	return opened, nil
 }
 
 // GetTaskBody opens a body.
@@ -104,7 +104,7 @@ func (s *Store) GetTaskBody(ctx context.Context, project, id string, b store.Bod
 	if err != nil {
 		return nil, err
 	}
-	return s.open(ctx, project, id, bodyField(b), body)
+	return s.open(ctx, project, id, string(b), body)
 }
 
 // CompleteTasks seals results and logs.
@@ -115,10 +115,10 @@ func (s *Store) CompleteTasks(ctx context.Context, p *store.CompleteParams) ([]e
 			return nil, ward.FieldError("completions.project", "is required to seal results")
 		}
 		var err error
-		if c.Result, err = s.seal(ctx, c.Project, c.TaskID, fieldResult, c.Result); err != nil {
+		if c.Result, err = s.seal(ctx, c.Project, c.TaskID, string(store.BodyResult), c.Result); err != nil {
 			return nil, err
 		}
-		if c.Log, err = s.seal(ctx, c.Project, c.TaskID, fieldLog, c.Log); err != nil {
+		if c.Log, err = s.seal(ctx, c.Project, c.TaskID, string(store.BodyLog), c.Log); err != nil {
 			return nil, err
 		}
 		sealed.Completions[i] = c

@@ -146,3 +146,36 @@ func TestMovedBodyDoesNotOpen(t *testing.T) {
 		t.Fatalf("swapped values: %v, want %s", err, seal.CodeIntegrity)
 	}
 }
+
+// A task whose stored payload does not open fails with the integrity code;
+// the other tasks of the same lease call still reach the runner.
+func TestUnopenablePayloadFailsItsTaskOnly(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	now := time.Now()
+	if _, err := s.CreateProject(ctx, &store.CreateProjectParams{Name: "p", Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutFunction(ctx, &store.PutFunctionParams{Project: "p", Name: "f", Spec: ward.DefaultSpec(), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	task := func(id string, payload []byte) store.NewTask {
+		return store.NewTask{ID: id, Project: "p", Function: "f", CodeDigest: ward.Digest([]byte("code")),
+			RunAt: now, TimeoutS: 5, MemoryMB: 16, MaxAttempts: 1, Payload: payload}
+	}
+	// t_bad is written underneath the adapter: its payload is no envelope.
+	if _, err := s.Store.InsertTasks(ctx, &store.InsertTasksParams{Now: now, Tasks: []store.NewTask{task("t_bad", []byte("not an envelope"))}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.InsertTasks(ctx, &store.InsertTasksParams{Now: now, Tasks: []store.NewTask{task("t_good", []byte(`{"ok":true}`))}}); err != nil {
+		t.Fatal(err)
+	}
+	leases, err := s.LeaseTasks(ctx, &store.LeaseParams{RunnerID: "r", Max: 10, FreeMemoryMB: 64, TTL: time.Minute, Now: now})
+	if err != nil || len(leases) != 1 || leases[0].Task.ID != "t_good" || string(leases[0].Payload) != `{"ok":true}` {
+		t.Fatalf("leases = %+v, %v; want only t_good, opened", leases, err)
+	}
+	bad, err := s.GetTask(ctx, "p", "t_bad")
+	if err != nil || bad.Status != ward.StatusFailed || bad.Error == nil || bad.Error.Code != seal.CodeIntegrity {
+		t.Fatalf("t_bad = %s %+v, %v; want failed with %s", bad.Status, bad.Error, err, seal.CodeIntegrity)
+	}
+}
