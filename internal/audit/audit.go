@@ -62,21 +62,8 @@ type Event struct {
 	Outcome  string
 }
 
-// entry is one line of the log. The field order is the canonical key order.
-type entry struct {
-	Seq      uint64 `json:"seq"`
-	Time     string `json:"time"`
-	Actor    string `json:"actor"`
-	Role     string `json:"role"`
-	Action   string `json:"action"`
-	Project  string `json:"project"`
-	Resource string `json:"resource"`
-	Outcome  string `json:"outcome"`
-	Prev     string `json:"prev"`
-	Hash     string `json:"hash"`
-}
-
-// body is an entry without its hash: the part the hash covers.
+// body is an entry without its hash: the part the hash covers. The field
+// order is the canonical key order.
 type body struct {
 	Seq      uint64 `json:"seq"`
 	Time     string `json:"time"`
@@ -87,6 +74,12 @@ type body struct {
 	Resource string `json:"resource"`
 	Outcome  string `json:"outcome"`
 	Prev     string `json:"prev"`
+}
+
+// entry is one line of the log: the body, then its hash.
+type entry struct {
+	body
+	Hash string `json:"hash"`
 }
 
 // Head names the last line of a log: its sequence number and hash. The zero
@@ -307,10 +300,7 @@ func encode(b body) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	line, err := json.Marshal(entry{
-		Seq: b.Seq, Time: b.Time, Actor: b.Actor, Role: b.Role, Action: b.Action,
-		Project: b.Project, Resource: b.Resource, Outcome: b.Outcome, Prev: b.Prev, Hash: hash,
-	})
+	line, err := json.Marshal(entry{body: b, Hash: hash})
 	if err != nil {
 		return nil, "", err
 	}
@@ -326,9 +316,7 @@ func parseLine(line []byte) (entry, error) {
 	if err := dec.Decode(&e); err != nil {
 		return entry{}, fmt.Errorf("not an audit entry: %w", err)
 	}
-	b := body{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Role: e.Role, Action: e.Action,
-		Project: e.Project, Resource: e.Resource, Outcome: e.Outcome, Prev: e.Prev}
-	want, _, err := encode(b)
+	want, _, err := encode(e.body)
 	if err != nil {
 		return entry{}, err
 	}
