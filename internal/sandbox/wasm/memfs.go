@@ -348,32 +348,29 @@ func contains(dir, target *memNode) bool {
 
 // Rmdir implements sys.FS.
 func (m *memFS) Rmdir(p string) experimentalsys.Errno {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.readOnly {
-		return experimentalsys.EROFS
-	}
-	dir, base, errno := m.parentOf(p)
-	if errno != 0 {
-		return errno
-	}
-	n := dir.children[base]
-	switch {
-	case n == nil:
-		return experimentalsys.ENOENT
-	case !n.dir:
-		return experimentalsys.ENOTDIR
-	case len(n.children) > 0:
-		return experimentalsys.ENOTEMPTY
-	}
-	delete(dir.children, base)
-	m.drop(base, n)
-	dir.mtim = m.now().UnixNano()
-	return 0
+	return m.remove(p, func(n *memNode) experimentalsys.Errno {
+		switch {
+		case !n.dir:
+			return experimentalsys.ENOTDIR
+		case len(n.children) > 0:
+			return experimentalsys.ENOTEMPTY
+		}
+		return 0
+	})
 }
 
 // Unlink implements sys.FS.
 func (m *memFS) Unlink(p string) experimentalsys.Errno {
+	return m.remove(p, func(n *memNode) experimentalsys.Errno {
+		if n.dir {
+			return experimentalsys.EISDIR
+		}
+		return 0
+	})
+}
+
+// remove deletes the node at p once allowed says it may go.
+func (m *memFS) remove(p string, allowed func(*memNode) experimentalsys.Errno) experimentalsys.Errno {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.readOnly {
@@ -384,11 +381,11 @@ func (m *memFS) Unlink(p string) experimentalsys.Errno {
 		return errno
 	}
 	n := dir.children[base]
-	switch {
-	case n == nil:
+	if n == nil {
 		return experimentalsys.ENOENT
-	case n.dir:
-		return experimentalsys.EISDIR
+	}
+	if errno := allowed(n); errno != 0 {
+		return errno
 	}
 	delete(dir.children, base)
 	m.drop(base, n)
