@@ -279,28 +279,29 @@ func newTaskListCmd(g *globals) *cobra.Command {
 
 // newTaskBodyCmd is a command printing one of a task's bodies as raw bytes.
 func newTaskBodyCmd(g *globals, name, short string, fetch func(*client.Client, context.Context, string, string) ([]byte, error)) *cobra.Command {
-	return &cobra.Command{
-		Use:     name + " ID",
-		Short:   short,
-		Example: "  ward task " + name + " t_01J…",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			b, err := fetch(c, cmd.Context(), g.cfg.Project, args[0])
-			if err != nil {
-				return err
-			}
-			_, err = g.stdout.Write(b)
+	return newTaskIDCmd(g, name, short, func(ctx context.Context, c *client.Client, id string) error {
+		b, err := fetch(c, ctx, g.cfg.Project, id)
+		if err != nil {
 			return err
-		},
-	}
+		}
+		_, err = g.stdout.Write(b)
+		return err
+	})
 }
 
 // newTaskActionCmd is a command that changes a task and prints it.
 func newTaskActionCmd(g *globals, name, short string, act func(*client.Client, context.Context, string, string) (ward.Task, error)) *cobra.Command {
+	return newTaskIDCmd(g, name, short, func(ctx context.Context, c *client.Client, id string) error {
+		tk, err := act(c, ctx, g.cfg.Project, id)
+		if err != nil {
+			return err
+		}
+		return g.printTask(tk)
+	})
+}
+
+// newTaskIDCmd is `ward task NAME ID`, running run with a client.
+func newTaskIDCmd(g *globals, name, short string, run func(context.Context, *client.Client, string) error) *cobra.Command {
 	return &cobra.Command{
 		Use:     name + " ID",
 		Short:   short,
@@ -311,11 +312,7 @@ func newTaskActionCmd(g *globals, name, short string, act func(*client.Client, c
 			if err != nil {
 				return err
 			}
-			tk, err := act(c, cmd.Context(), g.cfg.Project, args[0])
-			if err != nil {
-				return err
-			}
-			return g.printTask(tk)
+			return run(cmd.Context(), c, args[0])
 		},
 	}
 }
