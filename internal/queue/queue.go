@@ -85,9 +85,6 @@ func New(opts Options) *Service {
 	return s
 }
 
-// LeaseTTL returns the lease lifetime without heartbeat.
-func (s *Service) LeaseTTL() time.Duration { return s.leaseTTL }
-
 // Run reaps expired leases until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(s.reapEvery)

@@ -121,15 +121,6 @@ func NewID() string {
 	return "r_" + hex.EncodeToString(u[:])
 }
 
-// ID returns the runner's ID.
-func (r *Runner) ID() string { return r.opts.ID }
-
-// Free returns the free slots and memory budget.
-func (r *Runner) Free() (slots, memoryMB int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.slots, r.memMB
-}
 
 // Run leases and runs tasks until ctx is done, then shuts down gracefully:
 // no new leases, running tasks get ShutdownGrace to finish, the rest are
