@@ -121,7 +121,6 @@ func NewID() string {
 	return "r_" + hex.EncodeToString(u[:])
 }
 
-
 // Run leases and runs tasks until ctx is done, then shuts down gracefully:
 // no new leases, running tasks get ShutdownGrace to finish, the rest are
 // killed and their leases released, and every finished result is reported.
