@@ -14,6 +14,7 @@ import (
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/client"
 	"github.com/wardhq/ward/internal/sandbox/sandboxtest"
+	"github.com/wardhq/ward/internal/seal"
 	"github.com/wardhq/ward/internal/server"
 )
 
@@ -162,5 +163,27 @@ func TestRestartKeepsEverything(t *testing.T) {
 	}
 	if _, err := viewer.ListFunctions(ctx, "kept"); err != nil {
 		t.Fatalf("token minted before restart: %v", err)
+	}
+}
+
+// Existing data without its root key: the server refuses to start instead of
+// creating a new key over it.
+func TestMissingRootKeyRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	srv, err := server.Open(ctx, server.Config{DataDir: dir, Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	if err := os.Remove(dir + "/keys/root.key"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = server.Open(ctx, server.Config{DataDir: dir, Addr: "127.0.0.1:0"})
+	if ward.CodeOf(err) != seal.CodeRootKeyMissing {
+		t.Fatalf("open without the root key: %v, want %s", err, seal.CodeRootKeyMissing)
+	}
+	if _, err := os.Stat(dir + "/keys/root.key"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a root key was created over existing data: %v", err)
 	}
 }
