@@ -137,3 +137,13 @@ type CodeUploadResponse struct {
 
 // Config is a JSON object of strings (global or function-local).
 type Config map[string]string
+
+// SealingKey is the public half of a function's HPKE key pair: clients seal
+// payloads to it (client.Seal) and only the function's tasks can open them.
+type SealingKey struct {
+	KEM       string `json:"kem"`        // "MLKEM768-X25519"
+	KDF       string `json:"kdf"`        // "HKDF-SHA256"
+	AEAD      string `json:"aead"`       // "AES-256-GCM"
+	KeyID     string `json:"key_id"`     // hex of the first 8 bytes of SHA-256 of PublicKey
+	PublicKey []byte `json:"public_key"` // base64 in JSON
+}

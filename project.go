@@ -6,6 +6,25 @@ import "time"
 type Project struct {
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+	// RetentionDays bounds how long the project's finished tasks and their
+	// keys live; a function's own retention_days applies when shorter.
+	RetentionDays int `json:"retention_days"`
+}
+
+// DefaultRetentionDays is a new project's retention.
+const DefaultRetentionDays = 7
+
+// ProjectSettings is the body of PATCH /v1/projects/{p}.
+type ProjectSettings struct {
+	RetentionDays int `json:"retention_days"`
+}
+
+// Validate checks the settings.
+func (s ProjectSettings) Validate() error {
+	if s.RetentionDays < 1 || s.RetentionDays > MaxRetention {
+		return FieldError("retention_days", "must be between 1 and %d", MaxRetention)
+	}
+	return nil
 }
 
 // DefaultProject is the project `ward dev` deploys the examples into.
@@ -63,4 +82,6 @@ type CreateTokenResponse struct {
 // CreateProjectRequest is the body of POST /v1/projects.
 type CreateProjectRequest struct {
 	Name string `json:"name"`
+	// RetentionDays is optional; 0 means DefaultRetentionDays.
+	RetentionDays int `json:"retention_days,omitempty"`
 }

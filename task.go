@@ -75,14 +75,20 @@ type Task struct {
 	Labels      map[string]string `json:"labels,omitempty"`
 	ParentID    string            `json:"parent_id,omitempty"`
 	PayloadSize int               `json:"payload_size"`
+	// Sealed is true when the payload is a client-sealed envelope that only
+	// the function's tasks can open.
+	Sealed bool `json:"sealed,omitempty"`
 }
 
-// SubmitRequest is one task submission. Exactly one of Payload and
-// PayloadB64 may be set; neither means an empty payload.
+// SubmitRequest is one task submission. At most one of Payload, PayloadB64
+// and Sealed may be set; none means an empty payload. Sealed is an envelope
+// made by client.Seal for the function's sealing key: the platform stores and
+// delivers it as it is, and only the task can open it.
 type SubmitRequest struct {
 	Function       string            `json:"function"`
 	Payload        json.RawMessage   `json:"payload,omitempty"`
 	PayloadB64     []byte            `json:"payload_b64,omitempty"`
+	Sealed         []byte            `json:"sealed,omitempty"`
 	Priority       int               `json:"priority,omitempty"`
 	DelayS         int               `json:"delay_s,omitempty"`
 	TimeoutS       int               `json:"timeout_s,omitempty"`

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 )
 
 // Code is a stable, machine-readable error code. API errors and task failures
@@ -107,11 +106,21 @@ func CodeOf(err error) Code {
 	return CodeInternal
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // ValidName reports whether s is a valid project or function name: lowercase
 // letters, digits and '-', 1–63 characters, not starting with '-'.
-func ValidName(s string) bool { return nameRE.MatchString(s) }
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Digest returns the content address of code: "sha256:" and the lowercase
 // hex of its SHA-256.

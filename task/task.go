@@ -14,12 +14,24 @@
 // merged config is a JSON object of strings at WARD_CONFIG_FILE
 // (/ward/config.json); secrets are files under WARD_SECRETS_DIR
 // (/ward/secrets). The result goes to standard output, the log to standard
-// error, and exit status 0 means success. A sealed payload arrives still
-// sealed: Payload returns the envelope bytes unchanged.
+// error, and exit status 0 means success.
 //
-// The package uses the standard library only and builds for
-// GOOS=wasip1 GOARCH=wasm as well as for native targets, so task code can be
-// unit-tested natively.
+// # Sealed payloads
+//
+// A client can seal a payload to the function's public key (client.Seal);
+// the platform stores and delivers the envelope as it is, sets
+// WARD_PAYLOAD_SEALED=1, and gives the task the function's private key as the
+// secret file ward-sealing-key. Payload and Decode then unseal transparently:
+// they open the envelope as this project and function (WARD_PROJECT,
+// WARD_FUNCTION) and return the plaintext. An envelope that does not open
+// (altered, sealed for another function or project, or to another key), or a
+// missing or bad key, is an error, so the task fails rather than see the
+// envelope as its payload. Sealed tells whether the payload arrived sealed.
+// Without WARD_PAYLOAD_SEALED the payload is returned as it is.
+//
+// The package uses the standard library and ward's own sealing format only,
+// and builds for GOOS=wasip1 GOARCH=wasm as well as for native targets, so
+// task code can be unit-tested natively.
 package task
 
 import (
@@ -34,6 +46,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/seal/box"
 )
 
 // Environment variables set by ward for every task.
@@ -45,7 +60,14 @@ const (
 	EnvPayloadFile = "WARD_PAYLOAD_FILE"
 	EnvConfigFile  = "WARD_CONFIG_FILE"
 	EnvSecretsDir  = "WARD_SECRETS_DIR"
+	// EnvPayloadSealed is "1" when the payload is a sealed envelope that
+	// Payload and Decode open with the SealingKeySecret.
+	EnvPayloadSealed = "WARD_PAYLOAD_SEALED"
 )
+
+// SealingKeySecret is the name of the secret file holding the function's
+// sealing private key (PEM), delivered when the payload is sealed.
+const SealingKeySecret = ward.SealingKeySecret
 
 // Default locations of the read-only task files, used when the matching
 // environment variable is unset.
@@ -88,10 +110,18 @@ func processEnv() *env {
 
 // Payload returns the task's payload: the contents of the file named by
 // WARD_PAYLOAD_FILE, else of /ward/payload, else all of standard input. When it
-// falls back to standard input it consumes it, so call Payload once.
+// falls back to standard input it consumes it, so call Payload once. A sealed
+// payload (Sealed) is returned opened; one that does not open is an error
+// that wraps the sealing error (its ward code, e.g. sealed_open_failed, is
+// kept for ward.CodeOf).
 func Payload() ([]byte, error) { return processEnv().payload() }
 
-// Decode unmarshals the JSON payload into v. Unknown fields are ignored; data
+// Sealed reports whether the payload arrived sealed (WARD_PAYLOAD_SEALED=1),
+// in which case Payload and Decode unseal it.
+func Sealed() bool { return processEnv().sealed() }
+
+// Decode unmarshals the JSON payload into v, unsealing it first when it is
+// sealed. Unknown fields are ignored; data
 // after the JSON value is an error. An empty (or all-whitespace) payload
 // leaves v unchanged and is not an error, so a task submitted without a
 // payload sees its zero request.
@@ -144,7 +174,42 @@ func (e *env) path(key, def string) string {
 	return def
 }
 
+func (e *env) sealed() bool { return e.get(EnvPayloadSealed) == "1" }
+
 func (e *env) payload() ([]byte, error) {
+	b, err := e.rawPayload()
+	if err != nil || !e.sealed() {
+		return b, err
+	}
+	return e.unseal(b)
+}
+
+// unseal opens a sealed payload with the function's sealing key as this
+// task's project and function.
+func (e *env) unseal(envelope []byte) ([]byte, error) {
+	pemKey, err := e.secret(SealingKeySecret)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("task: unseal payload: the sealing key (secret %q) was not delivered: %w", SealingKeySecret, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("task: unseal payload: %w", err)
+	}
+	defer clear(pemKey)
+	key, err := box.ParsePrivateKey(pemKey)
+	if err != nil {
+		return nil, fmt.Errorf("task: unseal payload: secret %q: %w", SealingKeySecret, err)
+	}
+	defer clear(key)
+	to := box.Recipient{Project: e.get(EnvProject), Function: e.get(EnvFunction)}
+	b, err := box.Open(key, to, envelope)
+	if err != nil {
+		return nil, fmt.Errorf("task: unseal payload: %w", err)
+	}
+	return b, nil
+}
+
+// rawPayload reads the payload bytes as delivered.
+func (e *env) rawPayload() ([]byte, error) {
 	candidates := []string{e.path(EnvPayloadFile, e.payloadFile)}
 	if candidates[0] != e.payloadFile {
 		candidates = append(candidates, e.payloadFile)

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/seal/box"
 )
 
 // testEnv is an env rooted in a temporary directory, with captured output.
@@ -514,3 +517,266 @@ func TestMissing(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// sealedFixture is a task env whose function has a sealing key: the private
+// key PEM is in the secrets dir, and the env says the payload is sealed for
+// acme/resize.
+type sealedFixture struct {
+	testEnv
+	vars map[string]string
+	pub  []byte
+	pem  []byte
+}
+
+func newSealedFixture(t *testing.T, stdin string) sealedFixture {
+	t.Helper()
+	priv, pub, err := box.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{EnvPayloadSealed: "1", EnvProject: "acme", EnvFunction: "resize"}
+	fx := sealedFixture{testEnv: newTestEnv(t, vars, stdin), vars: vars, pub: pub, pem: box.MarshalPrivateKey(priv)}
+	writeFile(t, filepath.Join(fx.secretsDir, SealingKeySecret), string(fx.pem))
+	return fx
+}
+
+func sealFor(t *testing.T, pub []byte, project, fn, payload string) string {
+	t.Helper()
+	env, err := box.Seal(pub, box.Recipient{Project: project, Function: fn}, []byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(env)
+}
+
+const secretPayload = `{"name":"Ada","card":"4111111111111111"}`
+
+func TestSealedRoundTrip(t *testing.T) {
+	t.Parallel()
+	fx := newSealedFixture(t, "")
+	writeFile(t, fx.payloadFile, sealFor(t, fx.pub, "acme", "resize", secretPayload))
+	if !fx.sealed() {
+		t.Fatal("sealed() = false")
+	}
+	got, err := fx.payload()
+	if err != nil {
+		t.Fatalf("payload: %v", err)
+	}
+	if string(got) != secretPayload {
+		t.Fatalf("payload = %q, want the unsealed payload", got)
+	}
+	var v struct{ Name string }
+	if err := fx.decode(&v); err != nil || v.Name != "Ada" {
+		t.Fatalf("decode = %+v, %v", v, err)
+	}
+}
+
+func TestSealedFromStdin(t *testing.T) {
+	t.Parallel()
+	priv, pub, err := box.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{EnvPayloadSealed: "1", EnvProject: "acme", EnvFunction: "resize"}
+	te := newTestEnv(t, vars, sealFor(t, pub, "acme", "resize", "raw bytes"))
+	writeFile(t, filepath.Join(te.secretsDir, SealingKeySecret), string(box.MarshalPrivateKey(priv)))
+	got, err := te.payload()
+	if err != nil || string(got) != "raw bytes" {
+		t.Fatalf("payload = %q, %v", got, err)
+	}
+}
+
+func TestSealedEmptyPayload(t *testing.T) {
+	t.Parallel()
+	fx := newSealedFixture(t, "")
+	writeFile(t, fx.payloadFile, sealFor(t, fx.pub, "acme", "resize", ""))
+	got, err := fx.payload()
+	if err != nil || len(got) != 0 {
+		t.Fatalf("payload = %q, %v", got, err)
+	}
+	v := struct{ N int }{N: 7}
+	if err := fx.decode(&v); err != nil || v.N != 7 {
+		t.Fatalf("decode of an empty sealed payload = %+v, %v", v, err)
+	}
+}
+
+// TestSealedFailures checks that a sealed payload that cannot be opened is an
+// error carrying the sealing code, never the envelope or another payload.
+func TestSealedFailures(t *testing.T) {
+	t.Parallel()
+	otherPriv, otherPub, err := box.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		setup    func(t *testing.T, fx sealedFixture)
+		code     ward.Code
+		notExist bool
+	}{
+		{
+			name: "sealed for another function",
+			setup: func(t *testing.T, fx sealedFixture) {
+				writeFile(t, fx.payloadFile, sealFor(t, fx.pub, "acme", "thumbnail", secretPayload))
+			},
+			code: box.CodeOpenFailed,
+		},
+		{
+			name: "sealed for another project",
+			setup: func(t *testing.T, fx sealedFixture) {
+				writeFile(t, fx.payloadFile, sealFor(t, fx.pub, "globex", "resize", secretPayload))
+			},
+			code: box.CodeOpenFailed,
+		},
+		{
+			name: "sealed to another function's key",
+			setup: func(t *testing.T, fx sealedFixture) {
+				writeFile(t, fx.payloadFile, sealFor(t, otherPub, "acme", "resize", secretPayload))
+			},
+			code: box.CodeKeyMismatch,
+		},
+		{
+			name: "holding another function's key",
+			setup: func(t *testing.T, fx sealedFixture) {
+				writeFile(t, fx.payloadFile, sealFor(t, fx.pub, "acme", "resize", secretPayload))
+				writeFile(t, filepath.Join(fx.secretsDir, SealingKeySecret), string(box.MarshalPrivateKey(otherPriv)))
+			},
+			code: box.CodeKeyMismatch,
+		},
+		{
+			name: "altered envelope",
+			setup: func(t *testing.T, fx sealedFixture) {
+				env := []byte(sealFor(t, fx.pub, "acme", "resize", secretPayload))
+				env[len(env)-3] ^= 0x10
+				writeFile(t, fx.payloadFile, string(env))
+			},
+			code: box.CodeOpenFailed,
+		},
+		{
+			name: "not an envelope",
+			setup: func(t *testing.T, fx sealedFixture) {
+				writeFile(t, fx.payloadFile, secretPayload)
+			},
+			code: box.CodeMalformed,
+		},
+		{
+			name: "missing key secret",
+			setup: func(t *testing.T, fx sealedFixture) {
+				writeFile(t, fx.payloadFile, sealFor(t, fx.pub, "acme", "resize", secretPayload))
+				if err := os.Remove(filepath.Join(fx.secretsDir, SealingKeySecret)); err != nil {
+					t.Fatal(err)
+				}
+			},
+			notExist: true,
+		},
+		{
+			name: "key secret is not a PEM key",
+			setup: func(t *testing.T, fx sealedFixture) {
+				writeFile(t, fx.payloadFile, sealFor(t, fx.pub, "acme", "resize", secretPayload))
+				writeFile(t, filepath.Join(fx.secretsDir, SealingKeySecret), "not a key")
+			},
+			code: box.CodeInvalidKey,
+		},
+		{
+			name: "no project in the environment",
+			setup: func(t *testing.T, fx sealedFixture) {
+				writeFile(t, fx.payloadFile, sealFor(t, fx.pub, "acme", "resize", secretPayload))
+				delete(fx.vars, EnvProject)
+			},
+			code: ward.CodeInvalidArgument,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fx := newSealedFixture(t, "")
+			tt.setup(t, fx)
+			got, err := fx.payload()
+			if err == nil {
+				t.Fatalf("payload = %q, want an error", got)
+			}
+			if got != nil {
+				t.Fatal("payload bytes returned with an error")
+			}
+			if tt.notExist {
+				if !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("err = %v, want fs.ErrNotExist", err)
+				}
+			} else if c := ward.CodeOf(err); c != tt.code {
+				t.Fatalf("code = %s (%v), want %s", c, err, tt.code)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "task: unseal payload: ") {
+				t.Errorf("error %q does not say it is about unsealing", msg)
+			}
+			if strings.Contains(msg, "4111") || strings.Contains(msg, string(fx.pem)) {
+				t.Errorf("error leaks the payload or the key: %q", msg)
+			}
+			var v struct{ Name string }
+			if err := fx.decode(&v); err == nil || v.Name != "" {
+				t.Fatalf("decode = %+v, %v; want an error", v, err)
+			}
+		})
+	}
+}
+
+// TestUnsealedPayloadUnaffected checks that without WARD_PAYLOAD_SEALED=1
+// the payload is returned as delivered, even when it looks like an envelope.
+func TestUnsealedPayloadUnaffected(t *testing.T) {
+	t.Parallel()
+	for _, value := range []string{"", "0", "true", "unset"} {
+		fx := newSealedFixture(t, "")
+		if value == "unset" {
+			delete(fx.vars, EnvPayloadSealed)
+		} else {
+			fx.vars[EnvPayloadSealed] = value
+		}
+		if fx.sealed() {
+			t.Fatalf("%s=%q: sealed() = true", EnvPayloadSealed, value)
+		}
+		env := sealFor(t, fx.pub, "acme", "resize", secretPayload)
+		writeFile(t, fx.payloadFile, env)
+		got, err := fx.payload()
+		if err != nil || string(got) != env {
+			t.Fatalf("%s=%q: payload changed (%d bytes), %v", EnvPayloadSealed, value, len(got), err)
+		}
+		writeFile(t, fx.payloadFile, secretPayload)
+		got, err = fx.payload()
+		if err != nil || string(got) != secretPayload {
+			t.Fatalf("%s=%q: payload = %q, %v", EnvPayloadSealed, value, got, err)
+		}
+	}
+}
+
+// TestProcessEnvSealed checks Payload and Sealed on the real environment. It
+// uses t.Setenv and so cannot run in parallel.
+func TestProcessEnvSealed(t *testing.T) {
+	priv, pub, err := box.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	payload := filepath.Join(dir, "payload")
+	secrets := filepath.Join(dir, "secrets")
+	writeFile(t, payload, sealFor(t, pub, "p", "f", `{"name":"Ada"}`))
+	writeFile(t, filepath.Join(secrets, SealingKeySecret), string(box.MarshalPrivateKey(priv)))
+	t.Setenv(EnvPayloadFile, payload)
+	t.Setenv(EnvSecretsDir, secrets)
+	t.Setenv(EnvProject, "p")
+	t.Setenv(EnvFunction, "f")
+	t.Setenv(EnvPayloadSealed, "1")
+	if !Sealed() {
+		t.Fatal("Sealed() = false")
+	}
+	if got, err := Payload(); err != nil || string(got) != `{"name":"Ada"}` {
+		t.Fatalf("Payload() = %q, %v", got, err)
+	}
+	var v struct{ Name string }
+	if err := Decode(&v); err != nil || v.Name != "Ada" {
+		t.Fatalf("Decode = %+v, %v", v, err)
+	}
+	t.Setenv(EnvPayloadSealed, "")
+	if Sealed() {
+		t.Fatal("Sealed() = true with the variable empty")
+	}
+}

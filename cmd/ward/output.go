@@ -96,10 +96,40 @@ func fmtKV(m map[string]string) string {
 
 func writeProjects(w io.Writer, ps []ward.Project) error {
 	t := newTable(w)
-	t.row("NAME", "CREATED")
+	t.row("NAME", "RETENTION_DAYS", "CREATED")
 	for _, p := range ps {
-		t.row(p.Name, fmtTime(p.CreatedAt))
+		t.row(p.Name, strconv.Itoa(p.RetentionDays), fmtTime(p.CreatedAt))
 	}
+	return t.flush()
+}
+
+// secretScope names where a secret lives: the project (fn "") or a function.
+func secretScope(fn string) string {
+	if fn == "" {
+		return "global"
+	}
+	return "function " + fn
+}
+
+// writeSecrets writes secrets' metadata; a secret's value is never known
+// to the CLI after it is sent, let alone printed.
+func writeSecrets(w io.Writer, ss []ward.Secret) error {
+	t := newTable(w)
+	t.row("NAME", "SCOPE", "VERSION", "SIZE", "UPDATED")
+	for _, s := range ss {
+		t.row(s.Name, secretScope(s.Function), strconv.Itoa(s.Version), strconv.Itoa(s.Size), fmtTime(s.UpdatedAt))
+	}
+	return t.flush()
+}
+
+// writeSealingKey writes a function's public sealing key without the key
+// bytes (-o json has them).
+func writeSealingKey(w io.Writer, fn string, k ward.SealingKey) error {
+	t := newTable(w)
+	t.row("Function:", fn)
+	t.row("Key ID:", k.KeyID)
+	t.row("Suite:", k.KEM+" / "+k.KDF+" / "+k.AEAD)
+	t.row("Public key:", strconv.Itoa(len(k.PublicKey))+" bytes")
 	return t.flush()
 }
 
@@ -192,6 +222,9 @@ func writeTask(w io.Writer, tk ward.Task) error {
 		t.row("Peak memory:", fmt.Sprintf("%.1f MiB", float64(u.PeakMemoryBytes)/(1<<20)))
 	}
 	t.row("Payload size:", strconv.Itoa(tk.PayloadSize))
+	if tk.Sealed {
+		t.row("Sealed:", "yes (only the function's tasks, or the key's owner, can open it)")
+	}
 	t.row("Labels:", fmtKV(tk.Labels))
 	t.row("Code digest:", orDash(tk.CodeDigest))
 	if tk.ParentID != "" {

@@ -64,7 +64,7 @@ mode 0600. The token can also come from WARD_TOKEN.`,
 }
 
 func newProjectCmd(g *globals) *cobra.Command {
-	cmd := groupCmd("project", "Create and list projects")
+	cmd := groupCmd("project", "Create, list, inspect, configure and delete projects")
 	create := &cobra.Command{
 		Use:     "create NAME",
 		Short:   "Create a project (needs an admin token)",
@@ -105,8 +105,118 @@ func newProjectCmd(g *globals) *cobra.Command {
 			return writeProjects(g.stdout, ps)
 		},
 	}
-	cmd.AddCommand(create, list)
+	get := &cobra.Command{
+		Use:   "get [NAME]",
+		Short: "Show a project and its retention (default: the current project)",
+		Example: `  ward project get
+  ward project get acme -o json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.projectArg(args)
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.GetProject(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			return g.printProject(p)
+		},
+	}
+	var retention int
+	set := &cobra.Command{
+		Use:   "set [NAME] --retention-days N",
+		Short: "Change a project's settings (owner or admin)",
+		Long: `Change a project's settings; NAME defaults to the current project.
+
+--retention-days bounds how long the project's finished tasks live (1 to
+3650; a function's own retention_days applies when shorter). Payloads,
+results and logs are encrypted under per-day epoch keys kept apart from the
+data; ward deletes finished tasks past retention and destroys the project's
+epoch keys older than its retention, so that data cannot be read again
+anywhere, old backups of the data store included.`,
+		Example: `  ward project set --retention-days 30
+  ward project set acme --retention-days 1`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("retention-days") {
+				return usagef("nothing to set: give --retention-days N")
+			}
+			name, err := g.projectArg(args)
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.SetRetention(cmd.Context(), name, retention)
+			if err != nil {
+				return err
+			}
+			return g.printProject(p)
+		},
+	}
+	set.Flags().IntVar(&retention, "retention-days", 0, "days finished tasks are kept, 1-3650")
+	var yes bool
+	del := &cobra.Command{
+		Use:   "delete NAME --yes",
+		Short: "Delete a project and destroy its keys (admin; cannot be undone)",
+		Long: `Delete the project NAME: its keys are destroyed first, then its functions,
+tasks, config, secrets and tokens. Without the keys, the project's encrypted
+data (payloads, results, logs, config, secrets, code) is unreadable
+everywhere, backups of the data store included: nothing can bring it back.
+Because of that, the command refuses to run without --yes, and NAME must be
+given in full (it does not default to the current project).`,
+		Example: `  ward project delete acme --yes`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !ward.ValidName(args[0]) {
+				return usagef("project %q is not a valid name", args[0])
+			}
+			if !yes {
+				return usagef("deleting project %s destroys its keys: all of its data becomes unreadable everywhere, backups included, and cannot be recovered; add --yes to delete it", args[0])
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteProject(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			if g.cfg.Output != outputJSON {
+				fmt.Fprintf(g.stdout, "Deleted project %s; its keys are destroyed and its data is unreadable\n", args[0])
+			}
+			return nil
+		},
+	}
+	del.Flags().BoolVar(&yes, "yes", false, "confirm: destroy the project and all of its data for good")
+	cmd.AddCommand(create, list, get, set, del)
 	return cmd
+}
+
+// projectArg returns the project named by an optional argument, else the
+// current project.
+func (g *globals) projectArg(args []string) (string, error) {
+	if len(args) == 0 {
+		return g.cfg.Project, nil
+	}
+	if !ward.ValidName(args[0]) {
+		return "", usagef("project %q is not a valid name (lowercase letters, digits and '-', 1-63 characters)", args[0])
+	}
+	return args[0], nil
+}
+
+// printProject prints one project.
+func (g *globals) printProject(p ward.Project) error {
+	if g.cfg.Output == outputJSON {
+		return writeJSON(g.stdout, p)
+	}
+	return writeProjects(g.stdout, []ward.Project{p})
 }
 
 // nonNil makes an empty list print as [] rather than null.

@@ -33,6 +33,8 @@ type submitFlags struct {
 	labels               []string
 	idempotencyKey       string
 	wait                 bool
+	seal                 bool   // seal the payload to the function's sealing key
+	keyID                string // with seal: the key id the function's key must have
 }
 
 // request builds the submission for function fn; stdin is read for
@@ -141,7 +143,7 @@ func newTaskCmd(g *globals) *cobra.Command {
 		newTaskListCmd(g),
 		newTaskBodyCmd(g, "result", "Print a finished task's result bytes", (*client.Client).Result),
 		newTaskBodyCmd(g, "log", "Print a task's log (its stderr, secrets redacted)", (*client.Client).Log),
-		newTaskBodyCmd(g, "payload", "Print a task's payload bytes (needs payload:read)", (*client.Client).Payload),
+		newTaskPayloadCmd(g),
 		newTaskActionCmd(g, "cancel", "Cancel a queued or running task", (*client.Client).CancelTask),
 		newTaskActionCmd(g, "retry", "Re-queue a finished task with a fresh attempt budget", (*client.Client).RetryTask),
 	)
@@ -151,27 +153,50 @@ func newTaskCmd(g *globals) *cobra.Command {
 func newTaskSubmitCmd(g *globals) *cobra.Command {
 	var f submitFlags
 	cmd := &cobra.Command{
-		Use:   "submit FUNCTION [--payload JSON | --payload-file FILE] [flags]",
+		Use:   "submit FUNCTION [--payload JSON | --payload-file FILE] [--seal [--key-id ID]] [flags]",
 		Short: "Submit a task to the queue",
 		Long: `Submit a task for FUNCTION and print it. The payload is --payload (JSON) or the
 content of --payload-file ('-' reads stdin; JSON content is sent as JSON, any
 other bytes as bytes). With --wait, wait until the task ends, print it, and
-exit 1 unless it succeeded.`,
+exit 1 unless it succeeded.
+
+With --seal, the payload bytes are sealed here to FUNCTION's public sealing
+key (see 'ward sealing-key') and sent as an envelope that ward stores and
+delivers without being able to read it; only FUNCTION's tasks open it. The
+key comes from the server: --key-id ID refuses to seal unless the server's
+key has that id (learned out of band, e.g. from 'ward sealing-key FUNCTION
+--create').`,
 		Example: `  ward task submit resize --payload '{"url":"https://example.com/a.png"}'
   ward task submit resize --payload-file image.bin --priority 2 --label batch=7
-  cat order.json | ward task submit checkout --payload-file - --wait`,
+  cat order.json | ward task submit checkout --payload-file - --wait
+  ward task submit vault --seal --key-id 1f2e3d4c5b6a7980 --payload '{"card":"4111…"}'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.payloadSet = cmd.Flags().Changed("payload")
+			keyID, err := normalizeKeyID(f.keyID)
+			if err != nil {
+				return err
+			}
+			if keyID != "" && !f.seal {
+				return usagef("--key-id is only for --seal")
+			}
 			req, err := f.request(args[0], g.stdin)
 			if err != nil {
 				return err
+			}
+			if f.seal && req.Payload == nil && len(req.PayloadB64) == 0 {
+				return usagef("--seal needs a payload: --payload or --payload-file")
 			}
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
+			if f.seal {
+				if req, err = g.sealRequest(ctx, c, req, keyID); err != nil {
+					return err
+				}
+			}
 			tk, err := c.Submit(ctx, g.cfg.Project, req)
 			if err != nil {
 				return err
@@ -196,6 +221,8 @@ exit 1 unless it succeeded.`,
 	fl.StringArrayVar(&f.labels, "label", nil, "a KEY=VALUE label; repeat for more")
 	fl.StringVar(&f.idempotencyKey, "idempotency-key", "", "a repeat within 24h returns the first task")
 	fl.BoolVar(&f.wait, "wait", false, "wait for the task to end; exit 1 unless it succeeded")
+	fl.BoolVar(&f.seal, "seal", false, "seal the payload to the function's sealing key; only its tasks can read it")
+	fl.StringVar(&f.keyID, "key-id", "", "with --seal: refuse unless the function's sealing key has this id")
 	return cmd
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/audit"
 	"github.com/wardhq/ward/internal/auth"
 	"github.com/wardhq/ward/internal/queue"
@@ -29,6 +30,7 @@ type Queue interface {
 	Cancel(ctx context.Context, project, id string) (store.TaskRecord, error)
 	Retry(ctx context.Context, project, id string) (store.TaskRecord, error)
 	Invoke(ctx context.Context, p *queue.InvokeParams) (store.TaskRecord, []byte, error)
+	SealingKey(ctx context.Context, project, function string) (ward.SealingKey, error)
 	ConfigChanged(project string)
 }
 
@@ -168,6 +170,9 @@ func (s *Server) routeTable() []route {
 	return []route{
 		{"POST /v1/projects", auth.ScopeProjectsAdmin, true, s.createProject},
 		{"GET /v1/projects", "", false, s.listProjects},
+		{"GET /v1/projects/{p}", auth.ScopeTasksRead, false, s.getProject},
+		{"PATCH /v1/projects/{p}", auth.ScopeProjectWrite, true, s.patchProject},
+		{"DELETE /v1/projects/{p}", auth.ScopeProjectsAdmin, true, s.deleteProject},
 
 		{"POST /v1/projects/{p}/tokens", auth.ScopeTokensWrite, true, s.createToken},
 		{"DELETE /v1/projects/{p}/tokens/{id}", auth.ScopeTokensWrite, true, s.revokeToken},
@@ -182,6 +187,14 @@ func (s *Server) routeTable() []route {
 		{"PUT /v1/projects/{p}/config", auth.ScopeConfigWrite, true, s.putConfig},
 		{"GET /v1/projects/{p}/functions/{fn}/config", auth.ScopeConfigRead, false, s.getConfig},
 		{"PUT /v1/projects/{p}/functions/{fn}/config", auth.ScopeConfigWrite, true, s.putConfig},
+
+		{"GET /v1/projects/{p}/secrets", auth.ScopeSecretsWrite, false, s.listSecrets},
+		{"PUT /v1/projects/{p}/secrets/{name}", auth.ScopeSecretsWrite, true, s.putSecret},
+		{"DELETE /v1/projects/{p}/secrets/{name}", auth.ScopeSecretsWrite, true, s.deleteSecret},
+		{"GET /v1/projects/{p}/functions/{fn}/secrets", auth.ScopeSecretsWrite, false, s.listSecrets},
+		{"PUT /v1/projects/{p}/functions/{fn}/secrets/{name}", auth.ScopeSecretsWrite, true, s.putSecret},
+		{"DELETE /v1/projects/{p}/functions/{fn}/secrets/{name}", auth.ScopeSecretsWrite, true, s.deleteSecret},
+		{"GET /v1/projects/{p}/functions/{fn}/sealing-key", auth.ScopeTasksSubmit, false, s.getSealingKey},
 
 		{"POST /v1/projects/{p}/tasks", auth.ScopeTasksSubmit, false, s.submitTask},
 		{"POST /v1/projects/{p}/tasks/batch", auth.ScopeTasksSubmit, false, s.submitBatch},

@@ -340,7 +340,7 @@ func TestCodeUpload(t *testing.T) {
 	if up.Digest != "sha256:"+hex.EncodeToString(sum[:]) || up.Version != 1 || up.Size != int64(len(mod)) || up.Scan != "ok" {
 		t.Errorf("upload = %+v", up)
 	}
-	stored, err := e.st.GetCode(e.ctx, up.Digest)
+	stored, err := e.st.GetCode(e.ctx, "alpha", up.Digest)
 	if err != nil || !bytes.Equal(stored, mod) {
 		t.Errorf("stored code %x, %v", stored, err)
 	}

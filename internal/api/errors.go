@@ -6,6 +6,8 @@ import (
 	"net/http"
 
 	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/seal"
+	"github.com/wardhq/ward/internal/seal/box"
 )
 
 // errorBody is the JSON shape of every error response.
@@ -25,7 +27,8 @@ type errorDetail struct {
 // the only place codes meet statuses.
 func statusOf(c ward.Code) int {
 	switch c {
-	case ward.CodeInvalidJSON, ward.CodeUnknownField, ward.CodeInvalidArgument, ward.CodeInvalidModule:
+	case ward.CodeInvalidJSON, ward.CodeUnknownField, ward.CodeInvalidArgument, ward.CodeInvalidModule,
+		box.CodeMalformed, box.CodeKeyMismatch, box.CodeInvalidKey:
 		return http.StatusBadRequest
 	case ward.CodeUnauthenticated:
 		return http.StatusUnauthorized
@@ -47,6 +50,9 @@ func statusOf(c ward.Code) int {
 		return http.StatusServiceUnavailable
 	case ward.CodeTimeout:
 		return http.StatusGatewayTimeout
+	case seal.CodeKeyDestroyed:
+		// The data existed and is gone for good (retention, project deletion).
+		return http.StatusGone
 	case ward.CodeTaskFailed, ward.CodeExitStatus, ward.CodeMemoryLimit, ward.CodeNodePressure, ward.CodeTrap,
 		ward.CodeOutputLimit, ward.CodeLeaseExpired, ward.CodeCodeRejected, ward.CodeCancelled:
 		return http.StatusBadGateway

@@ -19,6 +19,7 @@ type fixture struct {
 	putFn    string // PUT target
 	delFn    string // DELETE target
 	revokeID string // a viewer token to revoke
+	secret   string // a global and a function-local secret of fn, to delete
 	task     string // finished
 	retry    string // finished, to retry
 	cancel   string // queued, to cancel
@@ -46,6 +47,10 @@ func routeCases() []routeCase {
 			return request{"POST", "/v1/projects", map[string]string{"name": fx.newName}, nil}
 		}},
 		{"GET /v1/projects", "", func(fx fixture) request { return request{"GET", "/v1/projects", nil, nil} }},
+		{"GET /v1/projects/{p}", auth.ScopeTasksRead, func(fx fixture) request { return request{"GET", p(fx), nil, nil} }},
+		{"PATCH /v1/projects/{p}", auth.ScopeProjectWrite, func(fx fixture) request {
+			return request{"PATCH", p(fx), `{"retention_days":3}`, nil}
+		}},
 		{"POST /v1/projects/{p}/tokens", auth.ScopeTokensWrite, func(fx fixture) request {
 			return request{"POST", p(fx) + "/tokens", ward.CreateTokenRequest{Role: ward.RoleViewer}, nil}
 		}},
@@ -79,6 +84,27 @@ func routeCases() []routeCase {
 		{"PUT /v1/projects/{p}/functions/{fn}/config", auth.ScopeConfigWrite, func(fx fixture) request {
 			return request{"PUT", p(fx) + "/functions/" + fx.fn + "/config", `{"K":"v"}`, nil}
 		}},
+		{"GET /v1/projects/{p}/secrets", auth.ScopeSecretsWrite, func(fx fixture) request {
+			return request{"GET", p(fx) + "/secrets", nil, nil}
+		}},
+		{"PUT /v1/projects/{p}/secrets/{name}", auth.ScopeSecretsWrite, func(fx fixture) request {
+			return request{"PUT", p(fx) + "/secrets/API_KEY", "s3cret", nil}
+		}},
+		{"DELETE /v1/projects/{p}/secrets/{name}", auth.ScopeSecretsWrite, func(fx fixture) request {
+			return request{"DELETE", p(fx) + "/secrets/" + fx.secret, nil, nil}
+		}},
+		{"GET /v1/projects/{p}/functions/{fn}/secrets", auth.ScopeSecretsWrite, func(fx fixture) request {
+			return request{"GET", p(fx) + "/functions/" + fx.fn + "/secrets", nil, nil}
+		}},
+		{"PUT /v1/projects/{p}/functions/{fn}/secrets/{name}", auth.ScopeSecretsWrite, func(fx fixture) request {
+			return request{"PUT", p(fx) + "/functions/" + fx.fn + "/secrets/API_KEY", "s3cret", nil}
+		}},
+		{"DELETE /v1/projects/{p}/functions/{fn}/secrets/{name}", auth.ScopeSecretsWrite, func(fx fixture) request {
+			return request{"DELETE", p(fx) + "/functions/" + fx.fn + "/secrets/" + fx.secret, nil, nil}
+		}},
+		{"GET /v1/projects/{p}/functions/{fn}/sealing-key", auth.ScopeTasksSubmit, func(fx fixture) request {
+			return request{"GET", p(fx) + "/functions/" + fx.fn + "/sealing-key", nil, nil}
+		}},
 		{"POST /v1/projects/{p}/tasks", auth.ScopeTasksSubmit, func(fx fixture) request {
 			return request{"POST", p(fx) + "/tasks", ward.SubmitRequest{Function: fx.fn, DelayS: 3600}, nil}
 		}},
@@ -108,6 +134,10 @@ func routeCases() []routeCase {
 		}},
 		{"POST /v1/projects/{p}/functions/{fn}/invoke", auth.ScopeInvoke, func(fx fixture) request {
 			return request{"POST", p(fx) + "/functions/" + fx.fn + "/invoke", `{"x":1}`, nil}
+		}},
+		// Last: it deletes the fixture's project.
+		{"DELETE /v1/projects/{p}", auth.ScopeProjectsAdmin, func(fx fixture) request {
+			return request{"DELETE", p(fx), nil, nil}
 		}},
 	}
 }
@@ -140,8 +170,10 @@ func TestRouteCasesCoverRoutes(t *testing.T) {
 // submitted with submitter (so a submitter token owns them).
 func (e *testEnv) setupFixture(project, submitter, tag string) fixture {
 	e.t.Helper()
-	fx := fixture{project: project, fn: "fn-" + tag, putFn: "put-" + tag, delFn: "del-" + tag, newName: "new-" + tag}
+	fx := fixture{project: project, fn: "fn-" + tag, putFn: "put-" + tag, delFn: "del-" + tag, newName: "new-" + tag, secret: "OLD_" + tag}
 	e.function(project, fx.fn, ward.DefaultSpec())
+	e.do("PUT", "/v1/projects/"+project+"/secrets/"+fx.secret, e.admin, "old").wantStatus(e.t, http.StatusOK)
+	e.do("PUT", "/v1/projects/"+project+"/functions/"+fx.fn+"/secrets/"+fx.secret, e.admin, "old").wantStatus(e.t, http.StatusOK)
 	e.do("PUT", "/v1/projects/"+project+"/functions/"+fx.delFn, e.admin, `{}`).wantStatus(e.t, http.StatusCreated)
 	_, fx.revokeID = e.tokenWithID(ward.RoleViewer, project, time.Hour)
 	fx.task = e.submit(project, submitter, ward.SubmitRequest{Function: fx.fn, Payload: []byte(`{"in":1}`)}).ID

@@ -32,9 +32,14 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, c *call) 
 	if !ward.ValidName(req.Name) {
 		return ward.FieldError("name", "must be 1-63 lowercase letters, digits or '-', not starting with '-'")
 	}
+	if req.RetentionDays != 0 {
+		if err := (ward.ProjectSettings{RetentionDays: req.RetentionDays}).Validate(); err != nil {
+			return err
+		}
+	}
 	c.resource = req.Name
 	c.project = req.Name
-	p, err := s.st.CreateProject(r.Context(), &store.CreateProjectParams{Name: req.Name, Now: s.now().UTC()})
+	p, err := s.st.CreateProject(r.Context(), &store.CreateProjectParams{Name: req.Name, RetentionDays: req.RetentionDays, Now: s.now().UTC()})
 	if err != nil {
 		return err
 	}
@@ -158,6 +163,44 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *call) er
 		return err
 	}
 	s.authn.Forget(id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// getProject reads one project.
+func (s *Server) getProject(w http.ResponseWriter, r *http.Request, c *call) error {
+	p, err := s.st.GetProject(r.Context(), c.project)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, p)
+	return nil
+}
+
+// patchProject changes a project's settings.
+func (s *Server) patchProject(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req ward.ProjectSettings
+	if err := decodeJSON(http.MaxBytesReader(w, r.Body, maxJSONBody), &req); err != nil {
+		return err
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	p, err := s.st.SetRetention(r.Context(), c.project, req.RetentionDays)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, p)
+	return nil
+}
+
+// deleteProject deletes a project: its keys are destroyed first, so its
+// data is unreadable everywhere, backups included; then its records go.
+func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request, c *call) error {
+	if err := s.st.DeleteProject(r.Context(), c.project); err != nil {
+		return err
+	}
+	s.q.ConfigChanged(c.project)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

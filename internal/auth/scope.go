@@ -18,6 +18,7 @@ const (
 	ScopeProjectsAdmin  Scope = "projects:admin"  // create and list projects
 	ScopeRunnersAdmin   Scope = "runners:admin"   // list and drain runners
 	ScopeTopologyRead   Scope = "topology:read"   // GET /v1/topology
+	ScopeProjectWrite   Scope = "project:write"   // change a project's settings (retention)
 	ScopeTokensWrite    Scope = "tokens:write"    // mint and revoke tokens
 	ScopeFunctionsRead  Scope = "functions:read"  // read function specs
 	ScopeFunctionsWrite Scope = "functions:write" // create, update, delete functions; upload code
@@ -38,7 +39,7 @@ const (
 
 // allScopes lists every scope once, in declaration order.
 var allScopes = []Scope{
-	ScopeProjectsAdmin, ScopeRunnersAdmin, ScopeTopologyRead, ScopeTokensWrite,
+	ScopeProjectsAdmin, ScopeRunnersAdmin, ScopeTopologyRead, ScopeProjectWrite, ScopeTokensWrite,
 	ScopeFunctionsRead, ScopeFunctionsWrite, ScopeConfigRead, ScopeConfigWrite,
 	ScopeSecretsWrite, ScopeTasksSubmit, ScopeTasksRead, ScopeTasksCancel,
 	ScopeResultsRead, ScopeLogsRead, ScopePayloadRead, ScopeDetokenize,
@@ -46,7 +47,7 @@ var allScopes = []Scope{
 }
 
 var ownerScopes = []Scope{
-	ScopeTokensWrite, ScopeFunctionsRead, ScopeFunctionsWrite, ScopeConfigRead,
+	ScopeProjectWrite, ScopeTokensWrite, ScopeFunctionsRead, ScopeFunctionsWrite, ScopeConfigRead,
 	ScopeConfigWrite, ScopeSecretsWrite, ScopeTasksSubmit, ScopeTasksRead,
 	ScopeTasksCancel, ScopeResultsRead, ScopeLogsRead, ScopePayloadRead,
 	ScopeDetokenize, ScopeInvoke, ScopeMetricsRead,

@@ -25,6 +25,7 @@ func TestRoleScopes(t *testing.T) {
 		{ScopeProjectsAdmin, y, n, n, n, n, n},
 		{ScopeRunnersAdmin, y, n, n, n, n, n},
 		{ScopeTopologyRead, y, n, n, n, n, n},
+		{ScopeProjectWrite, y, y, n, n, n, n},
 		{ScopeTokensWrite, y, y, n, n, n, n},
 		{ScopeFunctionsRead, y, y, y, n, y, n},
 		{ScopeFunctionsWrite, y, y, y, n, n, n},

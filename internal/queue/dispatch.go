@@ -2,13 +2,11 @@ package queue
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"maps"
 	"time"
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/runner"
+	"github.com/wardhq/ward/internal/seal/box"
 	"github.com/wardhq/ward/internal/store"
 )
 
@@ -76,15 +74,29 @@ func (s *Service) Lease(ctx context.Context, req *runner.LeaseRequest) ([]runner
 	}
 }
 
+// jobs builds the runner's jobs from leases. A sealed payload that is not
+// sealed to the function's current sealing key (replaced since submission)
+// cannot be opened by the task: that task fails at once with
+// sealed_key_mismatch instead of running.
 func (s *Service) jobs(ctx context.Context, leases []store.Lease) ([]runner.Job, error) {
-	jobs := make([]runner.Job, len(leases))
-	for i, l := range leases {
+	jobs := make([]runner.Job, 0, len(leases))
+	var failed []store.Completion
+	for _, l := range leases {
 		t := l.Task
-		cfg, err := s.config.get(ctx, projectKey{t.Project, t.Function})
+		env, err := s.env.get(ctx, projectKey{t.Project, t.Function})
 		if err != nil {
 			return nil, err
 		}
-		jobs[i] = runner.Job{
+		if t.Sealed {
+			if msg := sealedMismatch(env, l.Payload); msg != "" {
+				failed = append(failed, store.Completion{
+					TaskID: t.ID, LeaseID: l.LeaseID, Project: t.Project, Status: ward.StatusFailed, Now: s.now(),
+					Error: &ward.TaskError{Code: box.CodeKeyMismatch, Message: msg},
+				})
+				continue
+			}
+		}
+		jobs = append(jobs, runner.Job{
 			TaskID:     t.ID,
 			LeaseID:    l.LeaseID,
 			Project:    t.Project,
@@ -99,11 +111,37 @@ func (s *Service) jobs(ctx context.Context, leases []store.Lease) ([]runner.Job,
 			MemoryMB: t.MemoryMB,
 			Timeout:  time.Duration(t.TimeoutS) * time.Second,
 			Payload:  l.Payload,
-			Config:   cfg,
+			Sealed:   t.Sealed,
+			Config:   env.config,
+			Secrets:  env.secrets,
 			QueuedAt: t.RunAt,
+		})
+	}
+	if len(failed) > 0 {
+		if _, err := s.st.CompleteTasks(ctx, &store.CompleteParams{Completions: failed}); err != nil {
+			// The leases expire and the reaper brings the tasks back.
+			s.log.Error("fail sealed tasks", "tasks", len(failed), "err", err)
+		}
+		for _, c := range failed {
+			s.waiters.notify(c.TaskID)
 		}
 	}
 	return jobs, nil
+}
+
+// sealedMismatch explains why a sealed payload cannot be opened with the
+// function's sealing key, or returns "".
+func sealedMismatch(env funcEnv, payload []byte) string {
+	h, err := box.Parse(payload)
+	switch {
+	case err != nil:
+		return "the sealed payload is not a sealed envelope"
+	case env.sealing == nil:
+		return "the function has no sealing key"
+	case h.KeyID != env.sealing.KeyID:
+		return "the payload was sealed to key " + h.KeyID + ", but the function's sealing key is now " + env.sealing.KeyID
+	}
+	return ""
 }
 
 // Heartbeat implements runner.Source.
@@ -190,27 +228,14 @@ func (s *Service) Release(ctx context.Context, runnerID string) error {
 }
 
 // Code implements runner.Source.
-func (s *Service) Code(ctx context.Context, digest string) ([]byte, error) {
-	return s.st.GetCode(ctx, digest)
+func (s *Service) Code(ctx context.Context, project, digest string) ([]byte, error) {
+	return s.st.GetCode(ctx, project, digest)
 }
 
-// ConfigChanged drops the cached config and function records of a project;
-// call it after any write to the project's config, functions or code.
+// ConfigChanged drops the cached config, secrets and function records of a
+// project; call it after any write to the project's config, secrets,
+// functions or code.
 func (s *Service) ConfigChanged(project string) {
-	s.config.forget(project)
+	s.env.forget(project)
 	s.funcs.forget(project)
-}
-
-// mergedConfig loads a function's config: the project's global object
-// overlaid by the function's own, as JSON.
-func (s *Service) mergedConfig(ctx context.Context, key projectKey) ([]byte, error) {
-	merged := ward.Config{}
-	for _, fn := range []string{"", key.name} {
-		cfg, err := s.st.GetConfig(ctx, key.project, fn)
-		if err != nil && !errors.Is(err, ward.ErrNotFound) {
-			return nil, err
-		}
-		maps.Copy(merged, cfg)
-	}
-	return json.Marshal(merged)
 }

@@ -44,7 +44,7 @@ type Service struct {
 
 	wake    *signal               // work may be available
 	waiters *waiters              // per-task terminal notifications
-	config  *cache[[]byte]        // merged config JSON per function
+	env     *cache[funcEnv]       // merged config and secrets per function
 	funcs   *cache[ward.Function] // function records, for submissions
 }
 
@@ -78,7 +78,7 @@ func New(opts Options) *Service {
 		wake:       newSignal(),
 		waiters:    newWaiters(),
 	}
-	s.config = newCache(opts.ConfigTTL, opts.Now, s.mergedConfig)
+	s.env = newCache(opts.ConfigTTL, opts.Now, s.loadEnv)
 	s.funcs = newCache(time.Second, opts.Now, func(ctx context.Context, k projectKey) (ward.Function, error) {
 		return opts.Store.GetFunction(ctx, k.project, k.name)
 	})

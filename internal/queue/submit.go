@@ -48,6 +48,11 @@ func (s *Service) Submit(ctx context.Context, p *SubmitParams) ([]store.InsertRe
 		if err != nil {
 			return nil, s.fieldErr(p, i, err)
 		}
+		if t.Sealed {
+			if err := s.checkSealed(ctx, p.Project, fn, t.Payload); err != nil {
+				return nil, s.fieldErr(p, i, err)
+			}
+		}
 		tasks[i] = t
 	}
 	res, err := s.st.InsertTasks(ctx, &store.InsertTasksParams{Tasks: tasks, Now: now})
@@ -146,16 +151,25 @@ func newTask(p *SubmitParams, r *ward.SubmitRequest, fn ward.Function, now time.
 		IdempotencyKey: r.IdempotencyKey,
 		SubmittedBy:    p.SubmittedBy,
 		Payload:        payload,
+		Sealed:         r.Sealed != nil,
 	}, nil
 }
 
 // payloadBytes returns the payload of a request: the JSON value as sent, or
-// the decoded payload_b64 bytes.
+// the decoded payload_b64 or sealed bytes.
 func payloadBytes(r *ward.SubmitRequest) ([]byte, error) {
 	hasJSON := len(r.Payload) > 0 && string(r.Payload) != "null"
+	n := 0
+	for _, set := range []bool{hasJSON, r.PayloadB64 != nil, r.Sealed != nil} {
+		if set {
+			n++
+		}
+	}
 	switch {
-	case hasJSON && r.PayloadB64 != nil:
-		return nil, ward.FieldError("payload", "set payload or payload_b64, not both")
+	case n > 1:
+		return nil, ward.FieldError("payload", "set one of payload, payload_b64 and sealed")
+	case r.Sealed != nil:
+		return r.Sealed, nil
 	case hasJSON:
 		if !json.Valid(r.Payload) {
 			return nil, ward.FieldError("payload", "is not valid JSON")

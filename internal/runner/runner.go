@@ -289,18 +289,26 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 			"WARD_CONFIG_FILE":  "/ward/config.json",
 			"WARD_SECRETS_DIR":  "/ward/secrets",
 		},
-		Files:       map[string][]byte{"payload": j.Payload, "config.json": j.Config},
+		Files:       make(map[string][]byte, 2+len(j.Secrets)),
 		MemoryMB:    j.MemoryMB,
 		Timeout:     j.Timeout,
 		StdoutLimit: sandbox.DefaultStdoutLimit,
 		StderrLimit: sandbox.DefaultStderrLimit,
 		TmpLimit:    sandbox.DefaultTmpLimit,
 	}
+	spec.Files["payload"], spec.Files["config.json"] = j.Payload, j.Config
+	if j.Sealed {
+		spec.Env["WARD_PAYLOAD_SEALED"] = "1"
+	}
+	for name, v := range j.Secrets {
+		spec.Files["secrets/"+name] = v
+		spec.Redact = append(spec.Redact, string(v))
+	}
 	out, err := r.opts.Sandbox.Run(ctx, spec)
 	if ward.CodeOf(err) == ward.CodeNotFound {
 		// The sandbox does not hold the code (first use, or evicted): fetch
 		// and prepare it, then run.
-		if err := r.prepare(ctx, j.CodeDigest); err != nil {
+		if err := r.prepare(ctx, j.Project, j.CodeDigest); err != nil {
 			res.Code, res.Message = ward.CodeCodeRejected, "code could not be prepared"
 			if ward.CodeOf(err) != ward.CodeInvalidModule {
 				res.Code = ward.CodeInternal
@@ -320,9 +328,10 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 	return res
 }
 
-// prepare fetches a digest's code and has the sandbox compile it. Runs of
-// the same digest that need it at the same time share one preparation.
-func (r *Runner) prepare(ctx context.Context, digest string) error {
+// prepare fetches a digest's code from the project and has the sandbox
+// compile it. Runs of the same digest that need it at the same time share
+// one preparation (the same digest is the same code in any project).
+func (r *Runner) prepare(ctx context.Context, project, digest string) error {
 	r.prepMu.Lock()
 	p, ok := r.preparing[digest]
 	if !ok {
@@ -338,7 +347,7 @@ func (r *Runner) prepare(ctx context.Context, digest string) error {
 			return ctx.Err()
 		}
 	}
-	code, err := r.opts.Source.Code(ctx, digest)
+	code, err := r.opts.Source.Code(ctx, project, digest)
 	if err == nil {
 		err = r.opts.Sandbox.Prepare(ctx, sandbox.Artifact{Digest: digest, Code: code})
 	}

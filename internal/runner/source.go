@@ -21,8 +21,8 @@ type Source interface {
 	Complete(ctx context.Context, results []Result) ([]error, error)
 	// Release gives back every lease the runner still holds (shutdown).
 	Release(ctx context.Context, runnerID string) error
-	// Code returns a code blob by digest.
-	Code(ctx context.Context, digest string) ([]byte, error)
+	// Code returns a project's code blob by digest.
+	Code(ctx context.Context, project, digest string) ([]byte, error)
 }
 
 // LeaseRequest asks a Source for work.
@@ -50,8 +50,13 @@ type Job struct {
 	MemoryMB   int
 	Timeout    time.Duration
 	Payload    []byte
+	Sealed     bool   // Payload is a client-sealed envelope the task opens itself
 	Config     []byte // JSON object: global config overlaid by function config
-	QueuedAt   time.Time
+	// Secrets are the function's secrets by name (project-global ones
+	// overlaid by the function's own), delivered as /ward/secrets/<name>
+	// and redacted from the log. Shared between jobs: do not modify.
+	Secrets  map[string][]byte
+	QueuedAt time.Time
 }
 
 // RetryState is what the queue needs to choose a finished run's next state.

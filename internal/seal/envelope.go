@@ -2,14 +2,12 @@ package seal
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"time"
-
-	"github.com/tink-crypto/tink-go/v2/aead/aesgcm"
-	"github.com/tink-crypto/tink-go/v2/insecuresecretdataaccess"
-	"github.com/tink-crypto/tink-go/v2/secretdata"
-	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"github.com/wardhq/ward"
 )
@@ -22,32 +20,41 @@ type AD struct {
 	Field   string
 }
 
-// encode returns the AD, length-prefixed, so distinct ADs never encode alike.
-func (a AD) encode(dst []byte) []byte {
-	for _, s := range [...]string{a.Project, a.Record, a.Field} {
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(s)))
-		dst = append(dst, s...)
-	}
-	return dst
+// appendLP appends s with a 4-byte length prefix, so distinct sequences of
+// strings never encode alike.
+func appendLP(dst []byte, s string) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(s)))
+	return append(dst, s...)
 }
 
-// Envelope format, version 1:
+// Envelope format, version 2:
 //
-//	[0]      version (1)
-//	[1:5]    epoch day, uint32 big-endian (days since 1970-01-01 UTC)
+//	[0]      version (2)
+//	[1:5]    epoch day, uint32 big-endian (days since 1970-01-01 UTC;
+//	         0xFFFFFFFF for the project's lasting key)
 //	[5:9]    epoch key id, uint32 big-endian
-//	[9:11]   length n of the wrapped data key, uint16 big-endian
-//	[11:11+n] data key wrapped by the epoch key
-//	[11+n:]  AES-256-GCM ciphertext of the data (12-byte IV, ciphertext, 16-byte tag)
+//	[9:21]   AES-GCM nonce
+//	[21:]    AES-256-GCM ciphertext and 16-byte tag
 //
-// The header and the AD are the associated data of both the wrapped key and
-// the data ciphertext.
+// The data key is not stored: it is derived from the epoch key and the
+// record (see dataKey), so each record (a task, a config object, a secret
+// version, a code artifact) has its own key, 37 bytes of overhead per field,
+// and destroying the epoch key destroys every data key derived from it. The
+// GCM associated data is the header's first 9 bytes followed by the AD.
 const (
-	envelopeV1  = 1
-	headerLen   = 11
-	dataKeyLen  = 32
-	gcmOverhead = 12 + 16
+	envelopeV2 = 2
+	headerLen  = 9
+	nonceLen   = 12
+	tagLen     = 16
+	dataKeyLen = 32
+	// Overhead is the number of bytes an envelope adds to its plaintext.
+	Overhead = headerLen + nonceLen + tagLen
 )
+
+// LastingDay is the epoch day of a project's lasting key: the key for
+// records that live until they are replaced or the project is deleted
+// (config, secrets, code), which retention never destroys.
+const LastingDay int64 = 1<<32 - 1
 
 func (k *Keystore) checkAD(project string, ad AD) error {
 	if err := checkProject(project); err != nil {
@@ -65,19 +72,46 @@ func (k *Keystore) checkAD(project string, ad AD) error {
 	return nil
 }
 
-// associatedData returns the AD for the wrapped key (withLabel) or the data.
-func associatedData(header []byte, ad AD, withLabel bool) []byte {
-	b := make([]byte, 0, len(dekLabel)+len(header)+12+len(ad.Project)+len(ad.Record)+len(ad.Field))
-	if withLabel {
-		b = append(b, dekLabel...)
+// dataKey derives the record's data key from the epoch key: one
+// HMAC-SHA256 invocation in the counter-mode KDF of NIST SP 800-108 (one
+// block, so the counter is 1), labelled and bound to project and record.
+func dataKey(e Epoch, ad AD) (cipher.AEAD, error) {
+	in := make([]byte, 0, 1+len(dekLabel)+1+8+len(ad.Project)+len(ad.Record)+2)
+	in = append(in, 1)
+	in = append(in, dekLabel...)
+	in = append(in, 0)
+	in = appendLP(in, ad.Project)
+	in = appendLP(in, ad.Record)
+	in = binary.BigEndian.AppendUint16(in, dataKeyLen*8)
+	key, err := e.prf.ComputePrimaryPRF(in, dataKeyLen)
+	if err != nil {
+		return nil, fmt.Errorf("seal: derive data key: %w", err)
 	}
-	b = append(b, header[:9]...)
-	return ad.encode(b)
+	block, err := aes.NewCipher(key)
+	clear(key)
+	if err != nil {
+		return nil, fmt.Errorf("seal: data key: %w", err)
+	}
+	g, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("seal: data key: %w", err)
+	}
+	return g, nil
 }
 
-// Seal encrypts plaintext for the project under ad with a fresh data key,
-// wraps that key with the project's epoch key for the UTC day of now, and
-// returns the envelope.
+// gcmAD returns the GCM associated data: the envelope header and the AD.
+func gcmAD(header []byte, ad AD) []byte {
+	b := make([]byte, 0, headerLen+12+len(ad.Project)+len(ad.Record)+len(ad.Field))
+	b = append(b, header[:headerLen]...)
+	b = appendLP(b, ad.Project)
+	b = appendLP(b, ad.Record)
+	return appendLP(b, ad.Field)
+}
+
+// Seal encrypts plaintext for the project under ad, with the data key of
+// ad's record under the project's epoch key for the UTC day of now, and
+// returns the envelope. Retention destroys that epoch key: use it for task
+// bodies and other data that expires.
 func (k *Keystore) Seal(ctx context.Context, project string, now time.Time, ad AD, plaintext []byte) ([]byte, error) {
 	if err := k.checkAD(project, ad); err != nil {
 		return nil, err
@@ -86,56 +120,45 @@ func (k *Keystore) Seal(ctx context.Context, project string, now time.Time, ad A
 	if err != nil {
 		return nil, err
 	}
-	dek, err := secretdata.NewBytesFromRand(dataKeyLen)
-	if err != nil {
-		return nil, fmt.Errorf("seal: data key: %w", err)
+	return sealWith(e, ad, plaintext)
+}
+
+// SealLasting is Seal under the project's lasting key, which only project
+// deletion destroys: for config, secrets and code.
+func (k *Keystore) SealLasting(ctx context.Context, project string, ad AD, plaintext []byte) ([]byte, error) {
+	if err := k.checkAD(project, ad); err != nil {
+		return nil, err
 	}
-	data, err := k.dataAEAD(dek)
+	e, err := k.epoch(ctx, epochRef{project, LastingDay})
 	if err != nil {
 		return nil, err
 	}
-	var header [headerLen]byte
-	header[0] = envelopeV1
-	binary.BigEndian.PutUint32(header[1:5], uint32(e.Day))
-	binary.BigEndian.PutUint32(header[5:9], e.KeyID)
-	wrapped, err := e.aead.Encrypt(dek.Data(insecuresecretdataaccess.Token{}), associatedData(header[:], ad, true))
-	if err != nil {
-		return nil, fmt.Errorf("seal: wrap data key: %w", err)
-	}
-	if len(wrapped) > 0xffff {
-		return nil, fmt.Errorf("seal: wrapped data key too long (%d bytes)", len(wrapped))
-	}
-	binary.BigEndian.PutUint16(header[9:11], uint16(len(wrapped)))
-	ct, err := data.Encrypt(plaintext, associatedData(header[:], ad, false))
-	if err != nil {
-		return nil, fmt.Errorf("seal: encrypt: %w", err)
-	}
-	out := make([]byte, 0, headerLen+len(wrapped)+len(ct))
-	out = append(out, header[:]...)
-	out = append(out, wrapped...)
-	return append(out, ct...), nil
+	return sealWith(e, ad, plaintext)
 }
 
-// dataAEAD makes the AES-256-GCM primitive of one data key.
-func (k *Keystore) dataAEAD(dek secretdata.Bytes) (tink.AEAD, error) {
-	key, err := aesgcm.NewKey(dek, 0, k.params)
+func sealWith(e Epoch, ad AD, plaintext []byte) ([]byte, error) {
+	g, err := dataKey(e, ad)
 	if err != nil {
-		return nil, fmt.Errorf("seal: data key: %w", err)
+		return nil, err
 	}
-	p, err := aesgcm.NewAEAD(key)
-	if err != nil {
-		return nil, fmt.Errorf("seal: data key: %w", err)
+	out := make([]byte, headerLen+nonceLen, Overhead+len(plaintext))
+	out[0] = envelopeV2
+	binary.BigEndian.PutUint32(out[1:5], uint32(e.Day))
+	binary.BigEndian.PutUint32(out[5:9], e.KeyID)
+	if _, err := rand.Read(out[headerLen:]); err != nil {
+		return nil, fmt.Errorf("seal: nonce: %w", err)
 	}
-	return p, nil
+	return g.Seal(out, out[headerLen:], plaintext, gcmAD(out, ad)), nil
 }
 
 func integrityError(what string) error {
 	return &ward.Error{Code: CodeIntegrity, Message: "seal: " + what}
 }
 
-// Open decrypts an envelope made by Seal for the same project and ad. A
-// malformed or altered envelope, or one sealed under another AD, fails with
-// CodeIntegrity; one whose epoch key was destroyed with CodeKeyDestroyed.
+// Open decrypts an envelope made by Seal or SealLasting for the same project
+// and ad. A malformed or altered envelope, or one sealed under another AD,
+// fails with CodeIntegrity; one whose epoch key was destroyed with
+// CodeKeyDestroyed.
 func (k *Keystore) Open(ctx context.Context, project string, ad AD, envelope []byte) ([]byte, error) {
 	if err := k.checkAD(project, ad); err != nil {
 		return nil, err
@@ -143,31 +166,23 @@ func (k *Keystore) Open(ctx context.Context, project string, ad AD, envelope []b
 	if len(envelope) < headerLen {
 		return nil, integrityError("envelope too short")
 	}
-	if envelope[0] != envelopeV1 {
+	if envelope[0] != envelopeV2 {
 		return nil, integrityError(fmt.Sprintf("unknown envelope version %d", envelope[0]))
+	}
+	if len(envelope) < Overhead {
+		return nil, integrityError("envelope truncated")
 	}
 	day := int64(binary.BigEndian.Uint32(envelope[1:5]))
 	keyID := binary.BigEndian.Uint32(envelope[5:9])
-	n := int(binary.BigEndian.Uint16(envelope[9:11]))
-	if len(envelope) < headerLen+n+gcmOverhead {
-		return nil, integrityError("envelope truncated")
-	}
-	header := envelope[:headerLen]
-	wrapped := envelope[headerLen : headerLen+n]
-	ct := envelope[headerLen+n:]
 	e, err := k.epochFor(ctx, project, day, keyID)
 	if err != nil {
 		return nil, err
 	}
-	dek, err := e.aead.Decrypt(wrapped, associatedData(header, ad, true))
-	if err != nil || len(dek) != dataKeyLen {
-		return nil, integrityError("data key does not unwrap: envelope altered or sealed for other associated data")
-	}
-	data, err := k.dataAEAD(secretdata.NewBytesFromData(dek, insecuresecretdataaccess.Token{}))
+	g, err := dataKey(e, ad)
 	if err != nil {
 		return nil, err
 	}
-	pt, err := data.Decrypt(ct, associatedData(header, ad, false))
+	pt, err := g.Open(nil, envelope[headerLen:headerLen+nonceLen], envelope[headerLen+nonceLen:], gcmAD(envelope, ad))
 	if err != nil {
 		return nil, integrityError("ciphertext does not authenticate: envelope altered or sealed for other associated data")
 	}

@@ -182,9 +182,9 @@ func FuzzOpen(f *testing.F) {
 	}
 	f.Add(valid)
 	f.Add([]byte{})
-	f.Add([]byte{envelopeV1})
+	f.Add([]byte{envelopeV2})
 	f.Add(valid[:headerLen])
-	f.Add(append([]byte{2}, valid[1:]...))
+	f.Add(append([]byte{1}, valid[1:]...))
 	f.Add(bytes.Repeat([]byte{0xff}, 120))
 	f.Fuzz(func(t *testing.T, env []byte) {
 		pt, err := b.ks.Open(ctx, "alpha", ad, env)

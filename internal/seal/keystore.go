@@ -12,10 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/aead/aesgcm"
 	"github.com/tink-crypto/tink-go/v2/keyset"
-	"github.com/tink-crypto/tink-go/v2/tink"
+	"github.com/tink-crypto/tink-go/v2/prf"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
 	"github.com/wardhq/ward"
@@ -47,19 +45,28 @@ CREATE TABLE IF NOT EXISTS destroyed_epochs (
 const (
 	checkLabel = "ward/seal/check/v1"
 	epochLabel = "ward/seal/epoch/v1"
-	dekLabel   = "ward/seal/dek/v1"
+	dekLabel   = "ward/seal/dek/v2"
 )
 
-// Epoch identifies one project epoch key: the key of one UTC day.
+// keystoreFormat is the version of the keystore's key format: 2 holds
+// HMAC-SHA256 PRF epoch keysets from which data keys are derived.
+const keystoreFormat = "2"
+
+// Epoch identifies one project epoch key: the key of one UTC day, or the
+// project's lasting key (Day == LastingDay). It is a tink keyset holding an
+// HMAC-SHA256 PRF key, from which the data keys of records are derived.
 type Epoch struct {
 	Project string
-	Day     int64  // days since 1970-01-01 UTC
+	Day     int64  // days since 1970-01-01 UTC, or LastingDay
 	KeyID   uint32 // the tink key id of the epoch keyset, recorded in envelopes
-	aead    tink.AEAD
+	prf     *prf.Set
 }
 
-// ID returns the epoch's day as YYYY-MM-DD.
+// ID returns the epoch's day as YYYY-MM-DD, or "lasting".
 func (e Epoch) ID() string {
+	if e.Day == LastingDay {
+		return "lasting"
+	}
 	return time.Unix(e.Day*86400, 0).UTC().Format(time.DateOnly)
 }
 
@@ -82,9 +89,8 @@ type epochRef struct {
 // SQLite file of its own, apart from the data store. It is safe for
 // concurrent use by one process; unwrapped epoch keys are cached in memory.
 type Keystore struct {
-	db     *sql.DB
-	now    func() time.Time
-	params *aesgcm.Parameters // data key parameters: AES-256-GCM, no prefix
+	db  *sql.DB
+	now func() time.Time
 
 	mu    sync.RWMutex
 	root  RootKey
@@ -119,10 +125,6 @@ func OpenKeystore(ctx context.Context, path string, root RootKey, now func() tim
 	case fi.Mode().Perm()&0o077 != 0:
 		return nil, &ward.Error{Code: CodeInsecureKeyFile, Message: fmt.Sprintf("keystore %s has mode %04o; it must not be accessible to group or others (chmod 600)", path, fi.Mode().Perm())}
 	}
-	params, err := aesgcm.NewParameters(aesgcm.ParametersOpts{KeySizeInBytes: 32, IVSizeInBytes: 12, TagSizeInBytes: 16, Variant: aesgcm.VariantNoPrefix})
-	if err != nil {
-		return nil, fmt.Errorf("keystore: data key parameters: %w", err)
-	}
 	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 		"&_pragma=secure_delete(1)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
@@ -131,7 +133,7 @@ func OpenKeystore(ctx context.Context, path string, root RootKey, now func() tim
 	}
 	// Key traffic is small and cached; one connection keeps checkpoints simple.
 	db.SetMaxOpenConns(1)
-	k := &Keystore{db: db, now: now, params: params, root: root, cache: make(map[epochRef]Epoch)}
+	k := &Keystore{db: db, now: now, root: root, cache: make(map[epochRef]Epoch)}
 	if err := k.init(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -169,9 +171,19 @@ func (k *Keystore) init(ctx context.Context) error {
 		if err := writeCheck(ctx, tx, k.root); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO meta(name, value) VALUES ('format', ?)`, []byte(keystoreFormat)); err != nil {
+			return fmt.Errorf("keystore: store format: %w", err)
+		}
 		return tx.Commit()
 	case err != nil:
 		return fmt.Errorf("keystore: read check value: %w", err)
+	}
+	var format []byte
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'format'`).Scan(&format); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("keystore: read format: %w", err)
+	}
+	if string(format) != keystoreFormat {
+		return &ward.Error{Code: CodeIntegrity, Message: fmt.Sprintf("keystore format %q is not supported (want %s); it was made by an earlier development version", format, keystoreFormat)}
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'root_id'`).Scan(&rootID); err != nil {
 		return fmt.Errorf("keystore: read root key id: %w", err)
@@ -226,10 +238,14 @@ func (k *Keystore) EpochKey(ctx context.Context, project string, t time.Time) (E
 		return Epoch{}, err
 	}
 	day := DayOf(t)
-	if day < 0 || day > 1<<32-1 {
+	if day < 0 || day >= LastingDay {
 		return Epoch{}, ward.FieldError("time", "outside the supported epoch range")
 	}
-	ref := epochRef{project, day}
+	return k.epoch(ctx, epochRef{project, day})
+}
+
+// epoch returns the epoch key of ref, creating it on first use.
+func (k *Keystore) epoch(ctx context.Context, ref epochRef) (Epoch, error) {
 	k.mu.RLock()
 	e, ok := k.cache[ref]
 	k.mu.RUnlock()
@@ -248,19 +264,19 @@ func (k *Keystore) EpochKey(ctx context.Context, project string, t time.Time) (E
 	if !errors.Is(err, sql.ErrNoRows) {
 		return Epoch{}, err
 	}
-	h, err := keyset.NewHandle(aead.AES256GCMNoPrefixKeyTemplate())
+	h, err := keyset.NewHandle(prf.HMACSHA256PRFKeyTemplate())
 	if err != nil {
 		return Epoch{}, fmt.Errorf("keystore: new epoch key: %w", err)
 	}
 	var buf bytes.Buffer
-	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), rootAEAD{k.root}, epochAD(project, day)); err != nil {
+	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), rootAEAD{k.root}, epochAD(ref.project, ref.day)); err != nil {
 		return Epoch{}, fmt.Errorf("keystore: wrap epoch key: %w", err)
 	}
 	keyID := h.KeysetInfo().GetPrimaryKeyId()
-	// Another process may have created the day's key meanwhile; theirs wins.
+	// Another process may have created the key meanwhile; theirs wins.
 	if _, err := k.db.ExecContext(ctx, `INSERT INTO epoch_keys(project, day, key_id, wrapped, created_at)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT(project, day) DO NOTHING`,
-		project, day, int64(keyID), buf.Bytes(), k.now().UTC().Format(time.RFC3339Nano)); err != nil {
+		ref.project, ref.day, int64(keyID), buf.Bytes(), k.now().UTC().Format(time.RFC3339Nano)); err != nil {
 		return Epoch{}, fmt.Errorf("keystore: store epoch key: %w", err)
 	}
 	e, err = k.loadLocked(ctx, ref)
@@ -286,11 +302,11 @@ func (k *Keystore) loadLocked(ctx context.Context, ref epochRef) (Epoch, error) 
 	if err != nil {
 		return Epoch{}, &ward.Error{Code: CodeIntegrity, Message: fmt.Sprintf("keystore: epoch key of project %s, day %d does not unwrap", ref.project, ref.day)}
 	}
-	p, err := aead.New(h)
+	p, err := prf.NewPRFSet(h)
 	if err != nil {
 		return Epoch{}, fmt.Errorf("keystore: epoch key primitive: %w", err)
 	}
-	e := Epoch{Project: ref.project, Day: ref.day, KeyID: uint32(keyID), aead: p}
+	e := Epoch{Project: ref.project, Day: ref.day, KeyID: uint32(keyID), prf: p}
 	k.cache[ref] = e
 	return e, nil
 }
@@ -313,7 +329,7 @@ func (k *Keystore) epochFor(ctx context.Context, project string, day int64, keyI
 			return Epoch{}, err
 		}
 	}
-	if e.aead != nil && e.KeyID == keyID {
+	if e.prf != nil && e.KeyID == keyID {
 		return e, nil
 	}
 	var n int
@@ -330,6 +346,7 @@ func (k *Keystore) epochFor(ctx context.Context, project string, day int64, keyI
 // DestroyBefore destroys the project's epoch keys for days before the UTC
 // day of t (crypto-shredding) and returns how many it destroyed. Data sealed
 // under them, in the store and in every backup of it, becomes unreadable.
+// The lasting key is kept.
 func (k *Keystore) DestroyBefore(ctx context.Context, project string, t time.Time) (int, error) {
 	if err := checkProject(project); err != nil {
 		return 0, err
@@ -337,8 +354,8 @@ func (k *Keystore) DestroyBefore(ctx context.Context, project string, t time.Tim
 	return k.destroy(ctx, project, DayOf(t))
 }
 
-// DestroyProject destroys every epoch key of the project and returns how
-// many it destroyed.
+// DestroyProject destroys every epoch key of the project, the lasting key
+// included, and returns how many it destroyed.
 func (k *Keystore) DestroyProject(ctx context.Context, project string) (int, error) {
 	if err := checkProject(project); err != nil {
 		return 0, err

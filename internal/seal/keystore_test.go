@@ -198,6 +198,11 @@ func TestDestroyBefore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfgAD := AD{Project: "alpha", Record: "config:", Field: "region"}
+	lasting, err := b.ks.SealLasting(ctx, "alpha", cfgAD, []byte("eu"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	n, err := b.ks.DestroyBefore(ctx, "alpha", day0.AddDate(0, 0, 2))
 	if err != nil || n != 2 {
 		t.Fatalf("DestroyBefore = %d, %v; want 2", n, err)
@@ -215,6 +220,10 @@ func TestDestroyBefore(t *testing.T) {
 		}
 		if pt, err := ks.Open(ctx, "beta", AD{Project: "beta", Record: "t_1", Field: "payload"}, betaEnv); err != nil || string(pt) != "beta" {
 			t.Fatalf("other project: %q, %v", pt, err)
+		}
+		// Retention never takes the lasting key (config, secrets, code).
+		if pt, err := ks.Open(ctx, "alpha", cfgAD, lasting); err != nil || string(pt) != "eu" {
+			t.Fatalf("lasting key: %q, %v", pt, err)
 		}
 	}
 	check(b.ks)
@@ -294,10 +303,19 @@ func TestDestroyProject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := b.ks.DestroyProject(ctx, "alpha")
-	if err != nil || n != 3 {
-		t.Fatalf("DestroyProject = %d, %v; want 3", n, err)
+	codeAD := AD{Project: "alpha", Record: "code:sha256:00", Field: "code"}
+	code, err := b.ks.SealLasting(ctx, "alpha", codeAD, []byte("\x00asm"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	envA = append(envA, code)
+	n, err := b.ks.DestroyProject(ctx, "alpha")
+	if err != nil || n != 4 {
+		t.Fatalf("DestroyProject = %d, %v; want 4 (3 days and the lasting key)", n, err)
+	}
+	_, err = b.ks.Open(ctx, "alpha", codeAD, code)
+	wantCode(t, err, CodeKeyDestroyed)
+	envA = envA[:3]
 	for _, env := range envA {
 		_, err := b.ks.Open(ctx, "alpha", adA, env)
 		wantCode(t, err, CodeKeyDestroyed)

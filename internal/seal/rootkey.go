@@ -156,3 +156,26 @@ func RootKeyFromEnv(value string) (RootKey, error) {
 	}
 	return parseRootKeyset(b)
 }
+
+// CreateRootKeyFile creates a root key file at path (mode 0600) holding a new
+// key; an existing file is never overwritten.
+func CreateRootKeyFile(path string) (RootKey, error) {
+	return createRootKeyFile(path)
+}
+
+// NewRootKeyBase64 returns a new root key and its encoding for WARD_ROOT_KEY.
+func NewRootKeyBase64() (RootKey, string, error) {
+	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	if err != nil {
+		return nil, "", fmt.Errorf("root key: new keyset: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := insecurecleartextkeyset.Write(h, keyset.NewBinaryWriter(&buf)); err != nil {
+		return nil, "", fmt.Errorf("root key: serialize keyset: %w", err)
+	}
+	k, err := rootKeyFromHandle(h)
+	if err != nil {
+		return nil, "", err
+	}
+	return k, base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+}

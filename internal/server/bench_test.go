@@ -20,13 +20,21 @@ import (
 // platform: HTTP batch submissions of 1,000 while the in-process runner works,
 // until every task has succeeded. "echo" is the trivial task (a WAT module
 // copying stdin to stdout); "hello" is examples/hello, a Go wasip1 module.
+//
+// "echo-plaintext" is "echo" with the store left unsealed: the baseline of
+// the cost of encryption at rest, to be compared with "echo" in one run.
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, bc := range []struct {
-		fn    string
-		tasks int
-	}{{"echo", 20000}, {"hello", 2000}} {
-		b.Run(bc.fn, func(b *testing.B) {
-			n := startNode(b, b.TempDir(), server.Config{ShutdownGrace: time.Second, Slots: benchSlots(b)})
+		name, fn  string
+		tasks     int
+		plaintext bool
+	}{{"echo", "echo", 20000, false}, {"echo-plaintext", "echo", 20000, true}, {"hello", "hello", 2000, false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := server.Config{ShutdownGrace: time.Second, Slots: benchSlots(b)}
+			if bc.plaintext {
+				cfg = server.Plaintext(cfg)
+			}
+			n := startNode(b, b.TempDir(), cfg)
 			ctx := context.Background()
 			if bc.fn == "echo" {
 				deployEcho(b, n.cl, "echo")

@@ -20,6 +20,7 @@ import (
 	"github.com/wardhq/ward/internal/audit"
 	"github.com/wardhq/ward/internal/auth"
 	"github.com/wardhq/ward/internal/queue"
+	"github.com/wardhq/ward/internal/retention"
 	"github.com/wardhq/ward/internal/runner"
 	"github.com/wardhq/ward/internal/sandbox/wasm"
 	"github.com/wardhq/ward/internal/seal"
@@ -42,6 +43,12 @@ type Config struct {
 	// WARD_ROOT_KEY holds it) instead of the file keys/root.key.
 	RootKey  string
 	LeaseTTL time.Duration // 0 = the queue's default
+	// PurgeInterval is the time between retention passes (0 = hourly).
+	PurgeInterval time.Duration
+
+	// plaintext leaves the store unsealed: for the encryption benchmark's
+	// baseline only (see export_test.go); never reachable from outside.
+	plaintext bool
 }
 
 // Issuer and audience of the server's tokens.
@@ -64,8 +71,12 @@ type Server struct {
 	Auth    *auth.Authenticator
 	audit   *audit.Log
 	api     *api.Server
+	// Purger enforces retention: finished tasks are deleted and epoch keys
+	// destroyed once past it.
+	Purger *retention.Purger
 
 	ln       net.Listener
+	unlock   func() // releases the data dir lock
 	stopping chan struct{}
 	stopOnce sync.Once
 }
@@ -88,6 +99,9 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.Close()
 		}
 	}()
+	if s.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	dbPath := filepath.Join(cfg.DataDir, "ward.db")
 	_, statErr := os.Stat(dbPath)
 	fresh := errors.Is(statErr, os.ErrNotExist)
@@ -98,6 +112,10 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.Store = sealed.New(s.db, s.keys, cfg.Now)
+	if cfg.plaintext {
+		s.Store = s.db
+	}
+	s.Purger = retention.New(retention.Options{Store: s.Store, Keys: s.keys, Logger: cfg.Logger, Now: cfg.Now, Interval: cfg.PurgeInterval})
 	key, err := auth.LoadOrCreateKey(filepath.Join(cfg.DataDir, "keys", "signing.key"))
 	if err != nil {
 		return nil, err
@@ -150,7 +168,8 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 // URL is the API's base URL.
 func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
 
-// Serve runs the API, the runner and the lease reaper until ctx is done,
+// Serve runs the API, the runner, the lease reaper and the retention purger
+// until ctx is done,
 // then shuts down gracefully: the API stops taking requests, running tasks
 // get the grace period to finish, the rest go back to the queue. It serves
 // once; Close afterwards.
@@ -167,6 +186,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { _ = s.Queue.Run(runCtx) })
+	wg.Go(func() { s.Purger.Run(runCtx) })
 	wg.Go(func() {
 		if err := hs.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
@@ -217,6 +237,9 @@ func (s *Server) Close() {
 	}
 	if s.keys != nil {
 		s.keys.Close()
+	}
+	if s.unlock != nil {
+		s.unlock()
 	}
 }
 

@@ -18,6 +18,11 @@ type Store interface {
 	CreateProject(ctx context.Context, p *CreateProjectParams) (ward.Project, error)
 	GetProject(ctx context.Context, name string) (ward.Project, error)
 	ListProjects(ctx context.Context) ([]ward.Project, error)
+	// SetRetention sets a project's retention_days.
+	SetRetention(ctx context.Context, project string, days int) (ward.Project, error)
+	// DeleteProject removes the project and everything it owns: tokens,
+	// functions, code, config, secrets and tasks with their bodies.
+	DeleteProject(ctx context.Context, name string) error
 
 	CreateToken(ctx context.Context, p *CreateTokenParams) (ward.Token, error)
 	GetToken(ctx context.Context, id string) (ward.Token, error)
@@ -31,14 +36,28 @@ type Store interface {
 	ListFunctions(ctx context.Context, project string) ([]ward.Function, error)
 	// DeleteFunction removes the function; its tasks and code blobs stay.
 	DeleteFunction(ctx context.Context, project, name string) error
-	// PutCode stores the blob under its digest (once) and points the function at
-	// it, bumping its code version. The function must exist.
+	// PutCode stores the blob under (project, digest), once, and points the
+	// function at it, bumping its code version. The function must exist.
 	PutCode(ctx context.Context, p *PutCodeParams) (ward.Function, error)
-	GetCode(ctx context.Context, digest string) ([]byte, error)
+	// GetCode returns a project's code blob by digest.
+	GetCode(ctx context.Context, project, digest string) ([]byte, error)
 
 	// PutConfig replaces a config object; Function "" is the project's global one.
 	PutConfig(ctx context.Context, p *PutConfigParams) error
 	GetConfig(ctx context.Context, project, function string) (ward.Config, error)
+
+	// PutSecret creates or replaces a secret (Function "" = project-global),
+	// bumping its version. With IfAbsent, an existing secret is kept and
+	// returned with Existing = true.
+	PutSecret(ctx context.Context, p *PutSecretParams) (PutSecretResult, error)
+	// ListSecrets returns the secrets of one scope, by name, without values.
+	ListSecrets(ctx context.Context, project, function string) ([]ward.Secret, error)
+	// GetSecrets returns the secrets a function's tasks see, values included:
+	// the project's global ones and the function's local ones (both scopes,
+	// not yet merged).
+	GetSecrets(ctx context.Context, project, function string) ([]SecretValue, error)
+	// DeleteSecret removes one secret; a missing one → not_found.
+	DeleteSecret(ctx context.Context, project, function, name string) error
 
 	// InsertTasks inserts tasks in one transaction. A task whose idempotency key
 	// was used in its project within IdempotencyTTL is not inserted; its result
@@ -75,6 +94,11 @@ type Store interface {
 	CountRunning(ctx context.Context, project, function string) (int, error)
 	// NextRunAt returns the earliest run_at of a queued task, or ok=false.
 	NextRunAt(ctx context.Context) (t time.Time, ok bool, err error)
+	// PurgeTasks deletes up to Limit finished tasks (succeeded, failed,
+	// cancelled) of a project, and their bodies, that finished before
+	// FinishedBefore; Function narrows it to one function. It returns how
+	// many it deleted.
+	PurgeTasks(ctx context.Context, p *PurgeParams) (int, error)
 
 	Close() error
 }
@@ -103,8 +127,9 @@ type TaskRecord struct {
 
 // CreateProjectParams creates a project.
 type CreateProjectParams struct {
-	Name string
-	Now  time.Time
+	Name          string
+	RetentionDays int // 0 = ward.DefaultRetentionDays
+	Now           time.Time
 }
 
 // CreateTokenParams records a minted token.
@@ -131,9 +156,12 @@ type PutFunctionParams struct {
 type PutCodeParams struct {
 	Project  string
 	Function string
-	Digest   string // "sha256:<hex>" of Code
+	Digest   string // "sha256:<hex>" of the code as uploaded
 	Code     []byte
-	Now      time.Time
+	// Size is the code's size as uploaded, when Code holds it transformed
+	// (encrypted); 0 means len(Code).
+	Size int
+	Now  time.Time
 }
 
 // PutConfigParams replaces a config object.
@@ -142,6 +170,39 @@ type PutConfigParams struct {
 	Function string // "" = global
 	Config   ward.Config
 	Now      time.Time
+}
+
+// PutSecretParams writes a secret. Value is what the store keeps (the
+// sealed adapter hands the store an envelope); Size is the plaintext's size
+// when Value holds it transformed (0 means len(Value)).
+type PutSecretParams struct {
+	Project  string
+	Function string // "" = global
+	Name     string
+	Value    []byte
+	Size     int
+	IfAbsent bool
+	Now      time.Time
+}
+
+// PutSecretResult is the outcome of PutSecret.
+type PutSecretResult struct {
+	Secret   ward.Secret
+	Existing bool // IfAbsent found one; nothing was written
+}
+
+// SecretValue is a secret with its value, for delivery to tasks.
+type SecretValue struct {
+	ward.Secret
+	Value []byte
+}
+
+// PurgeParams selects finished tasks to delete.
+type PurgeParams struct {
+	Project        string
+	Function       string // optional
+	FinishedBefore time.Time
+	Limit          int // 0 = no limit
 }
 
 // NewTask is one task to insert; the caller has validated and defaulted it.
@@ -161,6 +222,7 @@ type NewTask struct {
 	IdempotencyKey string
 	SubmittedBy    string
 	Payload        []byte
+	Sealed         bool // Payload is a client-sealed envelope
 	// PayloadSize is the payload's size as submitted, when Payload holds it
 	// transformed (encrypted); 0 means len(Payload).
 	PayloadSize int

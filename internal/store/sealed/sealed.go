@@ -1,9 +1,13 @@
-// Package sealed is a store.Store adapter that encrypts what tasks carry
-// before it reaches the underlying store: payloads, results and logs of
-// tasks, and config values. Each is sealed by internal/seal with a fresh
-// data key under the project's epoch key, bound to (project, record, field),
-// so a copy of the store alone reveals none of it, and a ciphertext moved to
-// another task or field does not open.
+// Package sealed is a store.Store adapter that encrypts what the platform
+// keeps for users before it reaches the underlying store: payloads, results
+// and logs of tasks, config values, secret values and code. Each is sealed
+// by internal/seal with its record's own data key, bound to (project,
+// record, field), so a copy of the store alone reveals none of it, and a
+// ciphertext moved to another record or field does not open.
+//
+// Task bodies are sealed under the project's epoch key of the day, which
+// retention destroys; config, secrets and code under the project's lasting
+// key, which only project deletion destroys.
 package sealed
 
 import (
@@ -139,7 +143,7 @@ func (s *Store) PutConfig(ctx context.Context, p *store.PutConfigParams) error {
 	sealed := *p
 	sealed.Config = make(ward.Config, len(p.Config))
 	for k, v := range p.Config {
-		env, err := s.ks.Seal(ctx, p.Project, s.now(), seal.AD{Project: p.Project, Record: configRecord(p.Function), Field: k}, []byte(v))
+		env, err := s.ks.SealLasting(ctx, p.Project, seal.AD{Project: p.Project, Record: configRecord(p.Function), Field: k}, []byte(v))
 		if err != nil {
 			return err
 		}
@@ -167,4 +171,83 @@ func (s *Store) GetConfig(ctx context.Context, project, function string) (ward.C
 		out[k] = string(pt)
 	}
 	return out, nil
+}
+
+// codeAD binds a code blob to its project and digest.
+func codeAD(project, digest string) seal.AD {
+	return seal.AD{Project: project, Record: "code:" + digest, Field: "code"}
+}
+
+// PutCode seals the code blob under the project's lasting key. The digest
+// (of the plaintext) stays in clear: it names the code and verifies it.
+func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Function, error) {
+	env, err := s.ks.SealLasting(ctx, p.Project, codeAD(p.Project, p.Digest), p.Code)
+	if err != nil {
+		return ward.Function{}, err
+	}
+	sealed := *p
+	sealed.Code = env
+	sealed.Size = len(p.Code)
+	return s.Store.PutCode(ctx, &sealed)
+}
+
+// GetCode opens a code blob.
+func (s *Store) GetCode(ctx context.Context, project, digest string) ([]byte, error) {
+	env, err := s.Store.GetCode(ctx, project, digest)
+	if err != nil {
+		return nil, err
+	}
+	return s.ks.Open(ctx, project, codeAD(project, digest), env)
+}
+
+// secretAD binds a secret value to its project, scope and name.
+func secretAD(project, function, name string) seal.AD {
+	return seal.AD{Project: project, Record: "secret:" + function + "/" + name, Field: "value"}
+}
+
+// PutSecret seals the value under the project's lasting key; an empty value
+// stays empty.
+func (s *Store) PutSecret(ctx context.Context, p *store.PutSecretParams) (store.PutSecretResult, error) {
+	if len(p.Value) == 0 {
+		return s.Store.PutSecret(ctx, p)
+	}
+	env, err := s.ks.SealLasting(ctx, p.Project, secretAD(p.Project, p.Function, p.Name), p.Value)
+	if err != nil {
+		return store.PutSecretResult{}, err
+	}
+	sealed := *p
+	sealed.Value, sealed.Size = env, len(p.Value)
+	return s.Store.PutSecret(ctx, &sealed)
+}
+
+// GetSecrets opens the values.
+func (s *Store) GetSecrets(ctx context.Context, project, function string) ([]store.SecretValue, error) {
+	svs, err := s.Store.GetSecrets(ctx, project, function)
+	if err != nil {
+		return nil, err
+	}
+	for i, sv := range svs {
+		if len(sv.Value) == 0 {
+			continue
+		}
+		v, err := s.ks.Open(ctx, project, secretAD(project, sv.Function, sv.Name), sv.Value)
+		if err != nil {
+			return nil, err
+		}
+		svs[i].Value = v
+	}
+	return svs, nil
+}
+
+// DeleteProject destroys the project's keys first, so every byte of the
+// project is unreadable even if deleting its rows fails half way (or a
+// backup of the store holds them), then deletes the rows.
+func (s *Store) DeleteProject(ctx context.Context, name string) error {
+	if _, err := s.Store.GetProject(ctx, name); err != nil {
+		return err
+	}
+	if _, err := s.ks.DestroyProject(ctx, name); err != nil {
+		return err
+	}
+	return s.Store.DeleteProject(ctx, name)
 }

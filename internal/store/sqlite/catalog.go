@@ -11,12 +11,34 @@ import (
 	"github.com/wardhq/ward/internal/store"
 )
 
+// projectCols are the columns scanned by scanProject.
+const projectCols = `name, created_at, retention_days`
+
+func scanProject(sc scanner) (ward.Project, error) {
+	var p ward.Project
+	var created int64
+	if err := sc.Scan(&p.Name, &created, &p.RetentionDays); err != nil {
+		return ward.Project{}, err
+	}
+	p.CreatedAt = fromMicros(created)
+	return p, nil
+}
+
 // CreateProject creates a project; an existing name → already_exists.
+// RetentionDays 0 means ward.DefaultRetentionDays; otherwise it must lie in
+// [1, ward.MaxRetention] (invalid_argument).
 func (s *Store) CreateProject(ctx context.Context, p *store.CreateProjectParams) (ward.Project, error) {
+	days := p.RetentionDays
+	if days == 0 {
+		days = ward.DefaultRetentionDays
+	}
+	if err := (ward.ProjectSettings{RetentionDays: days}).Validate(); err != nil {
+		return ward.Project{}, err
+	}
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO projects (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`,
-			p.Name, micros(p.Now))
+		res, err := tx.ExecContext(ctx, `INSERT INTO projects (name, created_at, retention_days) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO NOTHING`, p.Name, micros(p.Now), days)
 		if err != nil {
 			return fmt.Errorf("sqlite: create project: %w", err)
 		}
@@ -29,43 +51,107 @@ func (s *Store) CreateProject(ctx context.Context, p *store.CreateProjectParams)
 	if n == 0 {
 		return ward.Project{}, ward.Errorf(ward.CodeAlreadyExists, "project %s already exists", p.Name)
 	}
-	return ward.Project{Name: p.Name, CreatedAt: fromMicros(micros(p.Now))}, nil
+	return ward.Project{Name: p.Name, CreatedAt: fromMicros(micros(p.Now)), RetentionDays: days}, nil
 }
 
 // GetProject returns a project, or not_found.
 func (s *Store) GetProject(ctx context.Context, name string) (ward.Project, error) {
-	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT created_at FROM projects WHERE name = ?`, name).Scan(&created)
+	p, err := scanProject(s.r.QueryRowContext(ctx, `SELECT `+projectCols+` FROM projects WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
-		return ward.Project{}, ward.Errorf(ward.CodeNotFound, "project %s not found", name)
+		return ward.Project{}, notFoundProject(name)
 	}
 	if err != nil {
 		return ward.Project{}, fmt.Errorf("sqlite: get project: %w", err)
 	}
-	return ward.Project{Name: name, CreatedAt: fromMicros(created)}, nil
+	return p, nil
 }
 
 // ListProjects returns all projects ordered by name.
 func (s *Store) ListProjects(ctx context.Context) ([]ward.Project, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, created_at FROM projects ORDER BY name`)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+projectCols+` FROM projects ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list projects: %w", err)
 	}
 	defer rows.Close()
 	ps := []ward.Project{}
 	for rows.Next() {
-		var p ward.Project
-		var created int64
-		if err := rows.Scan(&p.Name, &created); err != nil {
+		p, err := scanProject(rows)
+		if err != nil {
 			return nil, fmt.Errorf("sqlite: list projects: %w", err)
 		}
-		p.CreatedAt = fromMicros(created)
 		ps = append(ps, p)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list projects: %w", err)
 	}
 	return ps, nil
+}
+
+// SetRetention sets a project's retention_days, which must lie in [1,
+// ward.MaxRetention] (invalid_argument), and returns the project. A missing
+// project → not_found.
+func (s *Store) SetRetention(ctx context.Context, project string, days int) (ward.Project, error) {
+	if err := (ward.ProjectSettings{RetentionDays: days}).Validate(); err != nil {
+		return ward.Project{}, err
+	}
+	var p ward.Project
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		p, err = scanProject(tx.QueryRowContext(ctx, `UPDATE projects SET retention_days = ? WHERE name = ? RETURNING `+projectCols,
+			days, project))
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFoundProject(project)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: set retention: %w", err)
+		}
+		return nil
+	})
+	return p, err
+}
+
+// deleteProjectSQL removes everything a project owns, children first (the
+// foreign keys point at projects); each statement takes the project name.
+// Bodies go before their tasks, whose seqs name them.
+var deleteProjectSQL = []string{
+	`DELETE FROM task_bodies WHERE id IN (SELECT t.seq * 4 + k.kind FROM tasks t INDEXED BY tasks_project,
+		(SELECT ` + kindsSQL + `) k WHERE t.project = ?)`,
+	`DELETE FROM idempotency_keys WHERE project = ?`,
+	`DELETE FROM tasks WHERE project = ?`,
+	`DELETE FROM secrets WHERE project = ?`,
+	`DELETE FROM config WHERE project = ?`,
+	`DELETE FROM code_blobs WHERE project = ?`,
+	`DELETE FROM functions WHERE project = ?`,
+	`DELETE FROM tokens WHERE project = ?`,
+	`DELETE FROM projects WHERE name = ?`,
+}
+
+// kindsSQL is a one-column select of every body kind, named kind.
+var kindsSQL = fmt.Sprintf(`%d AS kind UNION ALL SELECT %d UNION ALL SELECT %d`, kindPayload, kindResult, kindLog)
+
+// DeleteProject removes a project and everything it owns (tokens,
+// functions, code blobs, config, secrets, tasks with their bodies and
+// idempotency keys) in one transaction. A missing project → not_found; a
+// project created again under the name starts empty.
+func (s *Store) DeleteProject(ctx context.Context, name string) error {
+	if name == "" { // "" owns the admin tokens
+		return notFoundProject(name)
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		ok, err := projectExists(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFoundProject(name)
+		}
+		for _, q := range deleteProjectSQL {
+			if _, err := tx.ExecContext(ctx, q, name); err != nil {
+				return fmt.Errorf("sqlite: delete project: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // rowQuerier is *sql.DB or *sql.Tx.
@@ -276,8 +362,8 @@ func (s *Store) ListFunctions(ctx context.Context, project string) ([]ward.Funct
 	return fs, nil
 }
 
-// DeleteFunction removes a function and its local config; its tasks and code
-// blobs stay. A missing function → not_found.
+// DeleteFunction removes a function with its local config and secrets; its
+// tasks and code blobs stay. A missing function → not_found.
 func (s *Store) DeleteFunction(ctx context.Context, project, name string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM functions WHERE project = ? AND name = ?`, project, name)
@@ -292,18 +378,30 @@ func (s *Store) DeleteFunction(ctx context.Context, project, name string) error 
 		if _, err := tx.ExecContext(ctx, `DELETE FROM config WHERE project = ? AND function = ?`, project, name); err != nil {
 			return fmt.Errorf("sqlite: delete function config: %w", err)
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM secrets WHERE project = ? AND function = ?`, project, name); err != nil {
+			return fmt.Errorf("sqlite: delete function secrets: %w", err)
+		}
 		return nil
 	})
 }
 
-// PutCode stores the code under its digest (once per digest) and points the
-// function at it, bumping its code version. The digest must be
-// "sha256:<hex>" of the code (invalid_argument otherwise), so a blob stored
-// once can never be replaced by other content under the same name. A missing
-// function → not_found.
+// PutCode stores the code under (project, digest), once, and points the
+// function at it, bumping its code version and setting its code size to
+// p.Size (len(p.Code) when 0). The store does not hash Code: Digest names
+// the code as uploaded (the API computes it), and Code may be that code
+// transformed (the sealing adapter hands the store ciphertext). The first
+// blob stored under a digest in a project stays. A missing function →
+// not_found; an empty digest or a negative size → invalid_argument.
 func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Function, error) {
-	if p.Digest != ward.Digest(p.Code) {
-		return ward.Function{}, &ward.Error{Code: ward.CodeInvalidArgument, Field: "digest", Message: "digest: does not match the code"}
+	switch {
+	case p.Digest == "":
+		return ward.Function{}, ward.FieldError("digest", "is required")
+	case p.Size < 0:
+		return ward.Function{}, ward.FieldError("size", "must not be negative")
+	}
+	size := p.Size
+	if size == 0 {
+		size = len(p.Code)
 	}
 	var f ward.Function
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -311,15 +409,15 @@ func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Funct
 		f, err = scanFunction(tx.QueryRowContext(ctx, `UPDATE functions
 			SET code_digest = ?, code_version = code_version + 1, code_size = ?, updated_at = ?
 			WHERE project = ? AND name = ? RETURNING `+functionCols,
-			p.Digest, len(p.Code), micros(p.Now), p.Project, p.Function))
+			p.Digest, size, micros(p.Now), p.Project, p.Function))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ward.Errorf(ward.CodeNotFound, "function %s not found", p.Function)
 		}
 		if err != nil {
 			return fmt.Errorf("sqlite: put code: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO code_blobs (digest, size, data, created_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (digest) DO NOTHING`, p.Digest, len(p.Code), p.Code, micros(p.Now)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO code_blobs (project, digest, size, data, created_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (project, digest) DO NOTHING`, p.Project, p.Digest, size, p.Code, micros(p.Now)); err != nil {
 			return fmt.Errorf("sqlite: store code: %w", err)
 		}
 		return nil
@@ -327,10 +425,11 @@ func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Funct
 	return f, err
 }
 
-// GetCode returns the code blob with the digest, or not_found.
-func (s *Store) GetCode(ctx context.Context, digest string) ([]byte, error) {
+// GetCode returns the project's code blob with the digest; a blob of
+// another project only, or none, → not_found.
+func (s *Store) GetCode(ctx context.Context, project, digest string) ([]byte, error) {
 	var b []byte
-	err := s.r.QueryRowContext(ctx, `SELECT data FROM code_blobs WHERE digest = ?`, digest).Scan(&b)
+	err := s.r.QueryRowContext(ctx, `SELECT data FROM code_blobs WHERE project = ? AND digest = ?`, project, digest).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ward.Errorf(ward.CodeNotFound, "code %s not found", digest)
 	}
@@ -355,7 +454,7 @@ func (s *Store) PutConfig(ctx context.Context, p *store.PutConfigParams) error {
 		return fmt.Errorf("sqlite: encode config: %w", err)
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		if err := configOwnerExists(ctx, tx, p.Project, p.Function); err != nil {
+		if err := scopeExists(ctx, tx, p.Project, p.Function); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO config (project, function, data, updated_at) VALUES (?, ?, ?, ?)
@@ -367,9 +466,9 @@ func (s *Store) PutConfig(ctx context.Context, p *store.PutConfigParams) error {
 	})
 }
 
-// configOwnerExists returns not_found unless the project (and the function,
+// scopeExists returns not_found unless the project (and the function,
 // when set) exists.
-func configOwnerExists(ctx context.Context, q rowQuerier, project, function string) error {
+func scopeExists(ctx context.Context, q rowQuerier, project, function string) error {
 	var one int
 	var err error
 	if function == "" {
@@ -383,7 +482,7 @@ func configOwnerExists(ctx context.Context, q rowQuerier, project, function stri
 	case errors.Is(err, sql.ErrNoRows):
 		return ward.Errorf(ward.CodeNotFound, "function %s not found", function)
 	case err != nil:
-		return fmt.Errorf("sqlite: look up config owner: %w", err)
+		return fmt.Errorf("sqlite: look up scope: %w", err)
 	}
 	return nil
 }
@@ -394,7 +493,7 @@ func (s *Store) GetConfig(ctx context.Context, project, function string) (ward.C
 	var data string
 	err := s.r.QueryRowContext(ctx, `SELECT data FROM config WHERE project = ? AND function = ?`, project, function).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
-		if err := configOwnerExists(ctx, s.r, project, function); err != nil {
+		if err := scopeExists(ctx, s.r, project, function); err != nil {
 			return nil, err
 		}
 		return ward.Config{}, nil

@@ -14,7 +14,7 @@ import (
 const taskCols = `id, project, function, code_digest, status, priority, attempts, max_attempts,
 	timeout_s, memory_mb, backoff_s, platform_tries, created_at, run_at, started_at, finished_at,
 	error_code, error_message, exit_code, usage_peak_memory, usage_cpu_ms, usage_duration_ms,
-	labels, parent_id, payload_size, submitted_by, lease_id, runner_id, lease_expires_at`
+	labels, parent_id, payload_size, submitted_by, lease_id, runner_id, lease_expires_at, sealed`
 
 // Body kinds: a task body's row in task_bodies has id seq*4 + kind.
 const (
@@ -32,7 +32,7 @@ type scanner interface {
 }
 
 // numTaskCols is the number of columns in taskCols.
-const numTaskCols = 29
+const numTaskCols = 30
 
 // taskScanner scans rows of taskCols, followed by extra destinations, into
 // records. It scans into plain interface values and converts them itself,
@@ -78,6 +78,7 @@ func (s *taskScanner) scan(sc scanner) (store.TaskRecord, error) {
 			FinishedAt:  optMicros(v[15]),
 			ParentID:    text(v[23]),
 			PayloadSize: int(integer(v[24])),
+			Sealed:      integer(v[29]) != 0,
 		},
 		MemoryMB:      int(integer(v[9])),
 		BackoffS:      int(integer(v[10])),

@@ -3,7 +3,9 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -156,7 +158,7 @@ func checkPopulated(t *testing.T, ctx context.Context, s store.Store, l store.Le
 	if err != nil || f.CodeVersion != 1 {
 		t.Fatalf("function lost: %+v, %v", f, err)
 	}
-	if code, err := s.GetCode(ctx, f.CodeDigest); err != nil || len(code) == 0 {
+	if code, err := s.GetCode(ctx, "p", f.CodeDigest); err != nil || len(code) == 0 {
 		t.Fatalf("code lost: %v", err)
 	}
 	if cfg, err := s.GetConfig(ctx, "p", ""); err != nil || cfg["k"] != "v" {
@@ -258,7 +260,7 @@ func TestMigrate(t *testing.T) {
 		"migrations/0001_one.sql": {Data: []byte(`CREATE TABLE m_one (a INTEGER);`)},
 		"migrations/0002_two.sql": {Data: []byte(`CREATE TABLE m_two (b INTEGER); INSERT INTO m_two VALUES (1);`)},
 	}
-	// The store's own schema is version 1, so start from a clean record.
+	// The store's own migrations are recorded, so start from a clean record.
 	if _, err := db.ExecContext(ctx, `DELETE FROM schema_migrations`); err != nil {
 		t.Fatal(err)
 	}
@@ -379,6 +381,13 @@ func TestQueryPlans(t *testing.T) {
 		{"expire", expireFailSQL, []string{"INDEX tasks_running"}},
 		{"expire requeue", expireRequeueSQL, []string{"INDEX tasks_running"}},
 		{"requeue runner", requeueRunnerSQL, []string{"INDEX tasks_running"}},
+		{"purge bodies", purgeAll[0], []string{"INDEX tasks_project_finished (project=? AND finished_at>? AND finished_at<?)",
+			"task_bodies USING INTEGER PRIMARY KEY"}},
+		{"purge keys", purgeAll[1], []string{"INDEX tasks_project_finished (project=?", "INDEX idempotency_keys_task (task_id=?)"}},
+		{"purge tasks", purgeAll[2], []string{"INDEX tasks_project_finished (project=?", "tasks USING INTEGER PRIMARY KEY"}},
+		{"purge function tasks", purgeFunction[2], []string{"INDEX tasks_project_finished (project=?"}},
+		{"delete project bodies", deleteProjectSQL[0], []string{"INDEX tasks_project (project=?)", "task_bodies USING INTEGER PRIMARY KEY"}},
+		{"delete project tasks", deleteProjectSQL[2], []string{"INDEX tasks_project (project=?)"}},
 	} {
 		plan := explain(t, s, tc.query)
 		for _, w := range tc.want {
@@ -426,4 +435,220 @@ func explain(t *testing.T, s *Store, q string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// TestTransformedValues stores, under one digest, different bytes in two
+// projects, as the sealing adapter does (it hands the store each project's
+// copy encrypted under that project's key, with the plaintext's size): the
+// store does not hash the code, each project reads back its own blob, a
+// blob is stored once, and sizes are the given ones.
+func TestTransformedValues(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := openTest(t, filepath.Join(t.TempDir(), "ward.db"))
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, pf := range [][2]string{{"p", "a"}, {"p", "a2"}, {"q", "b"}} {
+		if _, err := s.CreateProject(ctx, &store.CreateProjectParams{Name: pf[0], Now: now}); err != nil && ward.CodeOf(err) != ward.CodeAlreadyExists {
+			t.Fatal(err)
+		}
+		if _, err := s.PutFunction(ctx, &store.PutFunctionParams{Project: pf[0], Name: pf[1], Spec: ward.DefaultSpec(), Now: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	module := []byte("the module")
+	digest := ward.Digest(module)
+	put := func(project, fn string, code []byte) ward.Function {
+		t.Helper()
+		f, err := s.PutCode(ctx, &store.PutCodeParams{Project: project, Function: fn, Digest: digest, Code: code, Size: len(module), Now: now})
+		if err != nil {
+			t.Fatalf("PutCode(%s/%s): %v", project, fn, err)
+		}
+		if f.CodeDigest != digest || f.CodeSize != int64(len(module)) {
+			t.Fatalf("PutCode(%s/%s) = digest %q size %d, want %q, %d (the given size)", project, fn, f.CodeDigest, f.CodeSize, digest, len(module))
+		}
+		return f
+	}
+	blobs := map[string][]byte{"p": []byte("sealed for p"), "q": []byte("sealed for q, longer")}
+	put("p", "a", blobs["p"])
+	put("q", "b", blobs["q"])
+	put("p", "a2", []byte("sealed for p again")) // p holds the digest: its first blob stays
+	for project, want := range blobs {
+		b, err := s.GetCode(ctx, project, digest)
+		if err != nil || !bytes.Equal(b, want) {
+			t.Fatalf("GetCode(%s) = %q, %v; want %q (the project's own blob)", project, b, err, want)
+		}
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM code_blobs`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("code_blobs rows = %d, %v; want 2", n, err)
+	}
+	if f, err := s.GetFunction(ctx, "q", "b"); err != nil || f.CodeSize != int64(len(module)) {
+		t.Fatalf("GetFunction(q, b) = %+v, %v; want code size %d", f, err, len(module))
+	}
+	_, err := s.PutCode(ctx, &store.PutCodeParams{Project: "p", Function: "a", Digest: digest, Code: module, Size: -1, Now: now})
+	if ward.CodeOf(err) != ward.CodeInvalidArgument {
+		t.Fatalf("PutCode(negative size) = %v, want invalid_argument", err)
+	}
+
+	// A secret's size is likewise the given one when its value is stored
+	// transformed, and len(Value) otherwise.
+	for _, tc := range []struct{ value, size, want int }{{14, 5, 5}, {14, 0, 14}} {
+		res, err := s.PutSecret(ctx, &store.PutSecretParams{Project: "p", Name: "k", Value: make([]byte, tc.value), Size: tc.size, Now: now})
+		if err != nil || res.Secret.Size != tc.want {
+			t.Fatalf("PutSecret(%d bytes, Size %d) = %+v, %v; want size %d", tc.value, tc.size, res, err, tc.want)
+		}
+		if secs, err := s.ListSecrets(ctx, "p", ""); err != nil || len(secs) != 1 || secs[0].Size != tc.want {
+			t.Fatalf("ListSecrets = %+v, %v; want size %d", secs, err, tc.want)
+		}
+	}
+	_, err = s.PutSecret(ctx, &store.PutSecretParams{Project: "p", Name: "k", Value: []byte("v"), Size: -1, Now: now})
+	if ward.CodeOf(err) != ward.CodeInvalidArgument {
+		t.Fatalf("PutSecret(negative size) = %v, want invalid_argument", err)
+	}
+}
+
+// TestMigrateCodeBlobsPerProject upgrades a database of schema 1, whose code
+// blobs are shared by digest, and checks what migration 2 makes of it: each
+// project gets its own copy of every blob its functions or tasks point at,
+// a blob nothing points at is dropped, projects get the default retention
+// and tasks are not sealed.
+func TestMigrateCodeBlobsPerProject(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "ward.db")
+	if err := ensureFile(path, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	v1, err := fs.ReadFile(migrationsFS, "migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := migrate(ctx, db, fstest.MapFS{"migrations/0001_init.sql": {Data: v1}}, testLogger(t)); err != nil || n != 1 {
+		t.Fatalf("migrate to schema 1 = %d, %v", n, err)
+	}
+	fn, task, shared, orphan := []byte("function code"), []byte("older code a task ran"), []byte("shared code"), []byte("orphan")
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO projects (name, created_at) VALUES ('p', 1), ('q', 2)`, nil},
+		{`INSERT INTO code_blobs (digest, size, data, created_at) VALUES (?, 1, ?, 1), (?, 1, ?, 1), (?, 1, ?, 1), (?, 1, ?, 1)`,
+			[]any{ward.Digest(fn), fn, ward.Digest(task), task, ward.Digest(shared), shared, ward.Digest(orphan), orphan}},
+		{`INSERT INTO functions (project, name, spec, max_concurrency, code_digest, code_version, code_size, created_at, updated_at)
+			VALUES ('p', 'f', '{}', 0, ?, 2, 1, 1, 1), ('q', 'g', '{}', 0, ?, 1, 1, 1, 1), ('q', 'none', '{}', 0, '', 0, 0, 1, 1)`,
+			[]any{ward.Digest(fn), ward.Digest(shared)}},
+		{`INSERT INTO tasks (seq, id, project, function, code_digest, status, priority, max_attempts, timeout_s, memory_mb,
+			backoff_s, created_at, run_at, payload_size) VALUES
+			(1, 't_1', 'p', 'f', ?, 'queued', 0, 1, 30, 64, 5, 1, 1, 0),
+			(2, 't_2', 'p', 'f', ?, 'queued', 0, 1, 30, 64, 5, 1, 1, 0)`,
+			[]any{ward.Digest(task), ward.Digest(shared)}},
+	} {
+		if _, err := db.ExecContext(ctx, q.sql, q.args...); err != nil {
+			t.Fatalf("%.40s…: %v", q.sql, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openTest(t, path)
+	for _, c := range []struct {
+		project string
+		code    []byte
+		want    bool
+	}{
+		{"p", fn, true}, {"p", task, true}, {"p", shared, true},
+		{"q", shared, true}, {"q", fn, false}, {"q", task, false},
+		{"p", orphan, false}, {"q", orphan, false},
+	} {
+		b, err := s.GetCode(ctx, c.project, ward.Digest(c.code))
+		switch {
+		case c.want && (err != nil || !bytes.Equal(b, c.code)):
+			t.Errorf("GetCode(%s, %q) after migration = %q, %v; want the blob", c.project, c.code, b, err)
+		case !c.want && ward.CodeOf(err) != ward.CodeNotFound:
+			t.Errorf("GetCode(%s, %q) after migration = %q, %v; want not_found", c.project, c.code, b, err)
+		}
+	}
+	p, err := s.GetProject(ctx, "q")
+	if err != nil || p.RetentionDays != ward.DefaultRetentionDays {
+		t.Fatalf("GetProject after migration = %+v, %v; want retention %d", p, err, ward.DefaultRetentionDays)
+	}
+	rec, err := s.GetTask(ctx, "p", "t_1")
+	if err != nil || rec.Sealed {
+		t.Fatalf("GetTask after migration = %+v, %v; want not sealed", rec, err)
+	}
+}
+
+// TestDeleteLeavesNoRows checks, below the Store interface, that deleting a
+// project and purging tasks leave no rows behind: no body without its task,
+// no idempotency key pointing at a deleted task, nothing of the project.
+func TestDeleteLeavesNoRows(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := openTest(t, filepath.Join(t.TempDir(), "ward.db"))
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := populate(t, ctx, s, now) // project p: t_1 running (key k1), t_2 queued
+	if _, err := s.PutSecret(ctx, &store.PutSecretParams{Project: "p", Function: "f", Name: "s", Value: []byte("v"), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	count := func(q string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := s.r.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	orphans := func() int {
+		t.Helper()
+		return count(`SELECT count(*) FROM task_bodies b WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.seq = b.id / 4)`) +
+			count(`SELECT count(*) FROM idempotency_keys k WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = k.task_id)`)
+	}
+
+	// Purge: t_1, finished with a result and a log, goes with its key.
+	if errs, err := s.CompleteTasks(ctx, &store.CompleteParams{Completions: []store.Completion{{TaskID: l.Task.ID, LeaseID: l.LeaseID,
+		Status: ward.StatusSucceeded, Result: []byte("r"), Log: []byte("l"), Now: now}}}); err != nil || errs[0] != nil {
+		t.Fatalf("complete: %v, %v", err, errs)
+	}
+	if n := count(`SELECT count(*) FROM idempotency_keys`); n != 1 {
+		t.Fatalf("idempotency keys before purging = %d, want 1", n)
+	}
+	if n, err := s.PurgeTasks(ctx, &store.PurgeParams{Project: "p", FinishedBefore: now.Add(time.Second)}); err != nil || n != 1 {
+		t.Fatalf("PurgeTasks = %d, %v; want 1", n, err)
+	}
+	if n := orphans(); n != 0 {
+		t.Fatalf("%d orphaned bodies or keys after purging", n)
+	}
+	if n := count(`SELECT count(*) FROM idempotency_keys`); n != 0 {
+		t.Fatalf("idempotency keys after purging = %d, want 0", n)
+	}
+	if n := count(`SELECT count(*) FROM task_bodies`); n != 1 {
+		t.Fatalf("bodies after purging = %d, want t_2's payload", n)
+	}
+
+	// Delete: nothing of p is left in any table.
+	if _, err := s.InsertTasks(ctx, &store.InsertTasksParams{Now: now, Tasks: []store.NewTask{
+		{ID: "t_3", Project: "p", Function: "f", RunAt: now, TimeoutS: 30, MemoryMB: 64, MaxAttempts: 1, Payload: []byte("three"), IdempotencyKey: "k3"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteProject(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"tokens", "functions", "code_blobs", "config", "secrets", "tasks", "idempotency_keys"} {
+		if n := count(`SELECT count(*) FROM ` + table + ` WHERE project = 'p'`); n != 0 {
+			t.Errorf("%d rows of p left in %s", n, table)
+		}
+	}
+	if n := count(`SELECT count(*) FROM task_bodies`); n != 0 {
+		t.Errorf("%d bodies left", n)
+	}
+	if n := count(`SELECT count(*) FROM projects`); n != 0 {
+		t.Errorf("%d projects left", n)
+	}
 }

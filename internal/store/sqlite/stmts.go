@@ -47,7 +47,7 @@ const (
 // journal; every caller rolls the whole transaction back on any error.
 
 // maxChunkLog2 sets maxChunk, the most rows one multi-row statement
-// carries: 256 rows × 17 parameters stays well under SQLite's limit.
+// carries: 256 rows × 18 parameters stays well under SQLite's limit.
 const (
 	maxChunkLog2 = 8
 	maxChunk     = 1 << maxChunkLog2
@@ -181,13 +181,13 @@ func prefixed(prefix, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
-// insertTasksSQL inserts n tasks, each given as 17 values in the column
+// insertTasksSQL inserts n tasks, each given as 18 values in the column
 // order below; a task whose ID exists is skipped (and the caller, seeing
 // fewer rows inserted, fails the batch).
 func insertTasksSQL(n int) string {
 	return `INSERT OR FAIL INTO tasks (seq, id, project, function, code_digest, priority, max_attempts,
-		timeout_s, memory_mb, backoff_s, created_at, run_at, labels, parent_id, payload_size, submitted_by, status)
-		VALUES ` + placeholders(n, 17) + ` ON CONFLICT (id) DO NOTHING`
+		timeout_s, memory_mb, backoff_s, created_at, run_at, labels, parent_id, payload_size, submitted_by, status, sealed)
+		VALUES ` + placeholders(n, 18) + ` ON CONFLICT (id) DO NOTHING`
 }
 
 // putBodiesSQL writes n bodies given as (id, data) pairs.

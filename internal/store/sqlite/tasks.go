@@ -80,7 +80,7 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 	}
 	var bodies []any
 	err := s.pieces(ctx, tx, batchInsertTasks, len(fresh), func(st *sql.Stmt, lo, hi int) error {
-		args := make([]any, 0, (hi-lo)*17)
+		args := make([]any, 0, (hi-lo)*18)
 		for j, i := range fresh[lo:hi] {
 			t := &tasks[i]
 			labels, err := labelsArg(t.Labels)
@@ -90,7 +90,7 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 			seq := last + int64(lo+j) + 1
 			args = append(args, seq, t.ID, t.Project, t.Function, t.CodeDigest, t.Priority, t.MaxAttempts,
 				t.TimeoutS, t.MemoryMB, t.BackoffS, now, micros(t.RunAt), labels, t.ParentID, payloadSize(t), t.SubmittedBy,
-				string(ward.StatusQueued))
+				string(ward.StatusQueued), t.Sealed)
 			if len(t.Payload) > 0 {
 				bodies = append(bodies, bodyID(seq, kindPayload), t.Payload)
 			}
@@ -242,6 +242,7 @@ func newRecord(t *store.NewTask, now int64) store.TaskRecord {
 			Labels:      labels,
 			ParentID:    t.ParentID,
 			PayloadSize: payloadSize(t),
+			Sealed:      t.Sealed,
 		},
 		SubmittedBy: t.SubmittedBy,
 		MemoryMB:    t.MemoryMB,

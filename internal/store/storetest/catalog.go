@@ -217,7 +217,7 @@ func testFunctions(t *testing.T, e *env) {
 	err = e.s.DeleteFunction(e.ctx, "p", "resize")
 	wantCode(t, "DeleteFunction(deleted)", err, ward.CodeNotFound)
 	// The code blob stays.
-	if b, err := e.s.GetCode(e.ctx, ward.Digest(code)); err != nil || !bytes.Equal(b, code) {
+	if b, err := e.s.GetCode(e.ctx, "p", ward.Digest(code)); err != nil || !bytes.Equal(b, code) {
 		t.Fatalf("GetCode after DeleteFunction = %q, %v; want the code", b, err)
 	}
 	// A function created again starts afresh.
@@ -262,22 +262,35 @@ func testCode(t *testing.T, e *env) {
 	if f.CodeDigest != ward.Digest(two) || f.CodeVersion != 2 || f.CodeSize != int64(len(two)) {
 		t.Fatalf("PutCode(two) = %s, want version 2", mustJSON(t, f))
 	}
-	// The same blob again (another project's function) is stored once and
-	// still versions the function.
+	// The same code in another project's function is that project's own
+	// copy, and versions that function.
 	f, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "q", Function: "b", Digest: ward.Digest(one), Code: one, Now: at(3 * time.Second)})
 	if err != nil || f.CodeVersion != 1 || f.CodeDigest != ward.Digest(one) {
 		t.Fatalf("PutCode(q/b, one) = %s, %v; want version 1", mustJSON(t, f), err)
 	}
+	// Code already stored in the project still versions the function.
 	f, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "a", Digest: ward.Digest(one), Code: one, Now: at(4 * time.Second)})
 	if err != nil || f.CodeVersion != 3 {
 		t.Fatalf("PutCode(one again) = %s, %v; want version 3", mustJSON(t, f), err)
 	}
-	for _, c := range [][]byte{one, two} {
-		b, err := e.s.GetCode(e.ctx, ward.Digest(c))
-		if err != nil || !bytes.Equal(b, c) {
-			t.Fatalf("GetCode(%s) = %q, %v; want %q", ward.Digest(c), b, err, c)
+	for _, c := range []struct {
+		project string
+		code    []byte
+	}{{"p", one}, {"p", two}, {"q", one}} {
+		b, err := e.s.GetCode(e.ctx, c.project, ward.Digest(c.code))
+		if err != nil || !bytes.Equal(b, c.code) {
+			t.Fatalf("GetCode(%s, %s) = %q, %v; want %q", c.project, ward.Digest(c.code), b, err, c.code)
 		}
 	}
+	// Code is read through its project only: q never uploaded two, and r
+	// nothing at all.
+	_, err = e.s.GetCode(e.ctx, "q", ward.Digest(two))
+	wantCode(t, "GetCode(q, code only p uploaded)", err, ward.CodeNotFound)
+	e.project("r")
+	_, err = e.s.GetCode(e.ctx, "r", ward.Digest(one))
+	wantCode(t, "GetCode(project without code)", err, ward.CodeNotFound)
+	_, err = e.s.GetCode(e.ctx, "nope", ward.Digest(one))
+	wantCode(t, "GetCode(missing project)", err, ward.CodeNotFound)
 	got, err := e.s.GetFunction(e.ctx, "p", "a")
 	if err != nil || got.CodeVersion != 3 || got.CodeDigest != ward.Digest(one) {
 		t.Fatalf("GetFunction after uploads = %s, %v", mustJSON(t, got), err)
@@ -292,12 +305,16 @@ func testCodeErrors(t *testing.T, e *env) {
 	wantCode(t, "PutCode(missing function)", err, ward.CodeNotFound)
 	_, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "q", Function: "a", Digest: ward.Digest(code), Code: code, Now: t0})
 	wantCode(t, "PutCode(function of another project)", err, ward.CodeNotFound)
-	_, err = e.s.GetCode(e.ctx, ward.Digest(code))
-	wantCode(t, "GetCode(after failed uploads)", err, ward.CodeNotFound)
-	_, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "a", Digest: ward.Digest([]byte("other")), Code: code, Now: t0})
-	wantCode(t, "PutCode(digest of other content)", err, ward.CodeInvalidArgument)
-	_, err = e.s.GetCode(e.ctx, ward.Digest([]byte("other")))
-	wantCode(t, "GetCode(after a mismatched upload)", err, ward.CodeNotFound)
+	_, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "nope", Function: "a", Digest: ward.Digest(code), Code: code, Now: t0})
+	wantCode(t, "PutCode(missing project)", err, ward.CodeNotFound)
+	for _, project := range []string{"p", "q", "nope"} {
+		_, err = e.s.GetCode(e.ctx, project, ward.Digest(code))
+		wantCode(t, "GetCode("+project+", after failed uploads)", err, ward.CodeNotFound)
+	}
+	_, err = e.s.PutCode(e.ctx, &store.PutCodeParams{Project: "p", Function: "a", Digest: "", Code: code, Now: t0})
+	wantCode(t, "PutCode(no digest)", err, ward.CodeInvalidArgument)
+	_, err = e.s.GetCode(e.ctx, "p", "")
+	wantCode(t, "GetCode(no digest)", err, ward.CodeNotFound)
 	if f, err := e.s.GetFunction(e.ctx, "p", "a"); err != nil || f.CodeVersion != 0 {
 		t.Fatalf("function after failed uploads = %s, %v; want no code", mustJSON(t, f), err)
 	}

@@ -32,6 +32,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, catalogTests...)
 	tests = append(tests, taskTests...)
 	tests = append(tests, leaseTests...)
+	tests = append(tests, secretTests...)
+	tests = append(tests, retentionTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

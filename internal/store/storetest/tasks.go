@@ -24,6 +24,7 @@ var taskTests = []test{
 	{"Bodies", testBodies},
 	{"CrossProjectIsolation", testCrossProject},
 	{"NextRunAt", testNextRunAt},
+	{"Sealed", testSealed},
 }
 
 func testInsertAndGet(t *testing.T, e *env) {
@@ -416,4 +417,57 @@ func testNextRunAt(t *testing.T, e *env) {
 	e.insert(e.task("p", "f", func(n *store.NewTask) { n.RunAt = at(-time.Hour) }))
 	next, _, _ = e.s.NextRunAt(e.ctx)
 	wantTime(t, "NextRunAt with a past-due task", next, at(-time.Hour))
+}
+
+// testSealed checks that a task's Sealed flag is kept and returned on every
+// read path.
+func testSealed(t *testing.T, e *env) {
+	e.project("p")
+	sealed := e.task("p", "f", func(n *store.NewTask) { n.Sealed = true; n.IdempotencyKey = "k" })
+	plain := e.task("p", "f")
+	res := e.insertAt(t0, sealed, plain)
+	if !res[0].Task.Sealed || res[1].Task.Sealed {
+		t.Fatalf("InsertTasks Sealed = %t, %t; want true, false", res[0].Task.Sealed, res[1].Task.Sealed)
+	}
+	check := func(what string, want bool) {
+		t.Helper()
+		if got := e.get("p", sealed.ID); got.Sealed != want {
+			t.Fatalf("%s: GetTask(sealed).Sealed = %t, want %t", what, got.Sealed, want)
+		}
+		if got := e.get("p", plain.ID); got.Sealed {
+			t.Fatalf("%s: GetTask(plain).Sealed = true", what)
+		}
+		recs, err := e.s.ListTasks(e.ctx, &store.ListTasksParams{Project: "p"})
+		if err != nil || len(recs) != 2 || recs[1].ID != sealed.ID || recs[1].Sealed != want || recs[0].Sealed {
+			t.Fatalf("%s: ListTasks = %s, %v; want only %s sealed", what, mustJSON(t, recs), err, sealed.ID)
+		}
+	}
+	check("queued", true)
+	if got := e.body("p", sealed.ID, store.BodyPayload); !bytes.Equal(got, sealed.Payload) {
+		t.Fatalf("sealed payload = %q, want %q", got, sealed.Payload)
+	}
+	// The record of a repeated idempotency key.
+	again := e.insertAt(at(time.Second), e.task("p", "f", func(n *store.NewTask) { n.IdempotencyKey = "k" }))[0]
+	if !again.Existing || !again.Task.Sealed {
+		t.Fatalf("repeated key = %s, want the sealed task", mustJSON(t, again))
+	}
+	ls := e.lease("r", 2, 1<<20, t0)
+	if len(ls) != 2 || ls[0].Task.ID != sealed.ID || !ls[0].Task.Sealed || ls[1].Task.Sealed {
+		t.Fatalf("leases = %s, want the sealed task first, sealed", mustJSON(t, ls))
+	}
+	if !bytes.Equal(ls[0].Payload, sealed.Payload) {
+		t.Fatalf("leased sealed payload = %q", ls[0].Payload)
+	}
+	check("running", true)
+	e.completeOK(succeed(ls[0], at(time.Second)), succeed(ls[1], at(time.Second)))
+	check("succeeded", true)
+	rec, err := e.s.RetryTask(e.ctx, &store.RetryParams{Project: "p", ID: sealed.ID, Now: at(time.Minute)})
+	if err != nil || !rec.Sealed {
+		t.Fatalf("RetryTask = %s, %v; want sealed", mustJSON(t, rec), err)
+	}
+	rec, err = e.s.CancelTask(e.ctx, &store.CancelParams{Project: "p", ID: sealed.ID, Now: at(time.Minute)})
+	if err != nil || !rec.Sealed {
+		t.Fatalf("CancelTask = %s, %v; want sealed", mustJSON(t, rec), err)
+	}
+	check("cancelled", true)
 }

@@ -1,0 +1,8 @@
+package server
+
+// Plaintext returns cfg with the store left unsealed: the baseline of the
+// encryption benchmark, measured in the same run as the sealed figure.
+func Plaintext(cfg Config) Config {
+	cfg.plaintext = true
+	return cfg
+}
