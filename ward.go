@@ -106,7 +106,6 @@ func CodeOf(err error) Code {
 	return CodeInternal
 }
 
-
 // ValidName reports whether s is a valid project or function name: lowercase
 // letters, digits and '-', 1–63 characters, not starting with '-'.
 func ValidName(s string) bool {

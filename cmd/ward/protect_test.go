@@ -80,7 +80,7 @@ func FuzzReadSecretValue(f *testing.F) {
 	f.Add([]byte("a\r\n"), false)
 	f.Add([]byte("\n"), true)
 	f.Add([]byte{}, false)
-	f.Add(bytes.Repeat([]byte("x"), ward.MaxSecretBytes+1), false)
+	f.Add([]byte("x\r"), false)
 	f.Fuzz(func(t *testing.T, in []byte, raw bool) {
 		got, err := readSecretValue(secretFlags{raw: raw}, bytes.NewReader(in))
 		if err != nil {

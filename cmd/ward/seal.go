@@ -271,6 +271,9 @@ opened here, as the task's project and function, and the plaintext printed.`,
 				if err != nil {
 					return err
 				}
+				if box.IsSealed(b) {
+					fmt.Fprintln(g.stderr, "The payload is sealed: printed as the stored envelope; --unseal-key FILE opens it.")
+				}
 				_, err = g.stdout.Write(b)
 				return err
 			}

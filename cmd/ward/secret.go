@@ -91,15 +91,15 @@ size.`,
 			if !ward.ValidSecretName(name) {
 				return usagef("secret name %q is not valid (1-128 letters, digits, '.', '_' or '-', not starting with '.' or '-')", name)
 			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
 			value, err := readSecretValue(sf, g.stdin)
 			if err != nil {
 				return err
 			}
 			defer clear(value)
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			s, err := c.PutSecret(cmd.Context(), g.cfg.Project, fn, name, value)
 			if err != nil {
 				return err

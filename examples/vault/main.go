@@ -14,7 +14,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,7 +76,7 @@ func main() {
 	if err != nil {
 		task.Fail(err)
 	}
-	resp, err := handle(bytes.TrimSpace(payload), key, task.Sealed())
+	resp, err := handle(payload, key, task.Sealed())
 	if err != nil {
 		task.Fail(err)
 	}

@@ -16,8 +16,8 @@ func (s *Server) secretScope(r *http.Request, c *call) (string, error) {
 	if fn == "" {
 		return "", nil
 	}
-	if err := validFunctionName(fn); err != nil {
-		return "", err
+	if !ward.ValidName(fn) {
+		return "", ward.FieldError("function", "must be 1-63 lowercase letters, digits or '-', not starting with '-'")
 	}
 	if _, err := s.st.GetFunction(r.Context(), c.project, fn); err != nil {
 		return "", err
@@ -63,7 +63,7 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request, c *call) erro
 	}
 	if name == ward.SealingKeySecret {
 		if _, err := box.ParsePrivateKey(value); err != nil {
-			return &ward.Error{Code: ward.CodeInvalidArgument, Field: "value", Message: "the sealing key must be a sealing private key PEM (ward sealing-key create makes one)"}
+			return &ward.Error{Code: ward.CodeInvalidArgument, Field: "value", Message: "the sealing key must be a sealing private key PEM (ward sealing-key FUNCTION --create --out FILE makes one)"}
 		}
 	}
 	existing, err := s.st.ListSecrets(r.Context(), c.project, fn)

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -303,6 +304,11 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 	for name, v := range j.Secrets {
 		spec.Files["secrets/"+name] = v
 		spec.Redact = append(spec.Redact, string(v))
+		// A value stored with surrounding whitespace is often printed
+		// without it.
+		if t := strings.TrimSpace(string(v)); t != "" && len(t) != len(v) {
+			spec.Redact = append(spec.Redact, t)
+		}
 	}
 	out, err := r.opts.Sandbox.Run(ctx, spec)
 	if ward.CodeOf(err) == ward.CodeNotFound {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -392,6 +393,34 @@ func TestEvictedCodeIsPreparedAgain(t *testing.T) {
 			if tk := e.await(t, e.submit(t, fn, 1)[0]); tk.Status != want || (want == ward.StatusFailed && tk.Error.Code != ward.CodeExitStatus) {
 				t.Fatalf("%s: %s %+v", fn, tk.Status, tk.Error)
 			}
+		}
+	}
+}
+
+// TestSecretsReachTheTaskAsFiles: a function's secrets (global overlaid by
+// local) are files under /ward/secrets, and another function's are not.
+func TestSecretsReachTheTaskAsFiles(t *testing.T) {
+	t.Parallel()
+	probe := sandboxtest.GoModule(t, "goprobe")
+	e := newEnv(t, map[string]fnDef{"probe": {code: probe}, "other": {code: probe}})
+	ctx := context.Background()
+	put := func(fn, name, value string) {
+		t.Helper()
+		if _, err := e.st.PutSecret(ctx, &store.PutSecretParams{Project: "p", Function: fn, Name: name, Value: []byte(value), Now: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("", "api-key", "global-key")
+	put("probe", "api-key", "local-key")
+	start(t, runner.Options{Source: e.q, Sandbox: newGated(t, nil), Slots: 2, MemoryBudgetMB: 1024})
+	for fn, want := range map[string]string{"probe": `secret="local-key"`, "other": `secret="global-key"`} {
+		id := e.submit(t, fn, 1)[0]
+		if tk := e.await(t, id); tk.Status != ward.StatusSucceeded {
+			t.Fatalf("%s: %s %+v", fn, tk.Status, tk.Error)
+		}
+		res, err := e.q.Body(ctx, "p", id, store.BodyResult)
+		if err != nil || !strings.Contains(string(res), want) {
+			t.Fatalf("%s: result lacks %s:\n%s", fn, want, res)
 		}
 	}
 }
