@@ -69,7 +69,7 @@ ward refuses to start rather than create a new one.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&dataDir, "data", ".ward", "data directory (database, keys, caches, audit log)")
+	f.StringVar(&dataDir, "data", defaultDataDir, "data directory (database, keys, caches, audit log)")
 	f.StringVar(&addr, "addr", "127.0.0.1:7070", "listen address of the API")
 	f.StringVar(&examples, "examples", "examples", "directory of example functions to build and deploy (skipped if missing)")
 	f.IntVar(&slots, "slots", 0, "most tasks run at once (0 = 32 per CPU)")
