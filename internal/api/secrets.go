@@ -42,16 +42,25 @@ func validSecretName(name, fn string) error {
 	return nil
 }
 
+// secretTarget returns the scope and name of a route naming one secret,
+// checked, and records the name as the audited resource.
+func (s *Server) secretTarget(r *http.Request, c *call) (fn, name string, err error) {
+	name = r.PathValue("name")
+	c.resource = name
+	if fn, err = s.secretScope(r, c); err != nil {
+		return "", "", err
+	}
+	if err := validSecretName(name, fn); err != nil {
+		return "", "", err
+	}
+	return fn, name, nil
+}
+
 // putSecret writes a secret: the request body is the value, as bytes. The
 // answer carries its name and version, never the value.
 func (s *Server) putSecret(w http.ResponseWriter, r *http.Request, c *call) error {
-	name := r.PathValue("name")
-	c.resource = name
-	fn, err := s.secretScope(r, c)
+	fn, name, err := s.secretTarget(r, c)
 	if err != nil {
-		return err
-	}
-	if err := validSecretName(name, fn); err != nil {
 		return err
 	}
 	value, err := readBody(http.MaxBytesReader(w, r.Body, ward.MaxSecretBytes), ward.CodeInvalidArgument)
@@ -112,13 +121,8 @@ func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request, c *call) er
 // deleteSecret removes a secret. A function's sealing key can be replaced
 // but not deleted: sealed tasks in the queue need it.
 func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request, c *call) error {
-	name := r.PathValue("name")
-	c.resource = name
-	fn, err := s.secretScope(r, c)
+	fn, name, err := s.secretTarget(r, c)
 	if err != nil {
-		return err
-	}
-	if err := validSecretName(name, fn); err != nil {
 		return err
 	}
 	if name == ward.SealingKeySecret {
