@@ -179,3 +179,77 @@ func TestUnopenablePayloadFailsItsTaskOnly(t *testing.T) {
 		t.Fatalf("t_bad = %s %+v, %v; want failed with %s", bad.Status, bad.Error, err, seal.CodeIntegrity)
 	}
 }
+
+// Code and secret values reach the underlying store as envelopes, each
+// project's code under its own key: a blob copied to another project, or a
+// secret value moved to another name, does not open.
+func TestCodeAndSecretsSealed(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	now := time.Now()
+	for _, p := range []string{"p", "q"} {
+		if _, err := s.CreateProject(ctx, &store.CreateProjectParams{Name: p, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PutFunction(ctx, &store.PutFunctionParams{Project: p, Name: "f", Spec: ward.DefaultSpec(), Now: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code := []byte("\x00asm code that must not be stored in clear")
+	digest := ward.Digest(code)
+	for _, p := range []string{"p", "q"} {
+		fn, err := s.PutCode(ctx, &store.PutCodeParams{Project: p, Function: "f", Digest: digest, Code: code, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fn.CodeSize != int64(len(code)) || fn.CodeDigest != digest {
+			t.Fatalf("function %s: size %d digest %s, want the plaintext's", p, fn.CodeSize, fn.CodeDigest)
+		}
+	}
+	rawP, err := s.Store.GetCode(ctx, "p", digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawQ, err := s.Store.GetCode(ctx, "q", digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(rawP, code[4:]) || bytes.Equal(rawP, rawQ) {
+		t.Fatal("code is stored in clear, or alike in two projects")
+	}
+	if got, err := s.GetCode(ctx, "q", digest); err != nil || !bytes.Equal(got, code) {
+		t.Fatalf("GetCode = %q, %v", got, err)
+	}
+	// p's blob put into q's row does not open as q's code.
+	if err := s.Store.DeleteProject(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Store.CreateProject(ctx, &store.CreateProjectParams{Name: "q", Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Store.PutFunction(ctx, &store.PutFunctionParams{Project: "q", Name: "f", Spec: ward.DefaultSpec(), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Store.PutCode(ctx, &store.PutCodeParams{Project: "q", Function: "f", Digest: digest, Code: rawP, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetCode(ctx, "q", digest); ward.CodeOf(err) != seal.CodeIntegrity {
+		t.Fatalf("another project's code blob: %v, want an integrity error", err)
+	}
+
+	const value = "secret-value-5e1d"
+	if _, err := s.PutSecret(ctx, &store.PutSecretParams{Project: "p", Function: "f", Name: "A", Value: []byte(value), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.Store.GetSecrets(ctx, "p", "f")
+	if err != nil || len(raw) != 1 || bytes.Contains(raw[0].Value, []byte(value)) || raw[0].Size != len(value) {
+		t.Fatalf("stored secret: %+v %v", raw, err)
+	}
+	// The envelope of A written as B does not open.
+	if _, err := s.Store.PutSecret(ctx, &store.PutSecretParams{Project: "p", Function: "f", Name: "B", Value: raw[0].Value, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetSecrets(ctx, "p", "f"); ward.CodeOf(err) != seal.CodeIntegrity {
+		t.Fatalf("moved secret: %v, want %s", err, seal.CodeIntegrity)
+	}
+}
