@@ -43,3 +43,8 @@ func ValidSecretName(s string) bool {
 	}
 	return true
 }
+
+// ExitUnsealFailed is the exit status with which task.Fail ends a task that
+// could not open its sealed payload; ward records such a run of a sealed
+// task as failed with code sealed_open_failed rather than exit_status.
+const ExitUnsealFailed = 65

@@ -157,7 +157,9 @@ func Result(v any) error { return processEnv().result(v) }
 // is added when the format does not end with one.
 func Logf(format string, args ...any) { processEnv().logf(format, args...) }
 
-// Fail logs err and exits with status 1, failing the task.
+// Fail logs err and exits, failing the task: with status 1, or with
+// ward.ExitUnsealFailed when err is a failure to open a sealed payload, so
+// that ward reports the run as sealed_open_failed.
 func Fail(err error) { processEnv().fail(err) }
 
 func (e *env) get(key string) string {
@@ -339,5 +341,10 @@ func (e *env) fail(err error) {
 		err = errors.New("task failed")
 	}
 	e.logf("error: %v", err)
-	e.exit(1)
+	switch ward.CodeOf(err) {
+	case box.CodeOpenFailed, box.CodeKeyMismatch, box.CodeMalformed, box.CodeInvalidKey:
+		e.exit(ward.ExitUnsealFailed)
+	default:
+		e.exit(1)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -423,6 +424,12 @@ func TestFail(t *testing.T) {
 	}
 	if got, want := te.stderr.String(), "error: bad input\n"; got != want {
 		t.Errorf("stderr = %q, want %q", got, want)
+	}
+
+	te = newTestEnv(t, nil, "")
+	te.fail(fmt.Errorf("task: unseal payload: %w", &ward.Error{Code: box.CodeOpenFailed, Message: "does not authenticate"}))
+	if *te.exitCode != ward.ExitUnsealFailed {
+		t.Errorf("unseal failure exit code = %d, want %d", *te.exitCode, ward.ExitUnsealFailed)
 	}
 
 	te = newTestEnv(t, nil, "")

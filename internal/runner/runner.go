@@ -21,6 +21,7 @@ import (
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/sandbox"
+	"github.com/wardhq/ward/internal/seal/box"
 )
 
 // Options configure a Runner.
@@ -331,6 +332,9 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 	}
 	res.Code, res.Message, res.ExitCode = out.Code, out.Message, out.ExitCode
 	res.Stdout, res.Stderr, res.Usage = out.Stdout, out.Stderr, out.Usage
+	if j.Sealed && out.Code == ward.CodeExitStatus && out.ExitCode != nil && *out.ExitCode == ward.ExitUnsealFailed {
+		res.Code, res.Message = box.CodeOpenFailed, "the task could not open its sealed payload: sealed for another project or function, or altered"
+	}
 	return res
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/wardhq/ward/internal/gobuild"
 	"github.com/wardhq/ward/internal/sandbox/sandboxtest"
 	"github.com/wardhq/ward/internal/seal"
+	"github.com/wardhq/ward/internal/seal/box"
 	"github.com/wardhq/ward/internal/server"
 	"github.com/wardhq/ward/internal/store"
 	"github.com/wardhq/ward/internal/store/sealed"
@@ -180,6 +181,17 @@ func TestCanary(t *testing.T) {
 	if !sealedTask.Sealed {
 		t.Error("sealed task not marked sealed")
 	}
+	// Sealed to the function's key but bound to another function: the
+	// server cannot tell without the private key; the task cannot open it
+	// and fails with a clear code.
+	misbound, err := client.Seal(key, p, "other", []byte(marker+"-misbound"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	misTask, err := n.cl.Submit(ctx, p, ward.SubmitRequest{Function: "canary", Sealed: misbound})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A synchronous invoke (one attempt: it fails, and keeps its log).
 	if _, err := n.cl.Invoke(ctx, p, "canary", []byte(`{"m":"`+marker+`-invoke"}`)); err == nil {
 		t.Error("invoke of a first attempt succeeded")
@@ -216,6 +228,9 @@ func TestCanary(t *testing.T) {
 		if tc.id == sealedTask.ID && (bytes.Contains(pl, []byte(marker)) || !bytes.Equal(pl, env)) {
 			t.Fatal("the sealed payload did not come back as the envelope sent")
 		}
+	}
+	if tk, err := n.cl.AwaitTask(ctx, p, misTask.ID); err != nil || tk.Status != ward.StatusFailed || tk.Error == nil || tk.Error.Code != box.CodeOpenFailed {
+		t.Fatalf("task sealed for another function: %v %+v", err, tk)
 	}
 	// Retry a finished task: its payload is read again from the store.
 	if _, err := n.cl.RetryTask(ctx, p, plain.ID); err != nil {
