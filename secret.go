@@ -44,6 +44,14 @@ func ValidSecretName(s string) bool {
 	return true
 }
 
+// Codes of sealed payloads (see internal/seal/box).
+const (
+	CodeSealedMalformed   Code = "sealed_malformed"    // not an envelope, truncated, unknown version or suite
+	CodeSealedKeyMismatch Code = "sealed_key_mismatch" // sealed to another key than the function's
+	CodeSealedOpenFailed  Code = "sealed_open_failed"  // does not open: altered, or for another project or function
+	CodeInvalidSealingKey Code = "invalid_sealing_key" // a sealing key that is not valid
+)
+
 // ExitUnsealFailed is the exit status with which task.Fail ends a task that
 // could not open its sealed payload; ward records such a run of a sealed
 // task as failed with code sealed_open_failed rather than exit_status.

@@ -21,13 +21,17 @@
 // A client can seal a payload to the function's public key (client.Seal);
 // the platform stores and delivers the envelope as it is, sets
 // WARD_PAYLOAD_SEALED=1, and gives the task the function's private key as the
-// secret file ward-sealing-key. Payload and Decode then unseal transparently:
+// secret file ward-sealing-key. With package task/unseal imported
+// (import _ "github.com/wardhq/ward/task/unseal"), Payload and Decode then
+// unseal transparently:
 // they open the envelope as this project and function (WARD_PROJECT,
 // WARD_FUNCTION) and return the plaintext. An envelope that does not open
 // (altered, sealed for another function or project, or to another key), or a
 // missing or bad key, is an error, so the task fails rather than see the
 // envelope as its payload. Sealed tells whether the payload arrived sealed.
-// Without WARD_PAYLOAD_SEALED the payload is returned as it is.
+// Without WARD_PAYLOAD_SEALED the payload is returned as it is. Without
+// task/unseal a sealed payload is an error naming that package: the sealing
+// code stays out of tasks that do not need it.
 //
 // The package uses the standard library and ward's own sealing format only,
 // and builds for GOOS=wasip1 GOARCH=wasm as well as for native targets, so
@@ -48,7 +52,7 @@ import (
 	"syscall"
 
 	"github.com/wardhq/ward"
-	"github.com/wardhq/ward/internal/seal/box"
+	"github.com/wardhq/ward/task/internal/sealhook"
 )
 
 // Environment variables set by ward for every task.
@@ -197,13 +201,11 @@ func (e *env) unseal(envelope []byte) ([]byte, error) {
 		return nil, fmt.Errorf("task: unseal payload: %w", err)
 	}
 	defer clear(pemKey)
-	key, err := box.ParsePrivateKey(pemKey)
-	if err != nil {
-		return nil, fmt.Errorf("task: unseal payload: secret %q: %w", SealingKeySecret, err)
+	if sealhook.Open == nil {
+		return nil, fmt.Errorf("task: unseal payload: %w", &ward.Error{Code: ward.CodeSealedOpenFailed,
+			Message: `the payload is sealed, but this program cannot open it: import _ "github.com/wardhq/ward/task/unseal"`})
 	}
-	defer clear(key)
-	to := box.Recipient{Project: e.get(EnvProject), Function: e.get(EnvFunction)}
-	b, err := box.Open(key, to, envelope)
+	b, err := sealhook.Open(pemKey, e.get(EnvProject), e.get(EnvFunction), envelope)
 	if err != nil {
 		return nil, fmt.Errorf("task: unseal payload: %w", err)
 	}
@@ -342,7 +344,7 @@ func (e *env) fail(err error) {
 	}
 	e.logf("error: %v", err)
 	switch ward.CodeOf(err) {
-	case box.CodeOpenFailed, box.CodeKeyMismatch, box.CodeMalformed, box.CodeInvalidKey:
+	case ward.CodeSealedOpenFailed, ward.CodeSealedKeyMismatch, ward.CodeSealedMalformed, ward.CodeInvalidSealingKey:
 		e.exit(ward.ExitUnsealFailed)
 	default:
 		e.exit(1)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/seal/box"
+	"github.com/wardhq/ward/task/internal/sealhook"
+	_ "github.com/wardhq/ward/task/unseal"
 )
 
 // testEnv is an env rooted in a temporary directory, with captured output.
@@ -785,5 +787,37 @@ func TestProcessEnvSealed(t *testing.T) {
 	t.Setenv(EnvPayloadSealed, "")
 	if Sealed() {
 		t.Fatal("Sealed() = true with the variable empty")
+	}
+}
+
+// TestSealedWithoutUnseal: a program that does not link task/unseal fails
+// on a sealed payload with sealed_open_failed and a message naming the
+// package. Not parallel: it swaps the hook for its duration.
+func TestSealedWithoutUnseal(t *testing.T) {
+	saved := sealhook.Open
+	sealhook.Open = nil
+	defer func() { sealhook.Open = saved }()
+	priv, pub, err := box.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := box.Seal(pub, box.Recipient{Project: "p", Function: "f"}, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	te := newTestEnv(t, map[string]string{EnvPayloadSealed: "1", EnvProject: "p", EnvFunction: "f"}, "")
+	if err := os.WriteFile(filepath.Join(te.secretsDir, SealingKeySecret), box.MarshalPrivateKey(priv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(te.payloadFile, env, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = te.payload()
+	if ward.CodeOf(err) != ward.CodeSealedOpenFailed || !strings.Contains(err.Error(), "task/unseal") {
+		t.Fatalf("payload() = %v", err)
+	}
+	te.fail(err)
+	if *te.exitCode != ward.ExitUnsealFailed {
+		t.Errorf("exit code %d, want %d", *te.exitCode, ward.ExitUnsealFailed)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"io/fs"
 
 	"github.com/wardhq/ward/task"
+	_ "github.com/wardhq/ward/task/unseal" // task.Payload opens sealed payloads
 )
 
 // secretName is the secret the function needs.

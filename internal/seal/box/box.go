@@ -51,20 +51,21 @@ import (
 	"github.com/wardhq/ward"
 )
 
-// Error codes of this package.
+// Error codes of this package (declared in package ward, so that task code
+// can tell them without linking the sealing code).
 const (
 	// CodeMalformed: the bytes are not an envelope, are truncated, or have an
 	// unknown version or suite.
-	CodeMalformed ward.Code = "sealed_malformed"
+	CodeMalformed = ward.CodeSealedMalformed
 	// CodeKeyMismatch: the envelope was sealed to another public key (for
 	// another function, or before a key rotation).
-	CodeKeyMismatch ward.Code = "sealed_key_mismatch"
+	CodeKeyMismatch = ward.CodeSealedKeyMismatch
 	// CodeOpenFailed: the envelope does not authenticate: it was altered, or
 	// sealed for another project or function.
-	CodeOpenFailed ward.Code = "sealed_open_failed"
+	CodeOpenFailed = ward.CodeSealedOpenFailed
 	// CodeInvalidKey: private or public key bytes, or a private key PEM, are
 	// not valid.
-	CodeInvalidKey ward.Code = "invalid_sealing_key"
+	CodeInvalidKey = ward.CodeInvalidSealingKey
 )
 
 // Sentinels for errors.Is, one per code.

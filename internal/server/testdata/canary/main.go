@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/wardhq/ward/task"
+	_ "github.com/wardhq/ward/task/unseal"
 )
 
 func main() {
