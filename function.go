@@ -25,7 +25,11 @@ type Retries struct {
 	BackoffS    int `json:"backoff_s"` // base of the exponential backoff
 }
 
-// Input says which parts of a payload a function may see.
+// Input says which parts of a payload a function may see: JSON Pointers
+// (RFC 6901, with "*" for every element of an array) of the fields kept,
+// the fields whose values the function sees only as tokens, and whether a
+// payload carrying anything else is refused. internal/privacy checks them
+// when a function is deployed.
 type Input struct {
 	Fields   []string `json:"fields,omitempty"`
 	Tokenize []string `json:"tokenize,omitempty"`
@@ -109,8 +113,6 @@ func (s FunctionSpec) Validate() error {
 		return FieldError("retries.backoff_s", "must be between 0 and %d", MaxBackoffS)
 	case s.RetentionDays < 1 || s.RetentionDays > MaxRetention:
 		return FieldError("retention_days", "must be between 1 and %d", MaxRetention)
-	case len(s.Input.Fields) > 0 || len(s.Input.Tokenize) > 0 || s.Input.Strict:
-		return FieldError("input", "input projection is not available yet")
 	}
 	return nil
 }

@@ -78,6 +78,16 @@ type Task struct {
 	// Sealed is true when the payload is a client-sealed envelope that only
 	// the function's tasks can open.
 	Sealed bool `json:"sealed,omitempty"`
+	// Input describes the stored payload of a function with input rules:
+	// which pointers it holds and which were tokenized, never values.
+	Input *PayloadInfo `json:"input,omitempty"`
+}
+
+// PayloadInfo describes a payload after projection and tokenization.
+type PayloadInfo struct {
+	Fields    []string `json:"fields"`              // concrete JSON Pointers of the leaves kept
+	Tokenized []string `json:"tokenized,omitempty"` // pointers whose values are tokens
+	Truncated bool     `json:"truncated,omitempty"` // the lists were cut
 }
 
 // SubmitRequest is one task submission. At most one of Payload, PayloadB64
@@ -124,3 +134,32 @@ const (
 	DefaultPageSize = 100
 	MaxPageSize     = 1000
 )
+
+// FanoutRequest is the body of POST …/tasks/fanout: one payload, one task
+// per function, each projected and tokenized by its own function's input
+// rules. At most one of Payload and PayloadB64.
+type FanoutRequest struct {
+	Functions  []string          `json:"functions"`
+	Payload    json.RawMessage   `json:"payload,omitempty"`
+	PayloadB64 []byte            `json:"payload_b64,omitempty"`
+	Priority   int               `json:"priority,omitempty"`
+	DelayS     int               `json:"delay_s,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+}
+
+// MaxFanout bounds the functions of one fan-out.
+const MaxFanout = 32
+
+// DetokenizeRequest is the body of POST …/detokenize.
+type DetokenizeRequest struct {
+	Tokens []string `json:"tokens"`
+}
+
+// DetokenizeResponse maps each token the vault still holds to its original
+// JSON value; tokens it no longer holds (past retention) are absent.
+type DetokenizeResponse struct {
+	Values map[string]json.RawMessage `json:"values"`
+}
+
+// MaxDetokenize bounds the tokens of one re-identification.
+const MaxDetokenize = 1000

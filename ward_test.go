@@ -27,7 +27,6 @@ func TestSpecValidateNamesTheField(t *testing.T) {
 		"retries.max_attempts":   func(s *FunctionSpec) { s.Retries.MaxAttempts = MaxAttempts + 1 },
 		"retries.backoff_s":      func(s *FunctionSpec) { s.Retries.BackoffS = -1 },
 		"retention_days":         func(s *FunctionSpec) { s.RetentionDays = -1 },
-		"input":                  func(s *FunctionSpec) { s.Input.Strict = true },
 	} {
 		spec := DefaultSpec()
 		mutate(&spec)

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -85,4 +86,31 @@ func (c *Client) SetRetention(ctx context.Context, name string, days int) (ward.
 // unreadable everywhere, backups included (admin only).
 func (c *Client) DeleteProject(ctx context.Context, name string) error {
 	return c.callJSON(ctx, http.MethodDelete, []string{"v1", "projects", name}, nil, nil, http.StatusNoContent)
+}
+
+type detokenized ward.DetokenizeResponse
+
+func (d *detokenized) validate() error {
+	if d.Values == nil {
+		return errors.New("detokenize answer without values")
+	}
+	return nil
+}
+
+func (d *detokenized) requiredKeys() []string { return []string{"values"} }
+
+// Detokenize re-identifies tokens (needs the detokenize scope): the answer
+// maps each token the vault still holds to its original JSON value.
+func (c *Client) Detokenize(ctx context.Context, project string, tokens []string) (map[string]json.RawMessage, error) {
+	var d detokenized
+	err := c.callJSON(ctx, http.MethodPost, []string{"v1", "projects", project, "detokenize"}, ward.DetokenizeRequest{Tokens: tokens}, &d, http.StatusOK)
+	return d.Values, err
+}
+
+// Fanout submits one payload to several functions: one task each, each
+// projected by its own function's input rules.
+func (c *Client) Fanout(ctx context.Context, project string, req ward.FanoutRequest) ([]ward.Task, error) {
+	var out taskBatch
+	err := c.callJSON(ctx, http.MethodPost, []string{"v1", "projects", project, "tasks", "fanout"}, req, &out, http.StatusAccepted)
+	return out.Tasks, err
 }

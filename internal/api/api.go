@@ -198,6 +198,8 @@ func (s *Server) routeTable() []route {
 
 		{"POST /v1/projects/{p}/tasks", auth.ScopeTasksSubmit, false, s.submitTask},
 		{"POST /v1/projects/{p}/tasks/batch", auth.ScopeTasksSubmit, false, s.submitBatch},
+		{"POST /v1/projects/{p}/tasks/fanout", auth.ScopeTasksSubmit, false, s.submitFanout},
+		{"POST /v1/projects/{p}/detokenize", auth.ScopeDetokenize, true, s.detokenize},
 		{"GET /v1/projects/{p}/tasks", auth.ScopeTasksRead, false, s.listTasks},
 		{"GET /v1/projects/{p}/tasks/{id}", auth.ScopeTasksRead, false, s.getTask},
 		{"GET /v1/projects/{p}/tasks/{id}/result", auth.ScopeResultsRead, true, s.taskBody(bodyResult)},

@@ -25,6 +25,7 @@ import (
 	"github.com/wardhq/ward/internal/runner"
 	"github.com/wardhq/ward/internal/sandbox/sandboxtest"
 	"github.com/wardhq/ward/internal/sandbox/wasm"
+	"github.com/wardhq/ward/internal/seal"
 	"github.com/wardhq/ward/internal/store"
 	"github.com/wardhq/ward/internal/store/sqlite"
 )
@@ -102,7 +103,16 @@ func newEnvWith(t testing.TB, opts envOptions) *testEnv {
 	}
 	iss := auth.NewIssuer(key, "ward-test", "ward-api", clock.Now)
 	authn := auth.NewAuthenticator(iss, st, clock.Now)
-	q := queue.New(queue.Options{Store: st, Now: clock.Now})
+	root, err := seal.LoadOrCreateRootKeyFile(filepath.Join(dir, "root.key"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := seal.OpenKeystore(ctx, filepath.Join(dir, "keystore.db"), root, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	q := queue.New(queue.Options{Store: st, Now: clock.Now, Tokens: keys})
 	sb, err := wasm.New(ctx, wasm.Options{})
 	if err != nil {
 		t.Fatal(err)

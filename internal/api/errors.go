@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/privacy"
 	"github.com/wardhq/ward/internal/seal"
 	"github.com/wardhq/ward/internal/seal/box"
 )
@@ -28,7 +29,8 @@ type errorDetail struct {
 func statusOf(c ward.Code) int {
 	switch c {
 	case ward.CodeInvalidJSON, ward.CodeUnknownField, ward.CodeInvalidArgument, ward.CodeInvalidModule,
-		box.CodeMalformed, box.CodeKeyMismatch, box.CodeInvalidKey:
+		box.CodeMalformed, box.CodeKeyMismatch, box.CodeInvalidKey,
+		privacy.CodeNotJSON, privacy.CodeNotAllowed, privacy.CodeNotScalar:
 		return http.StatusBadRequest
 	case ward.CodeUnauthenticated:
 		return http.StatusUnauthorized

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/privacy"
 	"github.com/wardhq/ward/internal/sandbox"
 	"github.com/wardhq/ward/internal/store"
 )
@@ -54,6 +55,10 @@ func (s *Server) putFunction(w http.ResponseWriter, r *http.Request, c *call) er
 	}
 	spec, err := decodeFunctionSpec(http.MaxBytesReader(w, r.Body, maxJSONBody))
 	if err != nil {
+		return err
+	}
+	// Input rules are checked now, at deploy, never first at run time.
+	if _, err := privacy.Compile(spec.Input); err != nil {
 		return err
 	}
 	status := http.StatusOK

@@ -111,6 +111,12 @@ func routeCases() []routeCase {
 		{"POST /v1/projects/{p}/tasks/batch", auth.ScopeTasksSubmit, func(fx fixture) request {
 			return request{"POST", p(fx) + "/tasks/batch", ward.BatchSubmitRequest{Tasks: []ward.SubmitRequest{{Function: fx.fn, DelayS: 3600}}}, nil}
 		}},
+		{"POST /v1/projects/{p}/tasks/fanout", auth.ScopeTasksSubmit, func(fx fixture) request {
+			return request{"POST", p(fx) + "/tasks/fanout", ward.FanoutRequest{Functions: []string{fx.fn}, DelayS: 3600}, nil}
+		}},
+		{"POST /v1/projects/{p}/detokenize", auth.ScopeDetokenize, func(fx fixture) request {
+			return request{"POST", p(fx) + "/detokenize", ward.DetokenizeRequest{Tokens: []string{"tok_" + strings.Repeat("a", 32)}}, nil}
+		}},
 		{"GET /v1/projects/{p}/tasks", auth.ScopeTasksRead, func(fx fixture) request {
 			return request{"GET", p(fx) + "/tasks", nil, nil}
 		}},

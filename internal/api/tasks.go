@@ -264,6 +264,11 @@ func (s *Server) taskBody(k bodyKind) handlerFunc {
 		if err != nil {
 			return err
 		}
+		if k.body == store.BodyResult && wantsDetokenize(r, c) {
+			if b, err = s.reidentify(r, c, rec.ID, b); err != nil {
+				return err
+			}
+		}
 		ct := "application/octet-stream"
 		switch {
 		case k.body == store.BodyLog:
@@ -352,6 +357,11 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, c *call) error {
 	case err != nil:
 		return err
 	case rec.Status == ward.StatusSucceeded:
+		if wantsDetokenize(r, c) {
+			if result, err = s.reidentify(r, c, rec.ID, result); err != nil {
+				return err
+			}
+		}
 		ct := "application/octet-stream"
 		if len(result) > 0 && json.Valid(result) {
 			ct = "application/json"

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/privacy"
 	"github.com/wardhq/ward/internal/store"
 )
 
@@ -31,6 +32,9 @@ type Options struct {
 	MaxBackoff time.Duration
 	// ConfigTTL bounds how long a function's merged config is cached (default 2s).
 	ConfigTTL time.Duration
+	// Tokens mints the tokens of input.tokenize; without it a function that
+	// tokenizes refuses submissions.
+	Tokens Tokens
 }
 
 // Service is the queue. It is safe for concurrent use.
@@ -46,6 +50,12 @@ type Service struct {
 	waiters *waiters              // per-task terminal notifications
 	env     *cache[funcEnv]       // merged config and secrets per function
 	funcs   *cache[ward.Function] // function records, for submissions
+
+	tokens  Tokens
+	vaulted vaultLog // tokens written to the vault today
+
+	plansMu sync.Mutex
+	plans   map[planKey]*privacy.Plan // compiled input rules
 }
 
 // New returns a Service over st.
@@ -77,6 +87,8 @@ func New(opts Options) *Service {
 		maxBackoff: opts.MaxBackoff,
 		wake:       newSignal(),
 		waiters:    newWaiters(),
+		tokens:     opts.Tokens,
+		plans:      map[planKey]*privacy.Plan{},
 	}
 	s.env = newCache(opts.ConfigTTL, opts.Now, s.loadEnv)
 	s.funcs = newCache(time.Second, opts.Now, func(ctx context.Context, k projectKey) (ward.Function, error) {

@@ -20,6 +20,9 @@ type SubmitParams struct {
 	Batch bool
 	// ParentID links the tasks to the task that submitted them.
 	ParentID string
+	// List names the batch's list in field errors (default "tasks"; a
+	// fan-out's is "functions").
+	List string
 }
 
 // Submit validates and enqueues tasks in one transaction: all or nothing.
@@ -33,6 +36,7 @@ func (s *Service) Submit(ctx context.Context, p *SubmitParams) ([]store.InsertRe
 	now := s.now()
 	tasks := make([]store.NewTask, len(p.Requests))
 	fns := map[string]ward.Function{}
+	bt := &batchTokens{s: s, ctx: ctx, project: p.Project}
 	for i := range p.Requests {
 		r := &p.Requests[i]
 		fn, ok := fns[r.Function]
@@ -48,6 +52,9 @@ func (s *Service) Submit(ctx context.Context, p *SubmitParams) ([]store.InsertRe
 		if err != nil {
 			return nil, s.fieldErr(p, i, err)
 		}
+		if err := s.applyInput(&t, fn, bt); err != nil {
+			return nil, s.fieldErr(p, i, err)
+		}
 		if t.Sealed {
 			if err := s.checkSealed(ctx, p.Project, fn, t.Payload); err != nil {
 				return nil, s.fieldErr(p, i, err)
@@ -55,10 +62,11 @@ func (s *Service) Submit(ctx context.Context, p *SubmitParams) ([]store.InsertRe
 		}
 		tasks[i] = t
 	}
-	res, err := s.st.InsertTasks(ctx, &store.InsertTasksParams{Tasks: tasks, Now: now})
+	res, err := s.st.InsertTasks(ctx, &store.InsertTasksParams{Tasks: tasks, Tokens: bt.entries, Now: now})
 	if err != nil {
 		return nil, err
 	}
+	s.vaulted.written(bt.entries, now)
 	s.wake.broadcast()
 	return res, nil
 }
@@ -88,7 +96,11 @@ func (s *Service) fieldErr(p *SubmitParams, i int, err error) error {
 		return err
 	}
 	e := *we
-	prefix := fmt.Sprintf("tasks[%d]", i)
+	list := p.List
+	if list == "" {
+		list = "tasks"
+	}
+	prefix := fmt.Sprintf("%s[%d]", list, i)
 	if e.Field != "" {
 		e.Field = prefix + "." + e.Field
 	} else {

@@ -1,7 +1,8 @@
 // Package retention enforces retention_days. A pass deletes each project's
 // finished tasks past their retention (a function's own retention_days when
-// shorter than the project's) and destroys the project's epoch keys older
-// than the project's retention, so the bodies of those tasks are unreadable
+// shorter than the project's) and token vault entries not written within
+// it, and destroys the project's epoch keys older than the project's
+// retention, so the bodies of those tasks are unreadable
 // in every copy of the store, backups included (crypto-shredding).
 package retention
 
@@ -58,8 +59,9 @@ func New(opts Options) *Purger {
 
 // Report counts what a pass removed.
 type Report struct {
-	Tasks int // finished tasks deleted
-	Keys  int // epoch keys destroyed
+	Tasks  int // finished tasks deleted
+	Tokens int // token vault entries deleted
+	Keys   int // epoch keys destroyed
 }
 
 // days returns the duration of n days.
@@ -77,6 +79,7 @@ func (p *Purger) Purge(ctx context.Context) (Report, error) {
 	for _, pr := range projects {
 		r, err := p.purgeProject(ctx, pr)
 		total.Tasks += r.Tasks
+		total.Tokens += r.Tokens
 		total.Keys += r.Keys
 		if err != nil {
 			p.opts.Logger.Error("retention pass", "project", pr.Name, "err", err)
@@ -115,13 +118,19 @@ func (p *Purger) purgeProject(ctx context.Context, pr ward.Project) (Report, err
 	if err != nil {
 		return r, err
 	}
+	// Token vault entries not written again within the retention: their
+	// tokens stop re-identifying (their keys go below in any case).
+	if r.Tokens, err = p.opts.Store.PurgeTokens(ctx, &store.PurgeTokensParams{Project: pr.Name, UpdatedBefore: now.Add(-days(keep))}); err != nil {
+		return r, err
+	}
 	// An epoch key of day D is destroyed once the whole of day D is older
 	// than the retention: after the tasks finished that day were deleted.
 	if r.Keys, err = p.opts.Keys.DestroyBefore(ctx, pr.Name, now.Add(-days(keep))); err != nil {
 		return r, err
 	}
-	if r.Tasks > 0 || r.Keys > 0 {
-		p.opts.Logger.Info("retention", "project", pr.Name, "retention_days", keep, "tasks_deleted", r.Tasks, "keys_destroyed", r.Keys)
+	if r.Tasks > 0 || r.Tokens > 0 || r.Keys > 0 {
+		p.opts.Logger.Info("retention", "project", pr.Name, "retention_days", keep, "tasks_deleted", r.Tasks,
+			"tokens_deleted", r.Tokens, "keys_destroyed", r.Keys)
 	}
 	return r, nil
 }

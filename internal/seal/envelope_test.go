@@ -222,3 +222,50 @@ func BenchmarkSealOpen(b *testing.B) {
 		}
 	}
 }
+
+func TestTokenMAC(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := newBundle(t)
+	mac := func(project, pattern, value string) []byte {
+		t.Helper()
+		m, err := b.ks.TokenMAC(ctx, project, pattern, []byte(value))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	first := mac("alpha", "/email", `"ada@example.com"`)
+	if len(first) != 32 {
+		t.Fatalf("mac is %d bytes", len(first))
+	}
+	if !bytes.Equal(first, mac("alpha", "/email", `"ada@example.com"`)) {
+		t.Fatal("the same value gave two tokens")
+	}
+	for name, other := range map[string][]byte{
+		"other project": mac("beta", "/email", `"ada@example.com"`),
+		"other pattern": mac("alpha", "/contact", `"ada@example.com"`),
+		"other value":   mac("alpha", "/email", `"bob@example.com"`),
+		"shifted split": mac("alpha", "/email\"", `ada@example.com"`),
+	} {
+		if bytes.Equal(first, other) {
+			t.Errorf("%s gave the same token", name)
+		}
+	}
+	// Retention does not change tokens; deleting the project does.
+	if _, err := b.ks.DestroyBefore(ctx, "alpha", day0.AddDate(0, 0, 30)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, mac("alpha", "/email", `"ada@example.com"`)) {
+		t.Fatal("retention changed the token")
+	}
+	if _, err := b.ks.DestroyProject(ctx, "alpha"); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(first, mac("alpha", "/email", `"ada@example.com"`)) {
+		t.Fatal("a deleted project's token key came back")
+	}
+	if _, err := b.ks.TokenMAC(ctx, "Bad Name", "/x", nil); ward.CodeOf(err) != ward.CodeInvalidArgument {
+		t.Fatalf("bad project: %v", err)
+	}
+}

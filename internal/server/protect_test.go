@@ -20,6 +20,7 @@ import (
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/client"
 	"github.com/wardhq/ward/internal/gobuild"
+	"github.com/wardhq/ward/internal/privacy"
 	"github.com/wardhq/ward/internal/sandbox/sandboxtest"
 	"github.com/wardhq/ward/internal/seal"
 	"github.com/wardhq/ward/internal/seal/box"
@@ -495,5 +496,57 @@ func TestDeleteProjectShredsEverything(t *testing.T) {
 	// The other project is intact.
 	if st, c := bodyStatus(t, r.cl, ward.DefaultProject, other.ID); st != http.StatusOK {
 		t.Fatalf("default project's result: %d %s", st, c)
+	}
+}
+
+// TestTokensForgottenAfterRetention: a tokenized value re-identifies for the
+// owner until the project's retention purge; afterwards the token is only
+// a token, in the live store and in any backup.
+func TestTokensForgottenAfterRetention(t *testing.T) {
+	dir := t.TempDir()
+	day0 := time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC)
+	clk := &clock{t: day0}
+	ctx := context.Background()
+	n := startNode(t, dir, server.Config{ShutdownGrace: time.Second, Now: clk.Now})
+	if _, err := n.cl.SetRetention(ctx, ward.DefaultProject, 2); err != nil {
+		t.Fatal(err)
+	}
+	spec := ward.FunctionSpec{Input: ward.Input{Fields: []string{"/customer/id"}, Tokenize: []string{"/customer/id"}}}
+	if _, err := n.cl.PutFunction(ctx, ward.DefaultProject, "echo", spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.cl.UploadCode(ctx, ward.DefaultProject, "echo", sandboxtest.Module("echo")); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := n.cl.Submit(ctx, ward.DefaultProject, ward.SubmitRequest{Function: "echo", Payload: json.RawMessage(`{"customer":{"id":"cust-9","name":"Ada"}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk, err = n.cl.AwaitTask(ctx, ward.DefaultProject, tk.ID); err != nil || tk.Status != ward.StatusSucceeded {
+		t.Fatalf("%v %v", tk.Status, err)
+	}
+	res, err := n.cl.Result(ctx, ward.DefaultProject, tk.ID)
+	if err != nil || bytes.Contains(res, []byte("cust-9")) || bytes.Contains(res, []byte("Ada")) {
+		t.Fatalf("the task saw more than its fields: %s %v", res, err)
+	}
+	toks := privacy.FindTokens(res, 2)
+	if len(toks) != 1 {
+		t.Fatalf("result %s holds %d tokens", res, len(toks))
+	}
+	got, err := n.cl.Detokenize(ctx, ward.DefaultProject, toks)
+	if err != nil || string(got[toks[0]]) != `"cust-9"` {
+		t.Fatalf("detokenize before the purge: %v %v", got, err)
+	}
+	if err := n.stop(); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(day0.Add(4 * 24 * time.Hour))
+	n = startNode(t, dir, server.Config{ShutdownGrace: time.Second, Now: clk.Now})
+	if _, err := n.srv.Purger.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err = n.cl.Detokenize(ctx, ward.DefaultProject, toks)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("detokenize after the purge: %v %v", got, err)
 	}
 }

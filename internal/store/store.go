@@ -20,8 +20,9 @@ type Store interface {
 	ListProjects(ctx context.Context) ([]ward.Project, error)
 	// SetRetention sets a project's retention_days.
 	SetRetention(ctx context.Context, project string, days int) (ward.Project, error)
-	// DeleteProject removes the project and everything it owns: tokens,
-	// functions, code, config, secrets and tasks with their bodies.
+	// DeleteProject removes the project and everything it owns: API tokens,
+	// functions, code, config, secrets, the token vault and tasks with their
+	// bodies.
 	DeleteProject(ctx context.Context, name string) error
 
 	CreateToken(ctx context.Context, p *CreateTokenParams) (ward.Token, error)
@@ -59,9 +60,11 @@ type Store interface {
 	// DeleteSecret removes one secret; a missing one → not_found.
 	DeleteSecret(ctx context.Context, project, function, name string) error
 
-	// InsertTasks inserts tasks in one transaction. A task whose idempotency key
-	// was used in its project within IdempotencyTTL is not inserted; its result
-	// holds the first task and Existing = true.
+	// InsertTasks inserts tasks in one transaction, with the token vault
+	// entries their payloads need (upserted: a token written again gets the
+	// new value and time). A task whose idempotency key was used in its
+	// project within IdempotencyTTL is not inserted; its result holds the
+	// first task and Existing = true.
 	InsertTasks(ctx context.Context, p *InsertTasksParams) ([]InsertResult, error)
 	GetTask(ctx context.Context, project, id string) (TaskRecord, error)
 	ListTasks(ctx context.Context, p *ListTasksParams) ([]TaskRecord, error)
@@ -92,6 +95,12 @@ type Store interface {
 	RetryTask(ctx context.Context, p *RetryParams) (TaskRecord, error)
 	// CountRunning returns the running tasks of a function (for admission checks).
 	CountRunning(ctx context.Context, project, function string) (int, error)
+	// GetTokens returns the originals of the project's tokens it holds (a
+	// token it does not hold is absent from the map).
+	GetTokens(ctx context.Context, project string, tokens []string) (map[string][]byte, error)
+	// PurgeTokens deletes up to Limit (0 = all) of a project's token vault
+	// entries last written before UpdatedBefore; it returns how many.
+	PurgeTokens(ctx context.Context, p *PurgeTokensParams) (int, error)
 	// NextRunAt returns the earliest run_at of a queued task, or ok=false.
 	NextRunAt(ctx context.Context) (t time.Time, ok bool, err error)
 	// PurgeTasks deletes up to Limit finished tasks (succeeded, failed,
@@ -222,7 +231,8 @@ type NewTask struct {
 	IdempotencyKey string
 	SubmittedBy    string
 	Payload        []byte
-	Sealed         bool // Payload is a client-sealed envelope
+	Sealed         bool              // Payload is a client-sealed envelope
+	Input          *ward.PayloadInfo // what projection and tokenization left, for functions with input rules
 	// PayloadSize is the payload's size as submitted, when Payload holds it
 	// transformed (encrypted); 0 means len(Payload).
 	PayloadSize int
@@ -230,8 +240,24 @@ type NewTask struct {
 
 // InsertTasksParams inserts a batch.
 type InsertTasksParams struct {
-	Tasks []NewTask
-	Now   time.Time
+	Tasks  []NewTask
+	Tokens []TokenValue // token vault entries to write with the batch
+	Now    time.Time
+}
+
+// TokenValue is one token vault entry: a token and the original value it
+// stands for (the sealed adapter hands the store an envelope).
+type TokenValue struct {
+	Project string
+	Token   string
+	Value   []byte
+}
+
+// PurgeTokensParams selects token vault entries to delete.
+type PurgeTokensParams struct {
+	Project       string
+	UpdatedBefore time.Time
+	Limit         int // 0 = no limit
 }
 
 // InsertResult is the outcome of one NewTask.

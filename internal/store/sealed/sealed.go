@@ -5,8 +5,8 @@
 // record, field), so a copy of the store alone reveals none of it, and a
 // ciphertext moved to another record or field does not open.
 //
-// Task bodies are sealed under the project's epoch key of the day, which
-// retention destroys; config, secrets and code under the project's lasting
+// Task bodies and token vault entries are sealed under the project's epoch
+// key of the day, which retention destroys; config, secrets and code under the project's lasting
 // key, which only project deletion destroys.
 package sealed
 
@@ -67,6 +67,17 @@ func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]
 		}
 		t.Payload, t.PayloadSize = pl, size
 		sealed.Tasks[i] = t
+	}
+	if len(p.Tokens) > 0 {
+		sealed.Tokens = make([]store.TokenValue, len(p.Tokens))
+		for i, tv := range p.Tokens {
+			v, err := s.ks.Seal(ctx, tv.Project, s.now(), tokenAD(tv.Project, tv.Token), tv.Value)
+			if err != nil {
+				return nil, err
+			}
+			tv.Value = v
+			sealed.Tokens[i] = tv
+		}
 	}
 	return s.Store.InsertTasks(ctx, &sealed)
 }
@@ -250,4 +261,31 @@ func (s *Store) DeleteProject(ctx context.Context, name string) error {
 		return err
 	}
 	return s.Store.DeleteProject(ctx, name)
+}
+
+// tokenAD binds a token vault entry to its project and token.
+func tokenAD(project, token string) seal.AD {
+	return seal.AD{Project: project, Record: "token:" + token, Field: "value"}
+}
+
+// GetTokens opens the vault entries. An entry whose epoch key retention
+// destroyed is left out, like one the vault never held: that token no
+// longer re-identifies.
+func (s *Store) GetTokens(ctx context.Context, project string, tokens []string) (map[string][]byte, error) {
+	got, err := s.Store.GetTokens(ctx, project, tokens)
+	if err != nil {
+		return nil, err
+	}
+	for tok, env := range got {
+		v, err := s.ks.Open(ctx, project, tokenAD(project, tok), env)
+		switch {
+		case ward.CodeOf(err) == seal.CodeKeyDestroyed:
+			delete(got, tok)
+		case err != nil:
+			return nil, err
+		default:
+			got[tok] = v
+		}
+	}
+	return got, nil
 }

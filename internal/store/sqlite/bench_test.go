@@ -81,6 +81,45 @@ func BenchmarkCycle(b *testing.B) {
 	b.ReportMetric(float64(done)/(cpuTime(b)-cpu0).Seconds(), "tasks/cpu-s")
 }
 
+// BenchmarkInsertTokens measures inserting batches of 1000 tasks of a
+// function with input rules: each task has input info and two token vault
+// entries, one new and one written again (a value seen before). One
+// iteration is one batch; tasks/s is the figure that matters.
+func BenchmarkInsertTokens(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := s.CreateProject(ctx, &store.CreateProjectParams{Name: "bench", Now: now}); err != nil {
+		b.Fatal(err)
+	}
+	const batch = 1000
+	digest := ward.Digest([]byte("module"))
+	info := &ward.PayloadInfo{Fields: []string{"/order/id", "/customer/email", "/customer/name"}, Tokenized: []string{"/customer/email", "/customer/name"}}
+	value := make([]byte, 64) // about an envelope of a short value
+	tasks := make([]store.NewTask, batch)
+	tokens := make([]store.TokenValue, 2*batch)
+	seq := 0
+	b.ResetTimer()
+	for b.Loop() {
+		for i := range tasks {
+			seq++
+			tasks[i] = store.NewTask{ID: fmt.Sprintf("t_%012d", seq), Project: "bench", Function: "echo", CodeDigest: digest,
+				RunAt: now, TimeoutS: 30, MemoryMB: 1, MaxAttempts: 1, BackoffS: 5, SubmittedBy: "tok",
+				Payload: []byte(`{"order":{"id":1},"customer":{"email":"tok_a","name":"tok_b"}}`), Input: info}
+			tokens[2*i] = store.TokenValue{Project: "bench", Token: fmt.Sprintf("tok_new_%012d", seq), Value: value}
+			tokens[2*i+1] = store.TokenValue{Project: "bench", Token: fmt.Sprintf("tok_old_%06d", seq%5000), Value: value}
+		}
+		if _, err := s.InsertTasks(ctx, &store.InsertTasksParams{Tasks: tasks, Tokens: tokens, Now: now}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(seq)/b.Elapsed().Seconds(), "tasks/s")
+}
+
 // cpuTime returns the user and system CPU time used by the process so far.
 func cpuTime(b *testing.B) time.Duration {
 	var ru syscall.Rusage

@@ -118,6 +118,7 @@ var deleteProjectSQL = []string{
 		(SELECT ` + kindsSQL + `) k WHERE t.project = ?)`,
 	`DELETE FROM idempotency_keys WHERE project = ?`,
 	`DELETE FROM tasks WHERE project = ?`,
+	`DELETE FROM token_vault WHERE project = ?`,
 	`DELETE FROM secrets WHERE project = ?`,
 	`DELETE FROM config WHERE project = ?`,
 	`DELETE FROM code_blobs WHERE project = ?`,
@@ -130,8 +131,8 @@ var deleteProjectSQL = []string{
 var kindsSQL = fmt.Sprintf(`%d AS kind UNION ALL SELECT %d UNION ALL SELECT %d`, kindPayload, kindResult, kindLog)
 
 // DeleteProject removes a project and everything it owns (tokens,
-// functions, code blobs, config, secrets, tasks with their bodies and
-// idempotency keys) in one transaction. A missing project → not_found; a
+// functions, code blobs, config, secrets, the token vault, tasks with their
+// bodies and idempotency keys) in one transaction. A missing project → not_found; a
 // project created again under the name starts empty.
 func (s *Store) DeleteProject(ctx context.Context, name string) error {
 	if name == "" { // "" owns the admin tokens

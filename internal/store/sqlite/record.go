@@ -14,7 +14,8 @@ import (
 const taskCols = `id, project, function, code_digest, status, priority, attempts, max_attempts,
 	timeout_s, memory_mb, backoff_s, platform_tries, created_at, run_at, started_at, finished_at,
 	error_code, error_message, exit_code, usage_peak_memory, usage_cpu_ms, usage_duration_ms,
-	labels, parent_id, payload_size, submitted_by, lease_id, runner_id, lease_expires_at, sealed`
+	labels, parent_id, payload_size, submitted_by, lease_id, runner_id, lease_expires_at, sealed,
+	input_info`
 
 // Body kinds: a task body's row in task_bodies has id seq*4 + kind.
 const (
@@ -32,7 +33,7 @@ type scanner interface {
 }
 
 // numTaskCols is the number of columns in taskCols.
-const numTaskCols = 30
+const numTaskCols = 31
 
 // taskScanner scans rows of taskCols, followed by extra destinations, into
 // records. It scans into plain interface values and converts them itself,
@@ -105,6 +106,12 @@ func (s *taskScanner) scan(sc scanner) (store.TaskRecord, error) {
 	if v[28] != nil {
 		r.LeaseExpiresAt = fromMicros(integer(v[28]))
 	}
+	if v[30] != nil {
+		r.Input = new(ward.PayloadInfo)
+		if err := json.Unmarshal([]byte(text(v[30])), r.Input); err != nil {
+			return store.TaskRecord{}, fmt.Errorf("task %s: decode input info: %w", r.ID, err)
+		}
+	}
 	return r, nil
 }
 
@@ -169,6 +176,19 @@ func labelsArg(l map[string]string) (any, error) {
 	b, err := json.Marshal(l)
 	if err != nil {
 		return nil, fmt.Errorf("encode labels: %w", err)
+	}
+	return string(b), nil
+}
+
+// inputArg returns the stored form of a task's input info: JSON, or nil
+// when there is none.
+func inputArg(in *ward.PayloadInfo) (any, error) {
+	if in == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return nil, fmt.Errorf("encode input info: %w", err)
 	}
 	return string(b), nil
 }

@@ -128,8 +128,9 @@ func populate(t *testing.T, ctx context.Context, s store.Store, now time.Time) s
 		func() error {
 			_, err := s.InsertTasks(ctx, &store.InsertTasksParams{Now: now, Tasks: []store.NewTask{
 				{ID: "t_1", Project: "p", Function: "f", RunAt: now, TimeoutS: 30, MemoryMB: 64, MaxAttempts: 1, Payload: []byte("one"), IdempotencyKey: "k1"},
-				{ID: "t_2", Project: "p", Function: "f", RunAt: now, TimeoutS: 30, MemoryMB: 64, MaxAttempts: 1, Payload: []byte("two")},
-			}})
+				{ID: "t_2", Project: "p", Function: "f", RunAt: now, TimeoutS: 30, MemoryMB: 64, MaxAttempts: 1, Payload: []byte("two"),
+					Input: &ward.PayloadInfo{Fields: []string{"/a"}, Tokenized: []string{"/a"}}},
+			}, Tokens: []store.TokenValue{{Project: "p", Token: "tok_a", Value: []byte("original")}}})
 			return err
 		},
 	}
@@ -170,6 +171,12 @@ func checkPopulated(t *testing.T, ctx context.Context, s store.Store, l store.Le
 	}
 	if b, err := s.GetTaskBody(ctx, "p", "t_2", store.BodyPayload); err != nil || string(b) != "two" {
 		t.Fatalf("payload after reopen = %q, %v", b, err)
+	}
+	if rec, err := s.GetTask(ctx, "p", "t_2"); err != nil || rec.Input == nil || len(rec.Input.Tokenized) != 1 || rec.Input.Tokenized[0] != "/a" {
+		t.Fatalf("input info after reopen = %+v, %v", rec.Input, err)
+	}
+	if m, err := s.GetTokens(ctx, "p", []string{"tok_a"}); err != nil || string(m["tok_a"]) != "original" {
+		t.Fatalf("token vault after reopen = %q, %v", m, err)
 	}
 	res, err := s.InsertTasks(ctx, &store.InsertTasksParams{Now: now.Add(time.Second), Tasks: []store.NewTask{
 		{ID: "t_3", Project: "p", Function: "f", RunAt: now, TimeoutS: 30, MemoryMB: 64, MaxAttempts: 1, IdempotencyKey: "k1"},
@@ -388,6 +395,10 @@ func TestQueryPlans(t *testing.T) {
 		{"purge function tasks", purgeFunction[2], []string{"INDEX tasks_project_finished (project=?"}},
 		{"delete project bodies", deleteProjectSQL[0], []string{"INDEX tasks_project (project=?)", "task_bodies USING INTEGER PRIMARY KEY"}},
 		{"delete project tasks", deleteProjectSQL[2], []string{"INDEX tasks_project (project=?)"}},
+		{"delete project tokens", deleteProjectSQL[3], []string{"INDEX token_vault_updated (project=?)"}},
+		{"get tokens", getTokensSQL(3), []string{"INDEX sqlite_autoindex_token_vault_1 (project=? AND token=?)"}},
+		{"purge tokens", purgeTokensSQL, []string{"INDEX token_vault_updated (project=? AND updated_at<?)",
+			"token_vault USING INTEGER PRIMARY KEY (rowid=?)"}},
 	} {
 		plan := explain(t, s, tc.query)
 		for _, w := range tc.want {
@@ -395,7 +406,7 @@ func TestQueryPlans(t *testing.T) {
 				t.Errorf("%s: plan lacks %q:\n%s", tc.name, w, plan)
 			}
 		}
-		if strings.Contains(plan, "SCAN tasks\n") || strings.Contains(plan, "TEMP B-TREE") {
+		if strings.Contains(plan, "SCAN tasks\n") || strings.Contains(plan, "SCAN token_vault\n") || strings.Contains(plan, "TEMP B-TREE") {
 			t.Errorf("%s: plan scans the table or sorts:\n%s", tc.name, plan)
 		}
 	}
@@ -508,10 +519,11 @@ func TestTransformedValues(t *testing.T) {
 }
 
 // TestMigrateCodeBlobsPerProject upgrades a database of schema 1, whose code
-// blobs are shared by digest, and checks what migration 2 makes of it: each
-// project gets its own copy of every blob its functions or tasks point at,
-// a blob nothing points at is dropped, projects get the default retention
-// and tasks are not sealed.
+// blobs are shared by digest, and checks what migrations 2 and 3 make of
+// it: each project gets its own copy of every blob its functions or tasks
+// point at, a blob nothing points at is dropped, projects get the default
+// retention, tasks are not sealed and have no input info, and the token
+// vault is empty.
 func TestMigrateCodeBlobsPerProject(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -579,8 +591,12 @@ func TestMigrateCodeBlobsPerProject(t *testing.T) {
 		t.Fatalf("GetProject after migration = %+v, %v; want retention %d", p, err, ward.DefaultRetentionDays)
 	}
 	rec, err := s.GetTask(ctx, "p", "t_1")
-	if err != nil || rec.Sealed {
-		t.Fatalf("GetTask after migration = %+v, %v; want not sealed", rec, err)
+	if err != nil || rec.Sealed || rec.Input != nil {
+		t.Fatalf("GetTask after migration = %+v, %v; want not sealed, no input info", rec, err)
+	}
+	// Migration 3's vault is there and empty.
+	if m, err := s.GetTokens(ctx, "p", []string{"tok_1"}); err != nil || len(m) != 0 {
+		t.Fatalf("GetTokens after migration = %v, %v; want none", m, err)
 	}
 }
 
@@ -637,10 +653,13 @@ func TestDeleteLeavesNoRows(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
+	if n := count(`SELECT count(*) FROM token_vault WHERE project = 'p'`); n != 1 {
+		t.Fatalf("token vault entries before deleting = %d, want 1", n)
+	}
 	if err := s.DeleteProject(ctx, "p"); err != nil {
 		t.Fatal(err)
 	}
-	for _, table := range []string{"tokens", "functions", "code_blobs", "config", "secrets", "tasks", "idempotency_keys"} {
+	for _, table := range []string{"tokens", "functions", "code_blobs", "config", "secrets", "tasks", "idempotency_keys", "token_vault"} {
 		if n := count(`SELECT count(*) FROM ` + table + ` WHERE project = 'p'`); n != 0 {
 			t.Errorf("%d rows of p left in %s", n, table)
 		}

@@ -39,6 +39,7 @@ const (
 	batchLease                         // leaseSQL
 	batchComplete                      // completeSQL
 	batchHeartbeat                     // heartbeatSQL
+	batchPutTokens                     // putTokensSQL
 	numBatchKinds
 )
 
@@ -47,7 +48,7 @@ const (
 // journal; every caller rolls the whole transaction back on any error.
 
 // maxChunkLog2 sets maxChunk, the most rows one multi-row statement
-// carries: 256 rows × 18 parameters stays well under SQLite's limit.
+// carries: 256 rows × 19 parameters stays well under SQLite's limit.
 const (
 	maxChunkLog2 = 8
 	maxChunk     = 1 << maxChunkLog2
@@ -95,6 +96,7 @@ var batchBuilders = [numBatchKinds]func(n int) string{
 	batchLease:        leaseSQL,
 	batchComplete:     completeSQL,
 	batchHeartbeat:    heartbeatSQL,
+	batchPutTokens:    putTokensSQL,
 }
 
 // prepareBatch makes sure the statements of kind k for every piece size up
@@ -181,13 +183,26 @@ func prefixed(prefix, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
-// insertTasksSQL inserts n tasks, each given as 18 values in the column
-// order below; a task whose ID exists is skipped (and the caller, seeing
-// fewer rows inserted, fails the batch).
+// insertTasksCols is the number of values insertTasksSQL takes per task.
+const insertTasksCols = 19
+
+// insertTasksSQL inserts n tasks, each given as insertTasksCols values in
+// the column order below; a task whose ID exists is skipped (and the caller,
+// seeing fewer rows inserted, fails the batch).
 func insertTasksSQL(n int) string {
 	return `INSERT OR FAIL INTO tasks (seq, id, project, function, code_digest, priority, max_attempts,
-		timeout_s, memory_mb, backoff_s, created_at, run_at, labels, parent_id, payload_size, submitted_by, status, sealed)
-		VALUES ` + placeholders(n, 18) + ` ON CONFLICT (id) DO NOTHING`
+		timeout_s, memory_mb, backoff_s, created_at, run_at, labels, parent_id, payload_size, submitted_by, status, sealed,
+		input_info)
+		VALUES ` + placeholders(n, insertTasksCols) + ` ON CONFLICT (id) DO NOTHING`
+}
+
+// putTokensSQL upserts n token vault entries given as (project, token,
+// value, created_at, updated_at) tuples: an existing entry gets the value and
+// updated_at and keeps its created_at. Rows are applied in order, so of an
+// entry given twice the last value stays.
+func putTokensSQL(n int) string {
+	return `INSERT OR FAIL INTO token_vault (project, token, value, created_at, updated_at) VALUES ` + placeholders(n, 5) + `
+		ON CONFLICT (project, token) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`
 }
 
 // putBodiesSQL writes n bodies given as (id, data) pairs.

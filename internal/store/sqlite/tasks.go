@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,10 +14,15 @@ import (
 	"github.com/wardhq/ward/internal/store"
 )
 
-// InsertTasks inserts a batch in one transaction. Every task's project must
-// exist (not_found) and its priority lie in [ward.MinPriority,
-// ward.MaxPriority] (invalid_argument); a repeated task ID → already_exists.
-// Any error inserts nothing.
+// InsertTasks inserts a batch, with its token vault entries, in one
+// transaction. Every task's and token's project must exist (not_found); a
+// task's priority must lie in [ward.MinPriority, ward.MaxPriority] and a
+// token must not be empty (invalid_argument); a repeated task ID →
+// already_exists. Any error writes nothing.
+//
+// Tokens are upserted at Now, after the tasks, even when every task of the
+// batch is an idempotent repeat: an entry written again gets the new value
+// and updated_at and keeps its created_at.
 //
 // Idempotency: a task whose key maps, in its project, to a task created less
 // than ward.IdempotencyTTL before Now is not inserted; its result is the
@@ -32,17 +38,25 @@ func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]
 			return nil, ward.FieldError("priority", "must be between %d and %d", ward.MinPriority, ward.MaxPriority)
 		}
 	}
+	for i := range p.Tokens {
+		if p.Tokens[i].Token == "" {
+			return nil, ward.FieldError("token", "token %d is empty", i)
+		}
+	}
 	if err := s.prepareBatch(ctx, batchInsertTasks, len(p.Tasks)); err != nil {
 		return nil, err
 	}
 	if err := s.prepareBatch(ctx, batchPutBodies, len(p.Tasks)); err != nil {
 		return nil, err
 	}
+	if err := s.prepareBatch(ctx, batchPutTokens, len(p.Tokens)); err != nil {
+		return nil, err
+	}
 	out := make([]store.InsertResult, len(p.Tasks))
 	now := micros(p.Now)
 	qctx := context.WithoutCancel(ctx) // the transaction still ends with ctx
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		if err := checkProjects(qctx, tx, p.Tasks); err != nil {
+		if err := checkProjects(qctx, tx, p); err != nil {
 			return err
 		}
 		fresh, dups, err := s.resolveIdempotency(ctx, tx, p.Tasks, now, out)
@@ -58,7 +72,7 @@ func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]
 		for _, d := range dups {
 			out[d[0]] = store.InsertResult{Task: out[d[1]].Task, Existing: true}
 		}
-		return nil
+		return s.putTokens(qctx, tx, p.Tokens, now)
 	})
 	if err != nil {
 		return nil, err
@@ -80,17 +94,21 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 	}
 	var bodies []any
 	err := s.pieces(ctx, tx, batchInsertTasks, len(fresh), func(st *sql.Stmt, lo, hi int) error {
-		args := make([]any, 0, (hi-lo)*18)
+		args := make([]any, 0, (hi-lo)*insertTasksCols)
 		for j, i := range fresh[lo:hi] {
 			t := &tasks[i]
 			labels, err := labelsArg(t.Labels)
 			if err != nil {
 				return err
 			}
+			input, err := inputArg(t.Input)
+			if err != nil {
+				return err
+			}
 			seq := last + int64(lo+j) + 1
 			args = append(args, seq, t.ID, t.Project, t.Function, t.CodeDigest, t.Priority, t.MaxAttempts,
 				t.TimeoutS, t.MemoryMB, t.BackoffS, now, micros(t.RunAt), labels, t.ParentID, payloadSize(t), t.SubmittedBy,
-				string(ward.StatusQueued), t.Sealed)
+				string(ward.StatusQueued), t.Sealed, input)
 			if len(t.Payload) > 0 {
 				bodies = append(bodies, bodyID(seq, kindPayload), t.Payload)
 			}
@@ -159,13 +177,13 @@ func (s *Store) deleteBodies(ctx context.Context, tx *sql.Tx, ids []any) error {
 	})
 }
 
-// checkProjects returns not_found unless every task's project exists.
-func checkProjects(ctx context.Context, tx *sql.Tx, tasks []store.NewTask) error {
+// checkProjects returns not_found unless the project of every task and
+// every token of p exists.
+func checkProjects(ctx context.Context, tx *sql.Tx, p *store.InsertTasksParams) error {
 	seen := map[string]bool{}
-	for i := range tasks {
-		name := tasks[i].Project
+	check := func(name string) error {
 		if seen[name] {
-			continue
+			return nil
 		}
 		ok, err := projectExists(ctx, tx, name)
 		if err != nil {
@@ -175,6 +193,17 @@ func checkProjects(ctx context.Context, tx *sql.Tx, tasks []store.NewTask) error
 			return notFoundProject(name)
 		}
 		seen[name] = true
+		return nil
+	}
+	for i := range p.Tasks {
+		if err := check(p.Tasks[i].Project); err != nil {
+			return err
+		}
+	}
+	for i := range p.Tokens {
+		if err := check(p.Tokens[i].Project); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -243,11 +272,21 @@ func newRecord(t *store.NewTask, now int64) store.TaskRecord {
 			ParentID:    t.ParentID,
 			PayloadSize: payloadSize(t),
 			Sealed:      t.Sealed,
+			Input:       cloneInput(t.Input),
 		},
 		SubmittedBy: t.SubmittedBy,
 		MemoryMB:    t.MemoryMB,
 		BackoffS:    t.BackoffS,
 	}
+}
+
+// cloneInput returns a deep copy of a task's input info, so that a record
+// does not share the caller's slices.
+func cloneInput(in *ward.PayloadInfo) *ward.PayloadInfo {
+	if in == nil {
+		return nil
+	}
+	return &ward.PayloadInfo{Fields: slices.Clone(in.Fields), Tokenized: slices.Clone(in.Tokenized), Truncated: in.Truncated}
 }
 
 // GetTask returns a task of the project; a task of another project is

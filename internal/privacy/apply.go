@@ -1,0 +1,505 @@
+package privacy
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/wardhq/ward"
+)
+
+// Error codes of Apply.
+const (
+	CodeNotJSON    ward.Code = "payload_not_json"    // the payload is not valid JSON but the function has input rules
+	CodeNotAllowed ward.Code = "input_not_allowed"   // strict: the payload holds values outside input.fields
+	CodeNotScalar  ward.Code = "tokenize_not_scalar" // a tokenize pointer matched an object or array
+)
+
+// MaxReported bounds Result.Fields and Result.Tokenized.
+const MaxReported = 256
+
+// maxDropReported bounds the pointers a strict error names.
+const maxDropReported = 10
+
+// Tokenizer returns the token for a scalar value found under a tokenize
+// pattern. pattern is the pointer as written in input.tokenize (such as
+// "/items/*/sku"), so tokens are per field path. value is the scalar in
+// canonical JSON form: a string decoded and re-encoded as encoding/json does
+// with HTML escaping off, a number as its literal, true or false; null is
+// never tokenized. value is only valid during the call and must not be
+// modified.
+type Tokenizer func(pattern string, value []byte) (token string, err error)
+
+// Result is the outcome of Plan.Apply.
+type Result struct {
+	Payload []byte // the projected, tokenized JSON
+	// Fields holds the concrete pointers of the scalar leaves and empty
+	// containers the payload keeps, in document order, at most MaxReported.
+	// Null placeholders in arrays are not listed.
+	Fields []string
+	// Tokenized holds the concrete pointers whose value was tokenized, in
+	// document order, at most MaxReported.
+	Tokenized []string
+	// Truncated says Fields or Tokenized were cut at MaxReported.
+	Truncated bool
+}
+
+// Apply projects payload on the plan's fields, checks it when the plan is
+// strict and tokenizes it, scanning the raw bytes once: every kept value keeps
+// its original bytes, except tokenized ones. It fails with code
+// payload_not_json when payload is not valid JSON, input_not_allowed when a
+// strict plan drops something (the message names up to 10 dropped pointers,
+// never values), tokenize_not_scalar when a tokenize pointer matches an object
+// or array (Field is the concrete pointer), or with the Tokenizer's own error.
+// An empty plan returns payload as it is. tok may be nil when the plan has no
+// tokenize rules.
+func (p *Plan) Apply(payload []byte, tok Tokenizer) (Result, error) {
+	if p.Empty() {
+		return Result{Payload: payload}, nil
+	}
+	if p.troot != nil && tok == nil {
+		return Result{}, &ward.Error{Code: ward.CodeInternal, Message: "privacy: Apply needs a Tokenizer for tokenize rules"}
+	}
+	if !json.Valid(payload) {
+		return Result{}, &ward.Error{Code: CodeNotJSON, Field: "payload", Message: "payload is not valid JSON, which the function's input rules require"}
+	}
+	w := walker{src: payload, tok: tok, strict: p.strict}
+	if p.froot != nil {
+		w.out = make([]byte, 0, len(payload)/2+64)
+	} else {
+		w.out = make([]byte, 0, len(payload)+64)
+	}
+	// Room for typical payloads, so that few of these grow.
+	w.fieldSpan = make([]int, 0, 128)
+	w.arena = make([]byte, 0, 1024)
+	w.path = make([]byte, 0, 128)
+	stacks := make([]*node, 64)
+	w.fst, w.tst = stacks[:0:32], stacks[32:32]
+	i := skipWS(payload, 0)
+	fall := p.froot == nil
+	var f, t set
+	if !fall {
+		w.fst = append(w.fst, p.froot)
+		f.hi = 1
+	}
+	if p.troot != nil {
+		w.tst = append(w.tst, p.troot)
+		t.hi = 1
+	}
+	if !fall && !w.projects(payload[i], f) {
+		if payload[i] != 'n' {
+			w.drop()
+		}
+		w.out = append(w.out, "null"...)
+	} else if _, err := w.emit(i, f, fall, t); err != nil {
+		return Result{}, err
+	}
+	if w.dropped > 0 {
+		return Result{}, w.strictError()
+	}
+	return w.result(), nil
+}
+
+// set is a range of a walker's node stack: the trie nodes that apply to the
+// current value.
+type set struct{ lo, hi int }
+
+func (s set) empty() bool { return s.lo == s.hi }
+
+type walker struct {
+	src []byte
+	out []byte
+	tok Tokenizer
+
+	fst, tst []*node // stacks of field and tokenize trie nodes
+	path     []byte  // the concrete pointer of the current value
+	kbuf     []byte  // scratch for decoded keys
+	vbuf     []byte  // scratch for canonical strings
+
+	arena     []byte // the reported pointers, back to back
+	fieldSpan []int  // start, end offsets in arena of the Fields
+	tokSpan   []int  // start, end offsets in arena of the Tokenized
+	truncated bool
+
+	strict  bool
+	dropped int
+	drops   []string
+}
+
+// emit writes the value starting at src[i], which the caller keeps at least
+// in part, and returns the index just past it. fall means an ancestor (or the
+// value itself) is named by a field pointer or there are no fields: the value
+// is kept whole. f and t are the field and tokenize nodes for the value.
+func (w *walker) emit(i int, f set, fall bool, t set) (int, error) {
+	if n := w.tokenTarget(t); n != nil {
+		return w.tokenize(i, n)
+	}
+	if fall && t.empty() {
+		end := w.leaves(i)
+		w.out = append(w.out, w.src[i:end]...)
+		return end, nil
+	}
+	switch w.src[i] {
+	case '{':
+		return w.object(i, f, fall, t)
+	case '[':
+		return w.array(i, f, fall, t)
+	}
+	// A scalar kept whole that a tokenize pointer runs through.
+	end := skipValue(w.src, i)
+	w.out = append(w.out, w.src[i:end]...)
+	w.addField()
+	return end, nil
+}
+
+// projects reports whether a value starting with byte c, not kept whole, has
+// anything to keep under the field nodes f: objects always (maybe empty),
+// arrays when some node has array children, scalars never.
+func (w *walker) projects(c byte, f set) bool {
+	switch c {
+	case '{':
+		return true
+	case '[':
+		for _, n := range w.fst[f.lo:f.hi] {
+			if n.star != nil || len(n.idx) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (w *walker) object(i int, f set, fall bool, t set) (int, error) {
+	b := w.src
+	w.out = append(w.out, '{')
+	j := skipWS(b, i+1)
+	if b[j] == '}' {
+		w.addField()
+		w.out = append(w.out, '}')
+		return j + 1, nil
+	}
+	kept := 0
+	for {
+		ks, ke := j, skipString(b, j)
+		key := b[ks+1 : ke-1]
+		if !plainString(key) {
+			w.kbuf = appendUnquoted(w.kbuf[:0], key)
+			key = w.kbuf
+		}
+		vs := skipWS(b, skipWS(b, ke)+1)
+		cf := set{len(w.fst), len(w.fst)}
+		cfall := fall
+		if !fall {
+			for _, n := range w.fst[f.lo:f.hi] {
+				if c := n.keys[string(key)]; c != nil {
+					w.fst = append(w.fst, c)
+					cfall = cfall || c.end
+				}
+			}
+			cf.hi = len(w.fst)
+		}
+		pl := len(w.path)
+		var ve int
+		if !fall && (cf.empty() || !cfall && !w.projects(b[vs], cf)) {
+			if w.strict {
+				w.path = appendSegment(w.path, key)
+				w.drop()
+			}
+			ve = skipValue(b, vs)
+		} else {
+			w.path = appendSegment(w.path, key)
+			ct := set{len(w.tst), len(w.tst)}
+			for _, n := range w.tst[t.lo:t.hi] {
+				if c := n.keys[string(key)]; c != nil {
+					w.tst = append(w.tst, c)
+				}
+			}
+			ct.hi = len(w.tst)
+			if kept > 0 {
+				w.out = append(w.out, ',')
+			}
+			w.out = append(w.out, b[ks:ke]...)
+			w.out = append(w.out, ':')
+			var err error
+			if ve, err = w.emit(vs, cf, cfall, ct); err != nil {
+				return 0, err
+			}
+			w.tst = w.tst[:ct.lo]
+			kept++
+		}
+		w.path = w.path[:pl]
+		w.fst = w.fst[:cf.lo]
+		j = skipWS(b, ve)
+		if b[j] == '}' {
+			break
+		}
+		j = skipWS(b, j+1)
+	}
+	if kept == 0 {
+		w.addField()
+	}
+	w.out = append(w.out, '}')
+	return j + 1, nil
+}
+
+func (w *walker) array(i int, f set, fall bool, t set) (int, error) {
+	b := w.src
+	star := false
+	if !fall {
+		for _, n := range w.fst[f.lo:f.hi] {
+			star = star || n.star != nil
+		}
+	}
+	w.out = append(w.out, '[')
+	j := skipWS(b, i+1)
+	if b[j] == ']' {
+		w.addField()
+		w.out = append(w.out, ']')
+		return j + 1, nil
+	}
+	written, pending := 0, 0 // elements written; dropped ones not yet padded
+	for idx := 0; ; idx++ {
+		cf := set{len(w.fst), len(w.fst)}
+		cfall := fall
+		if !fall {
+			for _, n := range w.fst[f.lo:f.hi] {
+				if n.star != nil {
+					w.fst = append(w.fst, n.star)
+					cfall = cfall || n.star.end
+				}
+				if c := n.idx[idx]; c != nil {
+					w.fst = append(w.fst, c)
+					cfall = cfall || c.end
+				}
+			}
+			cf.hi = len(w.fst)
+		}
+		pl := len(w.path)
+		w.path = append(w.path, '/')
+		w.path = strconv.AppendInt(w.path, int64(idx), 10)
+		var ve int
+		if cfall || (!cf.empty() && w.projects(b[j], cf)) {
+			for ; pending > 0; pending-- {
+				written = w.nullElement(written)
+			}
+			ct := set{len(w.tst), len(w.tst)}
+			for _, n := range w.tst[t.lo:t.hi] {
+				if n.star != nil {
+					w.tst = append(w.tst, n.star)
+				}
+				if c := n.idx[idx]; c != nil {
+					w.tst = append(w.tst, c)
+				}
+			}
+			ct.hi = len(w.tst)
+			if written > 0 {
+				w.out = append(w.out, ',')
+			}
+			var err error
+			if ve, err = w.emit(j, cf, cfall, ct); err != nil {
+				return 0, err
+			}
+			w.tst = w.tst[:ct.lo]
+			written++
+		} else {
+			if b[j] != 'n' {
+				w.drop()
+			}
+			ve = skipValue(b, j)
+			pending++
+			if star { // "*" keeps every position
+				for ; pending > 0; pending-- {
+					written = w.nullElement(written)
+				}
+			}
+		}
+		w.path = w.path[:pl]
+		w.fst = w.fst[:cf.lo]
+		j = skipWS(b, ve)
+		if b[j] == ']' {
+			break
+		}
+		j = skipWS(b, j+1)
+	}
+	if written == 0 {
+		w.addField()
+	}
+	w.out = append(w.out, ']')
+	return j + 1, nil
+}
+
+// nullElement writes a null array element after written others.
+func (w *walker) nullElement(written int) int {
+	if written > 0 {
+		w.out = append(w.out, ',')
+	}
+	w.out = append(w.out, "null"...)
+	return written + 1
+}
+
+// tokenTarget returns the tokenize pointer ending at the current value, the
+// first in input.tokenize order when several do, or nil.
+func (w *walker) tokenTarget(t set) *node {
+	var best *node
+	for _, n := range w.tst[t.lo:t.hi] {
+		if n.end && (best == nil || n.order < best.order) {
+			best = n
+		}
+	}
+	return best
+}
+
+func (w *walker) tokenize(i int, n *node) (int, error) {
+	b := w.src
+	switch b[i] {
+	case '{', '[':
+		kind := "an object"
+		if b[i] == '[' {
+			kind = "an array"
+		}
+		return 0, &ward.Error{Code: CodeNotScalar, Field: string(w.path),
+			Message: fmt.Sprintf("input.tokenize %s matches %s at %s; only strings, numbers and booleans can be tokenized",
+				quoteShort(n.pattern), kind, quoteShort(string(w.path)))}
+	case 'n':
+		w.out = append(w.out, "null"...)
+		w.addField()
+		return i + 4, nil
+	}
+	end := skipValue(b, i)
+	val := b[i:end]
+	if b[i] == '"' && !plainString(val[1:len(val)-1]) {
+		w.kbuf = appendUnquoted(w.kbuf[:0], val[1:len(val)-1])
+		w.vbuf = appendEscaped(append(w.vbuf[:0], '"'), w.kbuf)
+		w.vbuf = append(w.vbuf, '"')
+		val = w.vbuf
+	}
+	token, err := w.tok(n.pattern, val)
+	if err != nil {
+		return 0, err
+	}
+	w.out = appendQuoted(w.out, token)
+	switch {
+	case len(w.tokSpan) >= 2*MaxReported:
+		w.truncated = true
+		w.addField()
+	case w.addField():
+		w.tokSpan = append(w.tokSpan, w.fieldSpan[len(w.fieldSpan)-2:]...)
+	default:
+		w.tokSpan = append(w.tokSpan, len(w.arena), len(w.arena)+len(w.path))
+		w.arena = append(w.arena, w.path...)
+	}
+	return end, nil
+}
+
+// leaves records the leaves of the value at src[i] (until Fields is full)
+// and returns the index just past it.
+func (w *walker) leaves(i int) int {
+	b := w.src
+	if len(w.fieldSpan) >= 2*MaxReported {
+		w.truncated = true
+		return skipValue(b, i)
+	}
+	switch b[i] {
+	case '{':
+		j := skipWS(b, i+1)
+		if b[j] == '}' {
+			w.addField()
+			return j + 1
+		}
+		for {
+			ke := skipString(b, j)
+			key := b[j+1 : ke-1]
+			if !plainString(key) {
+				w.kbuf = appendUnquoted(w.kbuf[:0], key)
+				key = w.kbuf
+			}
+			pl := len(w.path)
+			w.path = appendSegment(w.path, key)
+			j = w.leaves(skipWS(b, skipWS(b, ke)+1))
+			w.path = w.path[:pl]
+			j = skipWS(b, j)
+			if b[j] == '}' {
+				return j + 1
+			}
+			j = skipWS(b, j+1)
+		}
+	case '[':
+		j := skipWS(b, i+1)
+		if b[j] == ']' {
+			w.addField()
+			return j + 1
+		}
+		for idx := 0; ; idx++ {
+			pl := len(w.path)
+			w.path = append(w.path, '/')
+			w.path = strconv.AppendInt(w.path, int64(idx), 10)
+			j = w.leaves(j)
+			w.path = w.path[:pl]
+			j = skipWS(b, j)
+			if b[j] == ']' {
+				return j + 1
+			}
+			j = skipWS(b, j+1)
+		}
+	}
+	w.addField()
+	return skipValue(b, i)
+}
+
+// addField records the current pointer in Fields, unless Fields is full.
+func (w *walker) addField() bool {
+	if len(w.fieldSpan) >= 2*MaxReported {
+		w.truncated = true
+		return false
+	}
+	w.fieldSpan = append(w.fieldSpan, len(w.arena), len(w.arena)+len(w.path))
+	w.arena = append(w.arena, w.path...)
+	return true
+}
+
+// drop notes that the current value is not kept.
+func (w *walker) drop() {
+	if !w.strict {
+		return
+	}
+	w.dropped++
+	if len(w.drops) < maxDropReported {
+		w.drops = append(w.drops, quoteShort(string(w.path)))
+	}
+}
+
+func (w *walker) strictError() error {
+	var b strings.Builder
+	b.WriteString("payload holds ")
+	b.WriteString(strconv.Itoa(w.dropped))
+	if w.dropped == 1 {
+		b.WriteString(" value outside input.fields: ")
+	} else {
+		b.WriteString(" values outside input.fields: ")
+	}
+	b.WriteString(strings.Join(w.drops, ", "))
+	if more := w.dropped - len(w.drops); more > 0 {
+		fmt.Fprintf(&b, " and %d more", more)
+	}
+	return &ward.Error{Code: CodeNotAllowed, Field: "payload", Message: b.String()}
+}
+
+func (w *walker) result() Result {
+	r := Result{Payload: w.out, Truncated: w.truncated}
+	all := string(w.arena) // one allocation for all the reported pointers
+	r.Fields = spans(all, w.fieldSpan)
+	r.Tokenized = spans(all, w.tokSpan)
+	return r
+}
+
+func spans(all string, span []int) []string {
+	if len(span) == 0 {
+		return nil
+	}
+	out := make([]string, len(span)/2)
+	for k := range out {
+		out[k] = all[span[2*k]:span[2*k+1]]
+	}
+	return out
+}
