@@ -122,7 +122,6 @@ func TestInputRulesBadSpecs(t *testing.T) {
 		{"no slash", `{"input":{"fields":["order"]}}`, "input.fields[0]"},
 		{"bad escape", `{"input":{"fields":["/a~2b"]}}`, "input.fields[0]"},
 		{"duplicate", `{"input":{"fields":["/a","/a"]}}`, "input.fields[1]"},
-		{"tokenize dropped", `{"input":{"fields":["/a"],"tokenize":["/b"]}}`, "input.tokenize[0]"},
 		{"strict without fields", `{"input":{"strict":true}}`, "input"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

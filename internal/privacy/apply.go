@@ -54,6 +54,14 @@ type Result struct {
 // or array (Field is the concrete pointer), or with the Tokenizer's own error.
 // An empty plan returns payload as it is. tok may be nil when the plan has no
 // tokenize rules.
+//
+// For strict plans, a drop is any object member, and any array element or
+// value running into a scalar or the wrong container, that the output does
+// not reproduce; a null array element counts only when no null placeholder
+// takes its place (under "*" one always does; under indexes, one does before
+// a later kept element). Drops are named by concrete pointers such as
+// "/customer/email" or "/items/3/price", in document order except that
+// dropped trailing nulls come last in their array.
 func (p *Plan) Apply(payload []byte, tok Tokenizer) (Result, error) {
 	if p.Empty() {
 		return Result{Payload: payload}, nil
@@ -259,6 +267,7 @@ func (w *walker) array(i int, f set, fall bool, t set) (int, error) {
 		return j + 1, nil
 	}
 	written, pending := 0, 0 // elements written; dropped ones not yet padded
+	var nulls []int          // strict: indexes of the null elements among the pending ones
 	for idx := 0; ; idx++ {
 		cf := set{len(w.fst), len(w.fst)}
 		cfall := fall
@@ -283,6 +292,7 @@ func (w *walker) array(i int, f set, fall bool, t set) (int, error) {
 			for ; pending > 0; pending-- {
 				written = w.nullElement(written)
 			}
+			nulls = nulls[:0]
 			ct := set{len(w.tst), len(w.tst)}
 			for _, n := range w.tst[t.lo:t.hi] {
 				if n.star != nil {
@@ -303,8 +313,13 @@ func (w *walker) array(i int, f set, fall bool, t set) (int, error) {
 			w.tst = w.tst[:ct.lo]
 			written++
 		} else {
-			if b[j] != 'n' {
+			// A null is not dropped where a null placeholder takes its
+			// place: always under "*", before a later kept element else.
+			switch {
+			case b[j] != 'n':
 				w.drop()
+			case !star && w.strict:
+				nulls = append(nulls, idx)
 			}
 			ve = skipValue(b, j)
 			pending++
@@ -321,6 +336,15 @@ func (w *walker) array(i int, f set, fall bool, t set) (int, error) {
 			break
 		}
 		j = skipWS(b, j+1)
+	}
+	if w.strict {
+		// Trailing null elements were dropped after all.
+		for _, k := range nulls {
+			pl := len(w.path)
+			w.path = strconv.AppendInt(append(w.path, '/'), int64(k), 10)
+			w.drop()
+			w.path = w.path[:pl]
+		}
 	}
 	if written == 0 {
 		w.addField()

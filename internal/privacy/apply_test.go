@@ -231,6 +231,17 @@ func TestStrict(t *testing.T) {
 		t.Fatalf("Apply(%s) = %s, %v", ok, r.Payload, err)
 	}
 
+	// Null elements: placeholders where a kept element follows, dropped
+	// at the end.
+	pi := mustCompile(t, ward.Input{Fields: []string{"/e/1", "/e/3"}, Strict: true})
+	if r, err := pi.Apply([]byte(`{"e":[null,1]}`), nil); err != nil || string(r.Payload) != `{"e":[null,1]}` {
+		t.Fatalf("leading null: %s, %v", r.Payload, err)
+	}
+	_, err = pi.Apply([]byte(`{"e":[null,1,null,null,2,null,null]}`), nil)
+	if !errors.As(err, &we) || !strings.Contains(we.Message, `3 values outside input.fields: "/e/4", "/e/5", "/e/6"`) {
+		t.Fatalf("trailing nulls: %v", err)
+	}
+
 	// A dropped root.
 	if _, err := p.Apply([]byte(`"SECRET"`), nil); ward.CodeOf(err) != CodeNotAllowed || strings.Contains(err.Error(), "SECRET") {
 		t.Fatalf("root scalar: %v", err)
@@ -414,5 +425,40 @@ func TestDetokenizeRoundTrip(t *testing.T) {
 	}
 	if want := `{"s":"a@b","n":-1.5e3,"b":false,"q":"say \"hi\" <now>","x":"tok_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}`; string(back) != want {
 		t.Fatalf("Detokenize\n got %s\nwant %s", back, want)
+	}
+}
+
+func TestDeepNesting(t *testing.T) {
+	t.Parallel()
+	const depth = 9000
+	payload := `{"a":` + strings.Repeat("[", depth) + `"x"` + strings.Repeat("]", depth) + `,"b":` + strings.Repeat(`{"b":`, depth) + `1` + strings.Repeat("}", depth) + `,"c":"s"}`
+	for _, in := range []ward.Input{{Fields: []string{"/a", "/b/b/b", "/c"}, Tokenize: []string{"/c"}}, {Tokenize: []string{"/c"}}} {
+		r, err := mustCompile(t, in).Apply([]byte(payload), hmacToken)
+		if err != nil || !json.Valid(r.Payload) {
+			t.Fatalf("Apply(%+v): %v", in, err)
+		}
+		if len(r.Fields) != 3 || len(r.Tokenized) != 1 {
+			t.Fatalf("Fields = %d pointers", len(r.Fields))
+		}
+	}
+}
+
+// A tokenize pointer outside every field is part of what the function sees,
+// as a token (the design's example: fields of the order, the customer's
+// e-mail as a token); strict counts it as allowed.
+func TestTokenizeOutsideFieldsIsKept(t *testing.T) {
+	t.Parallel()
+	p := mustCompile(t, ward.Input{Fields: []string{"/order/id"}, Tokenize: []string{"/customer/email"}, Strict: true})
+	var rec recorder
+	r, err := p.Apply([]byte(`{"order":{"id":7},"customer":{"email":"ada@example.com"}}`), rec.tokenize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"order":{"id":7},"customer":{"email":"` + tok("/customer/email", `"ada@example.com"`) + `"}}`
+	if string(r.Payload) != want {
+		t.Fatalf("Apply\n got %s\nwant %s", r.Payload, want)
+	}
+	if _, err := p.Apply([]byte(`{"order":{"id":7},"customer":{"email":"a","name":"Ada"}}`), rec.tokenize); ward.CodeOf(err) != CodeNotAllowed {
+		t.Fatalf("strict with a member beside the tokenized one: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package privacy
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strconv"
 	"testing"
 
@@ -25,6 +26,7 @@ func FuzzApply(f *testing.F) {
 	plan := mustCompile(f, ward.Input{Fields: fuzzFields, Tokenize: []string{"/b/*/c", "/d/x/y", "/e/0"}})
 	strict := mustCompile(f, ward.Input{Fields: fuzzFields, Tokenize: []string{"/b/*/c", "/d/x/y", "/e/0"}, Strict: true})
 	fieldsOnly := mustCompile(f, ward.Input{Fields: fuzzFields})
+	strictOnly := mustCompile(f, ward.Input{Fields: fuzzFields, Strict: true})
 	var ptrs [][]string
 	for _, s := range fuzzFields {
 		p, _ := ParsePointer(s)
@@ -44,13 +46,7 @@ func FuzzApply(f *testing.F) {
 		if !json.Valid(r.Payload) {
 			t.Fatalf("Apply(%q) = %q, not valid JSON", payload, r.Payload)
 		}
-		var v any
-		dec := json.NewDecoder(bytes.NewReader(r.Payload))
-		dec.UseNumber()
-		if err := dec.Decode(&v); err != nil {
-			t.Fatal(err)
-		}
-		if where := outside(v, ptrs, ""); where != "" {
+		if where := outside(decode(t, r.Payload), ptrs, ""); where != "" {
 			t.Fatalf("Apply(%q) = %s keeps %s, outside the fields", payload, r.Payload, where)
 		}
 		again, err := fieldsOnly.Apply(r.Payload, nil)
@@ -60,6 +56,18 @@ func FuzzApply(f *testing.F) {
 		if len(r.Fields) > MaxReported || len(r.Tokenized) > MaxReported {
 			t.Fatalf("%d fields, %d tokenized reported", len(r.Fields), len(r.Tokenized))
 		}
+		// Strict passes exactly when projection loses nothing.
+		_, strictErr := strictOnly.Apply(payload, nil)
+		if strictErr != nil && ward.CodeOf(strictErr) != CodeNotAllowed {
+			t.Fatalf("strict Apply(%q): %v", payload, strictErr)
+		}
+		projected, err := fieldsOnly.Apply(payload, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if same := reflect.DeepEqual(decode(t, payload), decode(t, projected.Payload)); same != (strictErr == nil) {
+			t.Fatalf("Apply(%q) = %s; strict error %v", payload, projected.Payload, strictErr)
+		}
 		rs, err := strict.Apply(payload, hmacToken)
 		switch {
 		case err == nil && !bytes.Equal(rs.Payload, r.Payload):
@@ -68,6 +76,16 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("strict Apply(%q): %v", payload, err)
 		}
 	})
+}
+
+func decode(t *testing.T, b []byte) any {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decode %q: %v", b, err)
+	}
+	return v
 }
 
 // outside returns the pointer of a value in v that no pointer in ptrs

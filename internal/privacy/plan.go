@@ -80,15 +80,18 @@ func Compile(in ward.Input) (*Plan, error) {
 		for _, f := range p.fields {
 			p.froot.insert(f)
 		}
+		// A tokenized value is part of what the function sees (as a token):
+		// a tokenize pointer outside every field is kept as if it were one.
+		for _, t := range p.tokenize {
+			if !coveredBy(t, p.fields) {
+				p.froot.insert(t)
+			}
+		}
 	}
 	if len(p.tokenize) > 0 {
 		p.troot = &node{}
 	}
 	for i, t := range p.tokenize {
-		if len(p.fields) > 0 && !coveredBy(t, p.fields) {
-			return nil, ward.FieldError(fmt.Sprintf("input.tokenize[%d]", i),
-				"pointer %s lies outside every input.fields pointer, so its values would be dropped", quoteShort(t.raw))
-		}
 		n := p.troot.insert(t)
 		n.pattern, n.order = t.raw, i
 	}

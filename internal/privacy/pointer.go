@@ -26,10 +26,14 @@
 // order, with their original key bytes); arrays on the way keep, for "*",
 // every element (an element the rest of the pointer cannot apply to becomes
 // null) and, for indexes, the named elements at their positions, with null in
-// place of dropped elements before the last kept one. A pointer that names
-// nothing is fine; a pointer running into a scalar or the wrong kind of
-// container names nothing there, and that value is dropped. When pointers
-// overlap, the shorter one wins.
+// place of dropped elements before the last kept one. An object on the way is
+// kept even when the member a pointer names is missing (as {} at worst), and
+// so is an array a pointer has "*" or an index for ([] at worst). A pointer
+// that names nothing is fine; a pointer running into a scalar or the wrong kind
+// of container names nothing there, and that value is dropped. When pointers
+// overlap, the shorter one wins. A tokenize pointer outside every field
+// pointer is kept as if it were a field: the function sees that value, as a
+// token. Tokenization then applies to the values kept.
 //
 // # Tokens
 //

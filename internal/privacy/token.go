@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base32"
 	"encoding/json"
+	"slices"
 
 	"github.com/wardhq/ward"
 )
@@ -71,6 +72,7 @@ func nextToken(b []byte, i int) int {
 // at the raw bytes: a token spelled with JSON escapes is not found.
 func FindTokens(b []byte, max int) []string {
 	var out []string
+	var seen map[string]bool // once out is long enough for a linear search to cost
 	for i := 0; len(out) < max; {
 		p := nextToken(b, i)
 		if p < 0 {
@@ -78,14 +80,18 @@ func FindTokens(b []byte, max int) []string {
 		}
 		i = p + TokenLen
 		tok := b[p:i]
-		dup := false
-		for _, t := range out {
-			if t == string(tok) {
-				dup = true
-				break
+		if seen == nil && len(out) >= 16 {
+			seen = make(map[string]bool, 2*len(out))
+			for _, t := range out {
+				seen[t] = true
 			}
 		}
-		if !dup {
+		if seen != nil {
+			if !seen[string(tok)] {
+				seen[string(tok)] = true
+				out = append(out, string(tok))
+			}
+		} else if !slices.Contains(out, string(tok)) {
 			out = append(out, string(tok))
 		}
 	}

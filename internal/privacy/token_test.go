@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -79,6 +80,17 @@ func TestFindTokens(t *testing.T) {
 	}
 	if got := FindTokens([]byte("no tokens tok_ here"), 10); got != nil {
 		t.Fatalf("FindTokens = %q", got)
+	}
+	// Many, with repeats.
+	var many []byte
+	var want []string
+	for i := range 100 {
+		tk := testToken(strconv.Itoa(i))
+		want = append(want, tk)
+		many = append(many, tk+" "+testToken(strconv.Itoa(i/2))+" "...)
+	}
+	if got := FindTokens(many, 1000); !slices.Equal(got, want) {
+		t.Fatalf("FindTokens(many) = %d tokens", len(got))
 	}
 	// Back to back.
 	if got := FindTokens([]byte(a+b+a), 10); !slices.Equal(got, []string{a, b}) {
