@@ -1,6 +1,9 @@
 package ward
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Runtime names the sandbox a function's code runs in.
 type Runtime string
@@ -34,6 +37,10 @@ type Input struct {
 	Fields   []string `json:"fields,omitempty"`
 	Tokenize []string `json:"tokenize,omitempty"`
 	Strict   bool     `json:"strict,omitempty"`
+	// Schema is an optional JSON Schema (2020-12 unless it names another
+	// draft) the payload as submitted must satisfy; it may not refer to
+	// anything outside itself.
+	Schema json.RawMessage `json:"schema,omitempty"`
 }
 
 // FunctionSpec is the user-editable part of a function (PUT …/functions/{fn}).

@@ -30,7 +30,7 @@ func statusOf(c ward.Code) int {
 	switch c {
 	case ward.CodeInvalidJSON, ward.CodeUnknownField, ward.CodeInvalidArgument, ward.CodeInvalidModule,
 		box.CodeMalformed, box.CodeKeyMismatch, box.CodeInvalidKey,
-		privacy.CodeNotJSON, privacy.CodeNotAllowed, privacy.CodeNotScalar:
+		privacy.CodeNotJSON, privacy.CodeNotAllowed, privacy.CodeNotScalar, privacy.CodeSchema:
 		return http.StatusBadRequest
 	case ward.CodeUnauthenticated:
 		return http.StatusUnauthorized

@@ -123,6 +123,8 @@ func TestInputRulesBadSpecs(t *testing.T) {
 		{"bad escape", `{"input":{"fields":["/a~2b"]}}`, "input.fields[0]"},
 		{"duplicate", `{"input":{"fields":["/a","/a"]}}`, "input.fields[1]"},
 		{"strict without fields", `{"input":{"strict":true}}`, "input"},
+		{"bad schema", `{"input":{"schema":{"type":5}}}`, "input.schema"},
+		{"remote schema", `{"input":{"schema":{"$ref":"https://example.com/s.json"}}}`, "input.schema"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.do("PUT", "/v1/projects/alpha/functions/f", dev, tc.body)
@@ -167,6 +169,15 @@ func TestInputRulesBadPayloads(t *testing.T) {
 	list, err := e.st.ListTasks(e.ctx, &store.ListTasksParams{Project: "alpha", Limit: 10})
 	if err != nil || len(list) != 0 {
 		t.Fatalf("tasks after refusals: %d %v", len(list), err)
+	}
+	// A schema is checked at submit, errors by path, never by value.
+	schema := ward.DefaultSpec()
+	schema.Input = ward.Input{Schema: json.RawMessage(`{"type":"object","properties":{"order":{"type":"object","properties":{"amount":{"type":"number","maximum":100}}}}}`)}
+	e.function("alpha", "checked", schema)
+	r = e.do("POST", "/v1/projects/alpha/tasks", dev, ward.SubmitRequest{Function: "checked", Payload: json.RawMessage(`{"order":{"amount":123456}}`)})
+	r.wantError(t, 400, privacy.CodeSchema, "payload")
+	if !bytes.Contains(r.body, []byte("/order/amount: maximum")) || bytes.Contains(r.body, []byte("123456")) {
+		t.Errorf("schema error: %s", r.body)
 	}
 	// A payload within the rules passes.
 	e.submit("alpha", dev, ward.SubmitRequest{Function: "score", Payload: json.RawMessage(`{"order":{"amount":7},"customer":{"id":"c"}}`)})

@@ -72,6 +72,11 @@ func (p *Plan) Apply(payload []byte, tok Tokenizer) (Result, error) {
 	if !json.Valid(payload) {
 		return Result{}, &ward.Error{Code: CodeNotJSON, Field: "payload", Message: "payload is not valid JSON, which the function's input rules require"}
 	}
+	if p.schema != nil {
+		if err := validate(p.schema, payload); err != nil {
+			return Result{}, err
+		}
+	}
 	w := walker{src: payload, tok: tok, strict: p.strict}
 	if p.froot != nil {
 		w.out = make([]byte, 0, len(payload)/2+64)

@@ -3,6 +3,8 @@ package privacy
 import (
 	"fmt"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/wardhq/ward"
 )
 
@@ -15,8 +17,9 @@ type Plan struct {
 	fields   []Pointer
 	tokenize []Pointer
 	strict   bool
-	froot    *node // nil without fields: everything is kept
-	troot    *node // nil without tokenize
+	schema   *jsonschema.Schema // nil without input.schema
+	froot    *node              // nil without fields: everything is kept
+	troot    *node              // nil without tokenize
 }
 
 // node is a trie node over pointer tokens. The same child serves both views
@@ -69,6 +72,11 @@ func Compile(in ward.Input) (*Plan, error) {
 	}
 	p := &Plan{strict: in.Strict}
 	var err error
+	if len(in.Schema) > 0 && string(in.Schema) != "null" {
+		if p.schema, err = compileSchema(in.Schema); err != nil {
+			return nil, err
+		}
+	}
 	if p.fields, err = parseList("input.fields", in.Fields); err != nil {
 		return nil, err
 	}
@@ -150,5 +158,5 @@ func within(t, f Pointer) bool {
 // Empty reports whether the plan has no rules at all (no fields, no tokenize,
 // not strict): payloads then pass untouched, even when they are not JSON.
 func (p *Plan) Empty() bool {
-	return p == nil || (len(p.fields) == 0 && len(p.tokenize) == 0 && !p.strict)
+	return p == nil || (len(p.fields) == 0 && len(p.tokenize) == 0 && !p.strict && p.schema == nil)
 }
