@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -85,6 +86,8 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	f.handle(mux, "POST /v1/projects/{p}/tasks/{id}/cancel", f.cancel)
 	f.handle(mux, "POST /v1/projects/{p}/tasks/{id}/retry", f.retry)
 	f.handle(mux, "POST /v1/projects/{p}/functions/{fn}/invoke", f.invoke)
+	f.handle(mux, "POST /v1/projects/{p}/tasks/fanout", f.fanout)
+	f.handle(mux, "POST /v1/projects/{p}/detokenize", f.detokenize)
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -322,7 +325,7 @@ func (f *fakeAPI) taskBody(w http.ResponseWriter, r *http.Request, _ []byte) {
 			apiError(w, 409, ward.CodeInvalidState, "task "+ft.task.ID+" has not finished")
 			return
 		}
-		w.Write(ft.result)
+		w.Write(f.maybeDetokenize(r, ft.result))
 	case "log":
 		w.Write(ft.log)
 	case "payload":
@@ -373,6 +376,69 @@ func (f *fakeAPI) invoke(w http.ResponseWriter, r *http.Request, body []byte) {
 		apiError(w, 429, ward.CodeFunctionBusy, "function busy at max_concurrency 1")
 	default:
 		w.Header().Set("Ward-Task-Id", "t_42")
-		w.Write(append([]byte("echo:"), body...))
+		w.Write(f.maybeDetokenize(r, append([]byte("echo:"), body...)))
 	}
+}
+
+// The fake's token vault: fakeToken stands for "cust-42"; any other token is
+// unknown (past retention).
+const (
+	fakeToken   = "tok_c3hm5x34k3shs2jve26q3w7typ6s3gd3"
+	fakeUnknown = "tok_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+)
+
+// maybeDetokenize re-identifies the vault's tokens in b for ?detokenize=1,
+// as the server does for a caller with the scope.
+func (f *fakeAPI) maybeDetokenize(r *http.Request, b []byte) []byte {
+	if r.URL.Query().Get("detokenize") != "1" {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte(fakeToken), []byte("cust-42"))
+}
+
+func (f *fakeAPI) detokenize(w http.ResponseWriter, _ *http.Request, body []byte) {
+	var req ward.DetokenizeRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		apiError(w, 400, ward.CodeInvalidJSON, "bad JSON")
+		return
+	}
+	if len(req.Tokens) == 0 || len(req.Tokens) > ward.MaxDetokenize {
+		apiError(w, 400, ward.CodeInvalidArgument, "tokens: must hold 1 to 1000 tokens")
+		return
+	}
+	out := ward.DetokenizeResponse{Values: map[string]json.RawMessage{}}
+	for _, t := range req.Tokens {
+		if t == fakeToken {
+			out.Values[t] = json.RawMessage(`"cust-42"`)
+		}
+	}
+	writeJSONStatus(w, 200, out)
+}
+
+// fanout makes one task per function; function "ruled" has input rules, and
+// "fails" fails.
+func (f *fakeAPI) fanout(w http.ResponseWriter, _ *http.Request, body []byte) {
+	var req ward.FanoutRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		apiError(w, 400, ward.CodeInvalidJSON, "bad JSON")
+		return
+	}
+	if slices.Contains(req.Functions, "nope") {
+		apiError(w, 404, ward.CodeNotFound, "function nope not found")
+		return
+	}
+	out := ward.BatchSubmitResponse{}
+	for _, fn := range req.Functions {
+		final, failure := ward.StatusSucceeded, (*ward.TaskError)(nil)
+		if fn == "fails" {
+			final, failure = ward.StatusFailed, &ward.TaskError{Code: ward.CodeExitStatus, Message: "exit status 3"}
+		}
+		ft := f.addTask(fn, final, failure)
+		ft.task.Priority, ft.task.Labels = req.Priority, req.Labels
+		if fn == "ruled" {
+			ft.task.Input = &ward.PayloadInfo{Fields: []string{"/order/total", "/customer/id"}, Tokenized: []string{"/customer/id"}}
+		}
+		out.Tasks = append(out.Tasks, ft.task)
+	}
+	writeJSONStatus(w, 202, out)
 }

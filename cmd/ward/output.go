@@ -160,9 +160,50 @@ func writeFunction(w io.Writer, f ward.Function) error {
 	t.row("Max attempts:", strconv.Itoa(s.Retries.MaxAttempts))
 	t.row("Backoff (s):", strconv.Itoa(s.Retries.BackoffS))
 	t.row("Retention (days):", strconv.Itoa(s.RetentionDays))
+	writeInputRules(t, s.Input)
 	t.row("Created:", fmtTime(f.CreatedAt))
 	t.row("Updated:", fmtTime(f.UpdatedAt))
 	return t.flush()
+}
+
+// writeInputRules writes a function's input rules: which payload fields its
+// tasks see, which only as tokens, and whether other fields are refused.
+func writeInputRules(t *table, in ward.Input) {
+	if len(in.Fields) == 0 {
+		t.row("Input fields:", "all (no input.fields: payloads are kept whole)")
+	} else {
+		t.list("Input fields:", in.Fields)
+	}
+	if len(in.Tokenize) == 0 {
+		t.row("Tokenized:", "-")
+	} else {
+		t.list("Tokenized:", in.Tokenize)
+	}
+	strict := "no (fields outside the list are dropped)"
+	switch {
+	case in.Strict:
+		strict = "yes (payloads with other fields are refused)"
+	case len(in.Fields) == 0:
+		strict = "no"
+	}
+	t.row("Strict:", strict)
+	if len(in.Schema) > 0 {
+		t.row("Schema:", fmt.Sprintf("yes, %d bytes (-o json shows it)", len(in.Schema)))
+	}
+}
+
+// list writes a label and a list, one item a row; an empty list is "-".
+func (t *table) list(label string, items []string) {
+	if len(items) == 0 {
+		t.row(label, "-")
+		return
+	}
+	for i, it := range items {
+		if i > 0 {
+			label = ""
+		}
+		t.row(label, it)
+	}
 }
 
 func writeConfig(w io.Writer, c ward.Config) error {
@@ -225,6 +266,9 @@ func writeTask(w io.Writer, tk ward.Task) error {
 	if tk.Sealed {
 		t.row("Sealed:", "yes (only the function's tasks, or the key's owner, can open it)")
 	}
+	if in := tk.Input; in != nil {
+		t.row("Payload holds:", payloadSummary(in))
+	}
 	t.row("Labels:", fmtKV(tk.Labels))
 	t.row("Code digest:", orDash(tk.CodeDigest))
 	if tk.ParentID != "" {
@@ -239,4 +283,49 @@ func (g *globals) printTask(tk ward.Task) error {
 		return writeJSON(g.stdout, tk)
 	}
 	return writeTask(g.stdout, tk)
+}
+
+// payloadSummary says in a few words what a projected payload holds.
+func payloadSummary(in *ward.PayloadInfo) string {
+	s := fmt.Sprintf("%d field(s), %d tokenized", len(in.Fields), len(in.Tokenized))
+	if in.Truncated {
+		s += ", lists cut short"
+	}
+	return s + " (ward task inspect lists them)"
+}
+
+// writeInspect writes a task's metadata and what its stored payload holds:
+// the pointers kept and tokenized by the function's input rules, never a
+// value.
+func writeInspect(w io.Writer, tk ward.Task) error {
+	t := newTable(w)
+	t.row("ID:", tk.ID)
+	t.row("Function:", tk.Function)
+	t.row("Status:", string(tk.Status))
+	t.row("Created:", fmtTime(tk.CreatedAt))
+	t.row("Finished:", fmtTimePtr(tk.FinishedAt))
+	t.row("Error:", taskErrorText(tk))
+	t.row("Labels:", fmtKV(tk.Labels))
+	t.row("Code digest:", orDash(tk.CodeDigest))
+	t.row("Payload size:", strconv.Itoa(tk.PayloadSize)+" bytes")
+	in := tk.Input
+	switch {
+	case tk.Sealed:
+		t.row("Sealed:", "yes: ward stores the envelope it cannot open; no input rules applied")
+	default:
+		t.row("Sealed:", "no")
+	}
+	switch {
+	case in == nil && tk.Sealed:
+	case in == nil:
+		t.row("Input rules:", "none: the payload is stored as it was submitted")
+	default:
+		t.row("Input rules:", "applied at submit: the payload holds only the fields below")
+		t.list("Fields:", in.Fields)
+		t.list("Tokenized:", in.Tokenized)
+		if in.Truncated {
+			t.row("", "(the lists are cut short: the payload holds more fields)")
+		}
+	}
+	return t.flush()
 }

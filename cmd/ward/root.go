@@ -220,6 +220,7 @@ WARD_SERVER/WARD_TOKEN/WARD_PROJECT, else from the file 'ward login' writes
 		newConfigCmd(g),
 		newTaskCmd(g),
 		newInvokeCmd(g),
+		newDetokenizeCmd(g),
 		newSecretCmd(g),
 		newSealingKeyCmd(g),
 		newKeysCmd(g),

@@ -141,11 +141,13 @@ func newTaskCmd(g *globals) *cobra.Command {
 		newTaskSubmitCmd(g),
 		newTaskGetCmd(g),
 		newTaskListCmd(g),
-		newTaskBodyCmd(g, "result", "Print a finished task's result bytes", (*client.Client).Result),
+		newTaskInspectCmd(g),
+		newTaskResultCmd(g),
 		newTaskBodyCmd(g, "log", "Print a task's log (its stderr, secrets redacted)", (*client.Client).Log),
 		newTaskPayloadCmd(g),
 		newTaskActionCmd(g, "cancel", "Cancel a queued or running task", (*client.Client).CancelTask),
 		newTaskActionCmd(g, "retry", "Re-queue a finished task with a fresh attempt budget", (*client.Client).RetryTask),
+		newTaskFanoutCmd(g),
 	)
 	return cmd
 }
@@ -345,14 +347,21 @@ func newTaskIDCmd(g *globals, name, short string, run func(context.Context, *cli
 }
 
 func newInvokeCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "invoke FUNCTION",
+	var detokenize bool
+	cmd := &cobra.Command{
+		Use:   "invoke FUNCTION [--detokenize]",
 		Short: "Run a function synchronously: payload from stdin, result to stdout",
 		Long: `Run FUNCTION synchronously with stdin as the payload and write the result to
 stdout. When the task fails, print its error code and task ID on stderr and
-exit 1.`,
+exit 1.
+
+With --detokenize, tokens in the result (values the function saw only as
+tokens, see 'ward deploy --tokenize') are replaced with the original values
+for a token with the detokenize scope; anyone else gets the tokens, and a
+note on stderr says so.`,
 		Example: `  echo '{"name":"ada"}' | ward invoke hello
-  ward invoke resize < image.png > thumb.png`,
+  ward invoke resize < image.png > thumb.png
+  ward invoke fraud --detokenize < order.json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -363,12 +372,23 @@ exit 1.`,
 			if err != nil {
 				return err
 			}
-			res, err := c.Invoke(cmd.Context(), g.cfg.Project, args[0], payload)
+			invoke := c.Invoke
+			if detokenize {
+				invoke = c.InvokeDetokenized
+			}
+			res, err := invoke(cmd.Context(), g.cfg.Project, args[0], payload)
 			if err != nil {
 				return err
 			}
-			_, err = g.stdout.Write(res.Body)
-			return err
+			if _, err := g.stdout.Write(res.Body); err != nil {
+				return err
+			}
+			if detokenize {
+				g.noteTokensLeft(res.Body)
+			}
+			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&detokenize, "detokenize", false, "replace tokens in the result with the original values (needs the detokenize scope)")
+	return cmd
 }

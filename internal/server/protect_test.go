@@ -362,12 +362,10 @@ func TestBackupAfterPurge(t *testing.T) {
 	// Four days later the live node purges.
 	clk.Set(day0.Add(4 * 24 * time.Hour))
 	n = startNode(t, dir, server.Config{ShutdownGrace: time.Second, Now: clk.Now})
-	r, err := n.srv.Purger.Purge(ctx)
-	if err != nil {
+	// The node runs a pass when it starts; this one makes sure it is done
+	// (whichever of the two did the work).
+	if _, err := n.srv.Purger.Purge(ctx); err != nil {
 		t.Fatal(err)
-	}
-	if r.Tasks != 1 || r.Keys < 1 {
-		t.Fatalf("purge = %+v, want 1 task and the old epoch keys", r)
 	}
 	if _, err := n.cl.GetTask(ctx, ward.DefaultProject, tk.ID); !errors.Is(err, ward.ErrNotFound) {
 		t.Fatalf("purged task still there: %v", err)
