@@ -16,6 +16,7 @@ import (
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/client"
+	"github.com/wardhq/ward/internal/specfile"
 	"github.com/wardhq/ward/internal/gobuild"
 	"github.com/wardhq/ward/internal/privacy"
 )
@@ -73,7 +74,7 @@ func nonEmpty(list []string) []string {
 // before any code is built; whether they fit together (a tokenized pointer
 // inside the fields, strict with fields) is checked once the whole spec is
 // known.
-func (d deployFlags) checkPointers(file *specFile) error {
+func (d deployFlags) checkPointers(file *specfile.File) error {
 	check := func(source string, list []string) error {
 		for i, s := range list {
 			if _, err := privacy.ParsePointer(s); err != nil {
@@ -83,11 +84,11 @@ func (d deployFlags) checkPointers(file *specFile) error {
 		return nil
 	}
 	if file != nil {
-		in := file.apply(ward.FunctionSpec{}).Input
-		if err := check(file.path+": input.fields", in.Fields); err != nil {
+		in := file.Apply(ward.FunctionSpec{}).Input
+		if err := check(file.Path()+": input.fields", in.Fields); err != nil {
 			return err
 		}
-		if err := check(file.path+": input.tokenize", in.Tokenize); err != nil {
+		if err := check(file.Path()+": input.tokenize", in.Tokenize); err != nil {
 			return err
 		}
 	}
@@ -175,7 +176,7 @@ a comma); --fields '' clears a list, --strict=false turns strict off.`,
 			if err != nil {
 				return err
 			}
-			spec = d.apply(file.apply(spec), cmd.Flags().Changed)
+			spec = d.apply(file.Apply(spec), cmd.Flags().Changed)
 			// The server checks the rules too; checking here first leaves a
 			// function untouched by a spec it would refuse.
 			if _, err := privacy.Compile(spec.Input); err != nil {
@@ -190,7 +191,7 @@ a comma); --fields '' clears a list, --strict=false turns strict off.`,
 			}
 			res := deployResult{Name: name, CodeUploadResponse: up}
 			if file != nil {
-				res.SpecFile = file.path
+				res.SpecFile = file.Path()
 			}
 			if g.cfg.Output == outputJSON {
 				return writeJSON(g.stdout, res)
@@ -222,15 +223,15 @@ a comma); --fields '' clears a list, --strict=false turns strict off.`,
 
 // loadSpecFile reads the spec file named by --spec, else the one found
 // beside the code at path; it returns nil when there is none.
-func loadSpecFile(specPath, path string) (*specFile, error) {
+func loadSpecFile(specPath, path string) (*specfile.File, error) {
 	if specPath == "" {
-		found, err := findSpecFile(path)
+		found, err := specfile.Find(path)
 		if err != nil || found == "" {
 			return nil, err
 		}
 		specPath = found
 	}
-	return readSpecFile(specPath)
+	return specfile.Read(specPath)
 }
 
 // currentSpec returns the function's spec, or a zero spec (server defaults)

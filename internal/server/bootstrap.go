@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"go/build"
 	"os"
@@ -13,7 +11,9 @@ import (
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/auth"
 	"github.com/wardhq/ward/internal/gobuild"
+	"github.com/wardhq/ward/internal/privacy"
 	"github.com/wardhq/ward/internal/sandbox"
+	"github.com/wardhq/ward/internal/specfile"
 	"github.com/wardhq/ward/internal/store"
 )
 
@@ -46,7 +46,8 @@ func (s *Server) AdminToken(ctx context.Context, existing string) (token string,
 
 // DeployExamples builds every Go main package directly under dir for wasip1
 // (cached in cacheDir) and deploys each as a function of the default project
-// named after its directory, with the spec in its optional ward.json. Code
+// named after its directory, with the spec in its optional ward.json or
+// ward.yaml (read as `ward deploy` reads it). Code
 // that did not change is not uploaded again. It returns the deployed names.
 func (s *Server) DeployExamples(ctx context.Context, dir, cacheDir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
@@ -69,16 +70,23 @@ func (s *Server) DeployExamples(ctx context.Context, dir, cacheDir string) ([]st
 
 func (s *Server) deployExample(ctx context.Context, name, dir, cacheDir string) error {
 	spec := ward.FunctionSpec{}
-	if b, err := os.ReadFile(filepath.Join(dir, "ward.json")); err == nil {
-		if err := json.Unmarshal(b, &spec); err != nil {
-			return fmt.Errorf("ward.json: %w", err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	path, err := specfile.Find(dir)
+	if err != nil {
 		return err
+	}
+	if path != "" {
+		f, err := specfile.Read(path)
+		if err != nil {
+			return err
+		}
+		spec = f.Apply(spec)
 	}
 	spec = spec.WithDefaults()
 	if err := spec.Validate(); err != nil {
-		return fmt.Errorf("ward.json: %w", err)
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := privacy.Compile(spec.Input); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	code, err := gobuild.Wasm(ctx, gobuild.Options{Dir: dir, CacheDir: cacheDir, Logger: s.log})
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package specfile
 
 import (
 	"encoding/json"
@@ -88,7 +88,7 @@ func TestParseSpec(t *testing.T) {
 			}
 			want := cloneSpec(base)
 			tt.want(&want)
-			got := (&specFile{obj: obj}).apply(cloneSpec(base))
+			got := (&File{obj: obj}).Apply(cloneSpec(base))
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("spec = %+v\nwant   %+v", got, want)
 			}
@@ -176,7 +176,7 @@ func TestSpecRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", name, err, in.b)
 		}
-		if got := (&specFile{obj: obj}).apply(ward.FunctionSpec{}); !reflect.DeepEqual(got, fullSpec) {
+		if got := (&File{obj: obj}).Apply(ward.FunctionSpec{}); !reflect.DeepEqual(got, fullSpec) {
 			t.Errorf("%s: read back %+v, want %+v", name, got, fullSpec)
 		}
 	}
@@ -233,15 +233,15 @@ func TestFindSpecFile(t *testing.T) {
 		{badDir, "", "is a directory"},
 	}
 	for _, tt := range tests {
-		got, err := findSpecFile(tt.path)
+		got, err := Find(tt.path)
 		if tt.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.err) || ward.CodeOf(err) != ward.CodeInvalidArgument {
-				t.Errorf("findSpecFile(%s) = %q, %v; want an error with %q", tt.path, got, err, tt.err)
+				t.Errorf("Find(%s) = %q, %v; want an error with %q", tt.path, got, err, tt.err)
 			}
 			continue
 		}
 		if err != nil || got != tt.want {
-			t.Errorf("findSpecFile(%s) = %q, %v; want %q", tt.path, got, err, tt.want)
+			t.Errorf("Find(%s) = %q, %v; want %q", tt.path, got, err, tt.want)
 		}
 	}
 }
@@ -263,11 +263,11 @@ func TestReadSpecFile(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]int{"a.json": 3, "a.yml": 4, "a.YAML": 5} {
-		f, err := readSpecFile(filepath.Join(dir, name))
+		f, err := Read(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if got := f.apply(ward.FunctionSpec{}).RetentionDays; got != want {
+		if got := f.Apply(ward.FunctionSpec{}).RetentionDays; got != want {
 			t.Errorf("%s: retention_days %d, want %d", name, got, want)
 		}
 	}
@@ -277,7 +277,7 @@ func TestReadSpecFile(t *testing.T) {
 		"big.json":     "larger than 1024 KiB",
 		"missing.json": "no such file",
 	} {
-		_, err := readSpecFile(filepath.Join(dir, name))
+		_, err := Read(filepath.Join(dir, name))
 		if err == nil || !strings.Contains(err.Error(), want) || ward.CodeOf(err) != ward.CodeInvalidArgument {
 			t.Errorf("%s: err = %v, want invalid_argument with %q", name, err, want)
 		}
@@ -296,7 +296,7 @@ func FuzzParseSpec(f *testing.F) {
 		if err != nil {
 			return
 		}
-		spec := (&specFile{obj: obj}).apply(ward.FunctionSpec{})
+		spec := (&File{obj: obj}).Apply(ward.FunctionSpec{})
 		// What was read writes back as a spec file that reads the same.
 		j, err := json.Marshal(spec)
 		if err != nil {
@@ -306,7 +306,7 @@ func FuzzParseSpec(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-reading %s: %v", j, err)
 		}
-		if again := (&specFile{obj: obj2}).apply(ward.FunctionSpec{}); !reflect.DeepEqual(normalize(again), normalize(spec)) {
+		if again := (&File{obj: obj2}).Apply(ward.FunctionSpec{}); !reflect.DeepEqual(normalize(again), normalize(spec)) {
 			t.Errorf("read %+v, re-read %+v", spec, again)
 		}
 	})

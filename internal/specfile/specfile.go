@@ -1,4 +1,7 @@
-package main
+// Package specfile reads a function's spec file, ward.json or ward.yaml,
+// kept next to its code: exact field names, value types and no repeated
+// keys are checked, and the file's settings are laid over a spec.
+package specfile
 
 import (
 	"bytes"
@@ -18,34 +21,32 @@ import (
 	"github.com/wardhq/ward"
 )
 
-// Spec files: a function's spec kept next to its code. deploy reads one
-// (ward.json or ward.yaml) from the code's directory; `ward dev` reads the
-// examples' ward.json the same way.
+// The names a spec file has next to its code.
 const (
-	specJSONName = "ward.json"
-	specYAMLName = "ward.yaml"
+	JSONName = "ward.json"
+	YAMLName = "ward.yaml"
 )
 
 // maxSpecFileBytes bounds a spec file; real ones are a few hundred bytes.
 const maxSpecFileBytes = 1 << 20
 
-// specFile is a decoded spec file: the settings it gives, to lay over a
+// File is a decoded spec file: the settings it gives, to lay over a
 // function's current spec.
-type specFile struct {
+type File struct {
 	path string
 	obj  map[string]any // the file's top-level object, checked against ward.FunctionSpec
 }
 
-// findSpecFile returns the spec file that goes with the code at path: a
+// Find returns the spec file that goes with the code at path: a
 // ward.json or ward.yaml in path when it is a directory, else beside it.
 // It returns "" when there is none, and an error when there are both.
-func findSpecFile(path string) (string, error) {
+func Find(path string) (string, error) {
 	dir := path
 	if st, err := os.Stat(path); err != nil || !st.IsDir() {
 		dir = filepath.Dir(path)
 	}
 	var found []string
-	for _, name := range []string{specJSONName, specYAMLName} {
+	for _, name := range []string{JSONName, YAMLName} {
 		p := filepath.Join(dir, name)
 		st, err := os.Stat(p)
 		switch {
@@ -64,12 +65,12 @@ func findSpecFile(path string) (string, error) {
 	case 1:
 		return found[0], nil
 	}
-	return "", ward.Errorf(ward.CodeInvalidArgument, "both %s and %s are in %s: keep one of them", specJSONName, specYAMLName, dir)
+	return "", ward.Errorf(ward.CodeInvalidArgument, "both %s and %s are in %s: keep one of them", JSONName, YAMLName, dir)
 }
 
-// readSpecFile reads and checks a spec file: JSON for a name ending in
+// Read reads and checks a spec file: JSON for a name ending in
 // .json, YAML for .yaml or .yml.
-func readSpecFile(path string) (*specFile, error) {
+func Read(path string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, ward.Errorf(ward.CodeInvalidArgument, "spec file: %v", err)
@@ -94,7 +95,7 @@ func readSpecFile(path string) (*specFile, error) {
 	if err != nil {
 		return nil, ward.Errorf(ward.CodeInvalidArgument, "%s: %s", path, err)
 	}
-	return &specFile{path: path, obj: obj}, nil
+	return &File{path: path, obj: obj}, nil
 }
 
 // parseSpec decodes a spec file's bytes (JSON, or YAML when yamlSyntax) and
@@ -433,12 +434,12 @@ func intValue(n json.Number) (int, error) {
 	return int(f), nil
 }
 
-// apply lays the file's settings over spec: every field the file gives
+// Apply lays the file's settings over spec: every field the file gives
 // replaces spec's, except that an "input" section replaces the whole of
 // spec's input rules (the file says exactly which fields the function sees
 // and which are tokenized); fields it does not give keep their values.
 // null sets a field to its zero value, i.e. the server's default.
-func (s *specFile) apply(spec ward.FunctionSpec) ward.FunctionSpec {
+func (s *File) Apply(spec ward.FunctionSpec) ward.FunctionSpec {
 	if s == nil {
 		return spec
 	}
@@ -486,3 +487,6 @@ func setValue(dst reflect.Value, v any) {
 		dst.SetInt(int64(n))
 	}
 }
+
+// Path returns the file's path.
+func (s *File) Path() string { return s.path }
