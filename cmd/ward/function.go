@@ -16,9 +16,9 @@ import (
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/client"
-	"github.com/wardhq/ward/internal/specfile"
 	"github.com/wardhq/ward/internal/gobuild"
 	"github.com/wardhq/ward/internal/privacy"
+	"github.com/wardhq/ward/internal/specfile"
 )
 
 // maxCodeBytes is the server's cap on uploaded code (docs/api.md).
