@@ -527,6 +527,12 @@ func TestTokensForgottenAfterRetention(t *testing.T) {
 	if err != nil || bytes.Contains(res, []byte("cust-9")) || bytes.Contains(res, []byte("Ada")) {
 		t.Fatalf("the task saw more than its fields: %s %v", res, err)
 	}
+	// The stored payload, decrypted (an admin may read it), holds only the
+	// field, as a token.
+	stored, err := n.cl.Payload(ctx, ward.DefaultProject, tk.ID)
+	if err != nil || bytes.Contains(stored, []byte("cust-9")) || bytes.Contains(stored, []byte("Ada")) || len(privacy.FindTokens(stored, 2)) != 1 {
+		t.Fatalf("stored payload %s, %v", stored, err)
+	}
 	toks := privacy.FindTokens(res, 2)
 	if len(toks) != 1 {
 		t.Fatalf("result %s holds %d tokens", res, len(toks))
