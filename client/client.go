@@ -531,30 +531,7 @@ type InvokeResult struct {
 // task fails the error is an *APIError whose Code is the task's failure code
 // (timeout for a task timeout) and whose TaskID names the task.
 func (c *Client) Invoke(ctx context.Context, project, fn string, payload []byte) (InvokeResult, error) {
-	ct := "application/octet-stream"
-	if len(payload) > 0 && json.Valid(payload) {
-		ct = "application/json"
-	}
-	if payload == nil {
-		payload = []byte{}
-	}
-	_, h, data, err := c.do(ctx, request{
-		method:      http.MethodPost,
-		segs:        []string{"v1", "projects", project, "functions", fn, "invoke"},
-		body:        payload,
-		contentType: ct,
-	})
-	if err != nil {
-		return InvokeResult{}, err
-	}
-	id := h.Get("Ward-Task-Id")
-	if !validID(id) {
-		return InvokeResult{}, fmt.Errorf("invoke %s: %w: no valid Ward-Task-Id header", fn, ErrBadResponse)
-	}
-	if data == nil {
-		data = []byte{}
-	}
-	return InvokeResult{TaskID: id, Body: data}, nil
+	return c.invokeQuery(ctx, project, fn, payload, nil)
 }
 
 // Health checks that the server is up (GET /healthz, no token sent).
