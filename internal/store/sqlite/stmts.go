@@ -22,6 +22,7 @@ import (
 type stmts struct {
 	idemLookup, idemPut    *sql.Stmt
 	leaseLimits, leaseScan *sql.Stmt
+	projectExists, maxSeq  *sql.Stmt // the submit path's lookups
 
 	mu    sync.Mutex
 	batch [numBatchKinds][maxChunkLog2 + 1]*sql.Stmt
@@ -76,6 +77,8 @@ func prepare(ctx context.Context, db *sql.DB) (*stmts, error) {
 			(SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.project = f.project AND t.function = f.name)
 			FROM functions f INDEXED BY functions_limited WHERE f.max_concurrency > 0`},
 		{&s.leaseScan, leaseScanSQL + leaseScanOrder},
+		{&s.projectExists, `SELECT 1 FROM projects WHERE name = ?`},
+		{&s.maxSeq, `SELECT coalesce(max(seq), 0) FROM tasks`},
 	} {
 		st, err := db.PrepareContext(ctx, q.sql)
 		if err != nil {

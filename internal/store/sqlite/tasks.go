@@ -56,7 +56,7 @@ func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]
 	now := micros(p.Now)
 	qctx := context.WithoutCancel(ctx) // the transaction still ends with ctx
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		if err := checkProjects(qctx, tx, p); err != nil {
+		if err := s.checkProjects(qctx, tx, p); err != nil {
 			return err
 		}
 		fresh, dups, err := s.resolveIdempotency(ctx, tx, p.Tasks, now, out)
@@ -89,7 +89,7 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 	// Seqs are assigned here, under the write lock, so the payload rows can
 	// be written without reading them back.
 	var last int64
-	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM tasks`).Scan(&last); err != nil {
+	if err := tx.StmtContext(ctx, s.st.maxSeq).QueryRowContext(ctx).Scan(&last); err != nil {
 		return fmt.Errorf("sqlite: insert tasks: %w", err)
 	}
 	var bodies []any
@@ -179,18 +179,22 @@ func (s *Store) deleteBodies(ctx context.Context, tx *sql.Tx, ids []any) error {
 
 // checkProjects returns not_found unless the project of every task and
 // every token of p exists.
-func checkProjects(ctx context.Context, tx *sql.Tx, p *store.InsertTasksParams) error {
+func (s *Store) checkProjects(ctx context.Context, tx *sql.Tx, p *store.InsertTasksParams) error {
 	seen := map[string]bool{}
+	var exists *sql.Stmt
 	check := func(name string) error {
 		if seen[name] {
 			return nil
 		}
-		ok, err := projectExists(ctx, tx, name)
-		if err != nil {
-			return err
+		if exists == nil {
+			exists = tx.StmtContext(ctx, s.st.projectExists)
 		}
-		if !ok {
+		var one int
+		switch err := exists.QueryRowContext(ctx, name).Scan(&one); {
+		case errors.Is(err, sql.ErrNoRows):
 			return notFoundProject(name)
+		case err != nil:
+			return fmt.Errorf("sqlite: look up project: %w", err)
 		}
 		seen[name] = true
 		return nil
