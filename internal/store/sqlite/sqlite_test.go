@@ -395,10 +395,9 @@ func TestQueryPlans(t *testing.T) {
 		{"purge function tasks", purgeFunction[2], []string{"INDEX tasks_project_finished (project=?"}},
 		{"delete project bodies", deleteProjectSQL[0], []string{"INDEX tasks_project (project=?)", "task_bodies USING INTEGER PRIMARY KEY"}},
 		{"delete project tasks", deleteProjectSQL[2], []string{"INDEX tasks_project (project=?)"}},
-		{"delete project tokens", deleteProjectSQL[3], []string{"INDEX token_vault_updated (project=?)"}},
-		{"get tokens", getTokensSQL(3), []string{"INDEX sqlite_autoindex_token_vault_1 (project=? AND token=?)"}},
-		{"purge tokens", purgeTokensSQL, []string{"INDEX token_vault_updated (project=? AND updated_at<?)",
-			"token_vault USING INTEGER PRIMARY KEY (rowid=?)"}},
+		{"delete project tokens", deleteProjectSQL[3], []string{"token_vault USING PRIMARY KEY (project=?)"}},
+		{"get tokens", getTokensSQL(3), []string{"token_vault USING PRIMARY KEY (project=? AND token=?)"}},
+		{"purge all tokens", purgeAllTokensSQL, []string{"token_vault USING PRIMARY KEY (project=?)"}},
 	} {
 		plan := explain(t, s, tc.query)
 		for _, w := range tc.want {

@@ -84,11 +84,16 @@ func getTokensSQL(n int) string {
 }
 
 // purgeTokensSQL deletes up to a limit (-1 = all) of a project's entries
-// written last before a time, oldest first, read through the index by
-// update time.
-const purgeTokensSQL = `DELETE FROM token_vault WHERE rowid IN (
-	SELECT rowid FROM token_vault INDEXED BY token_vault_updated
-	WHERE project = ? AND updated_at < ? ORDER BY updated_at LIMIT ?)`
+// written last before a time, oldest first. It scans the project's range of
+// the vault's one b-tree: the vault keeps no index by update time, so that
+// a submission writing a new token touches one b-tree (purging runs hourly,
+// submissions all the time; migration 0004).
+const purgeTokensSQL = `DELETE FROM token_vault WHERE project = ?1 AND token IN (
+	SELECT token FROM token_vault
+	WHERE project = ?1 AND updated_at < ?2 ORDER BY updated_at LIMIT ?3)`
+
+// purgeAllTokensSQL is purgeTokensSQL without a limit: no order is needed.
+const purgeAllTokensSQL = `DELETE FROM token_vault WHERE project = ? AND updated_at < ?`
 
 // PurgeTokens deletes, oldest first, up to Limit (0 = all) of Project's
 // token vault entries whose updated_at is before UpdatedBefore, and returns
@@ -104,7 +109,11 @@ func (s *Store) PurgeTokens(ctx context.Context, p *store.PurgeTokensParams) (in
 	}
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, purgeTokensSQL, p.Project, micros(p.UpdatedBefore), limit)
+		q, args := purgeTokensSQL, []any{p.Project, micros(p.UpdatedBefore), limit}
+		if limit < 0 {
+			q, args = purgeAllTokensSQL, args[:2]
+		}
+		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("sqlite: purge tokens: %w", err)
 		}
