@@ -24,14 +24,15 @@ type rotation struct {
 
 func newKeysCmd(g *globals) *cobra.Command {
 	cmd := groupCmd("keys", "Maintain a data directory's encryption keys (offline)")
-	cmd.Long = `ward encrypts what it stores with per-project, per-day epoch keys kept in a
-keystore (keys/keystore.db in the data directory) apart from the data, each
-wrapped under one root key: the file keys/root.key, or $WARD_ROOT_KEY
-(base64) when it is set. These commands work on the data directory itself,
-not through the API: the server must be stopped.`
-	var dataDir string
+	cmd.Long = `ward encrypts what it stores with per-project epoch keys kept in a keystore
+apart from the data (keystore.db in the keys directory: DIR/keys, or the
+directory given to 'ward dev --keys'), each wrapped under one root key: the
+file root.key there, or $WARD_ROOT_KEY (base64) when it is set. These
+commands work on the directories themselves, not through the API: the
+server must be stopped.`
+	var dataDir, keysDir string
 	rotate := &cobra.Command{
-		Use:   "rotate [--data DIR]",
+		Use:   "rotate [--data DIR] [--keys KEYS]",
 		Short: "Replace the root key: rewrap every epoch key under a new one (server stopped)",
 		Long: `Replace the root key of the data directory DIR: every epoch key is rewrapped
 under a new root key in one transaction. No data is rewritten, and all of it
@@ -68,7 +69,7 @@ Procedure:
 			} else if !st.IsDir() {
 				return ward.Errorf(ward.CodeInvalidArgument, "%s is not a directory (--data)", dataDir)
 			}
-			r, err := server.RotateRootKey(cmd.Context(), dataDir, g.getenv("WARD_ROOT_KEY"))
+			r, err := server.RotateRootKey(cmd.Context(), dataDir, keysDir, g.getenv("WARD_ROOT_KEY"))
 			if err != nil {
 				return err
 			}
@@ -88,6 +89,7 @@ Procedure:
 		},
 	}
 	rotate.Flags().StringVar(&dataDir, "data", defaultDataDir, "the data directory, as given to 'ward dev --data'")
+	rotate.Flags().StringVar(&keysDir, "keys", "", "the keys directory, as given to 'ward dev --keys' (default DIR/keys)")
 	cmd.AddCommand(rotate)
 	return cmd
 }

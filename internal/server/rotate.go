@@ -23,16 +23,20 @@ type Rotation struct {
 // RotateRootKey replaces the root key of the data directory's keystore:
 // every epoch key is rewrapped under a new root key in one transaction; no
 // data is rewritten and all of it stays readable. It needs the server to be
-// stopped (it takes the data directory's lock). With rootKeyEnv empty the
-// key lives in keys/root.key, which is replaced; otherwise rootKeyEnv is the
-// current WARD_ROOT_KEY and the new one is returned in Rotation.NewRootKey.
-func RotateRootKey(ctx context.Context, dataDir, rootKeyEnv string) (Rotation, error) {
+// stopped (it takes the data directory's lock). keysDir is the server's
+// KeysDir ("" = dataDir/keys). With rootKeyEnv empty the key lives in
+// root.key there, which is replaced; otherwise rootKeyEnv is the current
+// WARD_ROOT_KEY and the new one is returned in Rotation.NewRootKey.
+func RotateRootKey(ctx context.Context, dataDir, keysDir, rootKeyEnv string) (Rotation, error) {
 	unlock, err := lockDataDir(dataDir)
 	if err != nil {
 		return Rotation{}, err
 	}
 	defer unlock()
-	dir := filepath.Join(dataDir, "keys")
+	dir := keysDir
+	if dir == "" {
+		dir = filepath.Join(dataDir, "keys")
+	}
 	ksPath := filepath.Join(dir, "keystore.db")
 	if _, err := os.Stat(ksPath); err != nil {
 		return Rotation{}, &ward.Error{Code: ward.CodeNotFound, Message: fmt.Sprintf("no keystore at %s", ksPath)}

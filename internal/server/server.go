@@ -39,8 +39,12 @@ type Config struct {
 	Slots          int           // runner slots (0 = default)
 	MemoryBudgetMB int           // runner memory budget (0 = default)
 	ShutdownGrace  time.Duration // running tasks' time to finish on shutdown
+	// KeysDir holds the root key file, the keystore and the token signing
+	// key; "" means DataDir/keys. Put it on another disk than DataDir to
+	// keep the keys apart from the data they protect.
+	KeysDir string
 	// RootKey, when set, is the root key (base64 of a keyset, as
-	// WARD_ROOT_KEY holds it) instead of the file keys/root.key.
+	// WARD_ROOT_KEY holds it) instead of the file root.key in KeysDir.
 	RootKey  string
 	LeaseTTL time.Duration // 0 = the queue's default
 	// PurgeInterval is the time between retention passes (0 = hourly).
@@ -90,6 +94,9 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.KeysDir == "" {
+		cfg.KeysDir = filepath.Join(cfg.DataDir, "keys")
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -116,7 +123,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.Store = s.db
 	}
 	s.Purger = retention.New(retention.Options{Store: s.Store, Keys: s.keys, Logger: cfg.Logger, Now: cfg.Now, Interval: cfg.PurgeInterval})
-	key, err := auth.LoadOrCreateKey(filepath.Join(cfg.DataDir, "keys", "signing.key"))
+	key, err := auth.LoadOrCreateKey(filepath.Join(cfg.KeysDir, "signing.key"))
 	if err != nil {
 		return nil, err
 	}
@@ -243,12 +250,13 @@ func (s *Server) Close() {
 	}
 }
 
-// openKeystore opens the keystore kept apart from the store (keys/keystore.db)
-// under the root key: cfg.RootKey, or the file keys/root.key, which is
-// created only along with a fresh store — a missing root key for existing
-// data stops the server rather than hiding the data behind a new key.
+// openKeystore opens the keystore kept apart from the store
+// (KeysDir/keystore.db) under the root key: cfg.RootKey, or the file
+// KeysDir/root.key, which is created only along with a fresh store — a
+// missing root key for existing data stops the server rather than hiding the
+// data behind a new key.
 func openKeystore(ctx context.Context, cfg Config, fresh bool) (*seal.Keystore, error) {
-	dir := filepath.Join(cfg.DataDir, "keys")
+	dir := cfg.KeysDir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("keys dir: %w", err)
 	}

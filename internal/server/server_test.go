@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -185,5 +186,38 @@ func TestMissingRootKeyRefusesToStart(t *testing.T) {
 	}
 	if _, err := os.Stat(dir + "/keys/root.key"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a root key was created over existing data: %v", err)
+	}
+}
+
+// TestKeysDirApart: with KeysDir elsewhere, the data directory holds no key
+// at all, and the node needs the keys directory to open its data again.
+func TestKeysDirApart(t *testing.T) {
+	data, keys := t.TempDir(), t.TempDir()
+	ctx := context.Background()
+	n := startNode(t, data, server.Config{ShutdownGrace: time.Second, KeysDir: keys})
+	deployEcho(t, n.cl, "echo")
+	if _, err := n.cl.PutSecret(ctx, ward.DefaultProject, "", "S", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"root.key", "keystore.db", "signing.key"} {
+		if _, err := os.Stat(filepath.Join(keys, name)); err != nil {
+			t.Errorf("keys dir lacks %s: %v", name, err)
+		}
+		if _, err := os.Stat(filepath.Join(data, "keys", name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("data dir holds %s", name)
+		}
+	}
+	// Without its keys directory the data does not open, and no new root key
+	// is made over it.
+	_, err := server.Open(ctx, server.Config{DataDir: data, Addr: "127.0.0.1:0"})
+	if ward.CodeOf(err) != seal.CodeRootKeyMissing {
+		t.Fatalf("open without the keys dir: %v, want %s", err, seal.CodeRootKeyMissing)
+	}
+	n = startNode(t, data, server.Config{ShutdownGrace: time.Second, KeysDir: keys})
+	if _, err := n.cl.GetFunction(ctx, ward.DefaultProject, "echo"); err != nil {
+		t.Fatal(err)
 	}
 }
