@@ -1,0 +1,515 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/store"
+)
+
+// fnKey names a function across projects.
+type fnKey struct{ project, function string }
+
+// fnSlots is a function's concurrency limit and its running count.
+type fnSlots struct{ limit, running int }
+
+// candidate is a due queued task read (and row-locked) by a lease scan.
+type candidate struct {
+	seq, runAt    int64
+	priority, mem int
+	key           fnKey
+	limit         int // the function's max_concurrency; 0 = none
+}
+
+// leaseScanSQL selects due queued tasks that fit a memory budget, in lease
+// order after a (priority, run_at, seq) cursor, skipping excluded
+// functions, and row-locks them (skipping rows other leases hold). It
+// returns each task's function's max_concurrency (0 for none or a deleted
+// function).
+const leaseScanSQL = `SELECT t.seq, t.priority, t.run_at, t.memory_mb, t.project, t.function, coalesce(f.max_concurrency, 0)
+	FROM tasks t LEFT JOIN functions f ON f.project = t.project AND f.name = t.function
+	WHERE t.status = 'queued' AND t.run_at <= $1 AND t.memory_mb <= $2
+	AND ($3::int IS NULL OR t.priority < $3::int OR (t.priority = $3::int AND (t.run_at, t.seq) > ($4::bigint, $5::bigint)))
+	AND NOT EXISTS (SELECT 1 FROM unnest($6::text[], $7::text[]) AS x (p, f) WHERE x.p = t.project AND x.f = t.function)
+	ORDER BY t.priority DESC, t.run_at, t.seq
+	LIMIT $8
+	FOR UPDATE OF t SKIP LOCKED`
+
+// leaseSQL moves the tasks given as (seq, lease ID) arrays to running and
+// returns taskCols, seq and the payload of each.
+var leaseSQL = `UPDATE tasks t SET status = 'running', attempts = t.attempts + 1, started_at = $1, runner_id = $2,
+		lease_expires_at = $3, lease_id = l.lease_id
+	FROM unnest($4::bigint[], $5::text[]) AS l (seq, lease_id)
+	WHERE t.seq = l.seq AND t.status = 'queued'
+	RETURNING ` + prefixed("t.", taskCols) + `, t.seq,
+		(SELECT b.data FROM task_bodies b WHERE b.seq = t.seq AND b.kind = 0)`
+
+// LeaseTasks moves up to Max due queued tasks (run_at <= Now) to running for
+// RunnerID, in one transaction. Tasks are taken by priority (highest
+// first), then run_at, then insertion order. Each leased task gets a new
+// random lease ID, lease_expires_at = Now+TTL, started_at = Now, and one more
+// attempt.
+//
+// Admission: the memory_mb of the tasks leased in one call sums to at most
+// FreeMemoryMB; a task that does not fit is skipped and later ones are still
+// considered. A function whose spec sets max_concurrency N > 0 never has more
+// than N running tasks in the whole database, across servers: a lease that
+// admits a task of such a function holds the function's advisory lock until
+// it commits and counts its running tasks under it. A function whose lock
+// another lease holds at that moment is skipped by this one. Candidate rows
+// are locked FOR UPDATE SKIP LOCKED, so concurrent leases never take the
+// same task. Tasks of a deleted function have no concurrency limit.
+func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.Lease, error) {
+	switch {
+	case p.RunnerID == "":
+		return nil, ward.FieldError("runner_id", "is required")
+	case p.TTL <= 0:
+		return nil, ward.FieldError("ttl", "must be positive")
+	}
+	if p.Max <= 0 {
+		return nil, nil
+	}
+	now := micros(p.Now)
+	expires := micros(p.Now.Add(p.TTL))
+	var leases []store.Lease
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		picks, err := pickTasks(ctx, tx, p, now)
+		if err != nil || len(picks) == 0 {
+			return err
+		}
+		leases, err = leasePicked(ctx, tx, picks, p.RunnerID, now, expires)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return leases, nil
+}
+
+// pickTasks chooses the tasks to lease and returns their seqs in lease
+// order. Each scan asks only for tasks that fit the memory left and whose
+// function is not blocked, so a blocked function's backlog never starves
+// the tasks behind it.
+func pickTasks(ctx context.Context, tx pgx.Tx, p *store.LeaseParams, now int64) ([]int64, error) {
+	var picks []int64
+	free := p.FreeMemoryMB
+	slots := map[fnKey]*fnSlots{}
+	blocked := map[fnKey]bool{}
+	var bp, bf []string // blocked functions, as parallel arrays
+	var curPrio *int
+	var curRun, curSeq int64
+	for len(picks) < p.Max && free >= 0 {
+		need := p.Max - len(picks)
+		cands, err := scanCandidates(ctx, tx, now, free, curPrio, curRun, curSeq, bp, bf, need)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cands {
+			prio := c.priority
+			curPrio, curRun, curSeq = &prio, c.runAt, c.seq
+			if c.mem > free || blocked[c.key] {
+				continue
+			}
+			if c.limit > 0 {
+				sl, err := functionSlots(ctx, tx, c.key, c.limit, slots)
+				if err != nil {
+					return nil, err
+				}
+				if sl == nil || sl.running >= sl.limit {
+					blocked[c.key] = true
+					bp, bf = append(bp, c.key.project), append(bf, c.key.function)
+					continue
+				}
+				sl.running++
+			}
+			free -= c.mem
+			picks = append(picks, c.seq)
+			if len(picks) == p.Max {
+				break
+			}
+		}
+		if len(cands) < need {
+			break // no more candidates
+		}
+	}
+	return picks, nil
+}
+
+// scanCandidates reads up to limit candidates after the cursor.
+func scanCandidates(ctx context.Context, tx pgx.Tx, now int64, free int, prio *int, runAt, seq int64,
+	bp, bf []string, limit int) ([]candidate, error) {
+	if bp == nil {
+		bp, bf = []string{}, []string{}
+	}
+	rows, err := tx.Query(ctx, leaseScanSQL, now, free, prio, runAt, seq, bp, bf, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: lease: scan: %w", err)
+	}
+	defer rows.Close()
+	var out []candidate
+	for rows.Next() {
+		var c candidate
+		if err := rows.Scan(&c.seq, &c.priority, &c.runAt, &c.mem, &c.key.project, &c.key.function, &c.limit); err != nil {
+			return nil, fmt.Errorf("postgres: lease: scan: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: lease: scan: %w", err)
+	}
+	return out, nil
+}
+
+// functionSlots returns the slots of a function with a concurrency limit,
+// taking its advisory lock (held until the transaction ends) and counting
+// its running tasks under it the first time. It returns nil when another
+// transaction holds the lock.
+func functionSlots(ctx context.Context, tx pgx.Tx, k fnKey, limit int, slots map[fnKey]*fnSlots) (*fnSlots, error) {
+	if sl, ok := slots[k]; ok {
+		return sl, nil
+	}
+	var got bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended('ward.fn/' || $1 || '/' || $2, 0))`,
+		k.project, k.function).Scan(&got); err != nil {
+		return nil, fmt.Errorf("postgres: lease: lock function: %w", err)
+	}
+	if !got {
+		slots[k] = nil
+		return nil, nil
+	}
+	// Read committed: this statement sees every lease committed before the
+	// lock was granted.
+	sl := &fnSlots{limit: limit}
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE status = 'running' AND project = $1 AND function = $2`,
+		k.project, k.function).Scan(&sl.running); err != nil {
+		return nil, fmt.Errorf("postgres: lease: count running: %w", err)
+	}
+	slots[k] = sl
+	return sl, nil
+}
+
+// leasePicked moves the picked tasks (by seq) to running under new leases
+// and returns the leases in pick order.
+func leasePicked(ctx context.Context, tx pgx.Tx, picks []int64, runner string, now, expires int64) ([]store.Lease, error) {
+	ids, err := newLeaseIDs(len(picks))
+	if err != nil {
+		return nil, err
+	}
+	pos := make(map[int64]int, len(picks))
+	for i, seq := range picks {
+		pos[seq] = i
+	}
+	rows, err := tx.Query(ctx, leaseSQL, now, runner, expires, picks, ids)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: lease tasks: %w", err)
+	}
+	defer rows.Close()
+	leases := make([]store.Lease, len(picks))
+	n := 0
+	for rows.Next() {
+		var r taskRow
+		var seq int64
+		var payload []byte
+		if err := rows.Scan(r.dest(&seq, &payload)...); err != nil {
+			return nil, fmt.Errorf("postgres: lease tasks: %w", err)
+		}
+		rec, err := r.record()
+		if err != nil {
+			return nil, fmt.Errorf("postgres: lease tasks: %w", err)
+		}
+		leases[pos[seq]] = store.Lease{Task: rec, LeaseID: rec.LeaseID, ExpiresAt: rec.LeaseExpiresAt, Payload: payload}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: lease tasks: %w", err)
+	}
+	if n != len(picks) {
+		return nil, fmt.Errorf("postgres: lease tasks: %d of %d picked tasks updated", n, len(picks))
+	}
+	return leases, nil
+}
+
+// newLeaseIDs returns n random lease IDs (128 bits, hex).
+func newLeaseIDs(n int) ([]string, error) {
+	b := make([]byte, 16*n)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("postgres: lease id: %w", err)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = hex.EncodeToString(b[16*i : 16*(i+1)])
+	}
+	return ids, nil
+}
+
+// Heartbeat extends to Now+TTL each lease in Leases that is still held: the
+// task is running under that lease ID (an expired lease not yet reaped is
+// still held). It returns the task IDs whose lease is not held.
+func (s *Store) Heartbeat(ctx context.Context, p *store.HeartbeatParams) ([]string, error) {
+	if p.TTL <= 0 {
+		return nil, ward.FieldError("ttl", "must be positive")
+	}
+	if len(p.Leases) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(p.Leases))
+	lids := make([]string, len(p.Leases))
+	for i, ref := range p.Leases {
+		ids[i], lids[i] = ref.TaskID, ref.LeaseID
+	}
+	rows, err := s.pool.Query(ctx, `UPDATE tasks t SET lease_expires_at = $1
+		FROM unnest($2::text[], $3::text[]) AS h (id, lease)
+		WHERE t.id = h.id AND t.status = 'running' AND t.lease_id = h.lease
+		RETURNING t.id, t.lease_id`, micros(p.Now.Add(p.TTL)), ids, lids)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: heartbeat: %w", err)
+	}
+	defer rows.Close()
+	held := make(map[store.LeaseRef]bool, len(p.Leases))
+	for rows.Next() {
+		var ref store.LeaseRef
+		if err := rows.Scan(&ref.TaskID, &ref.LeaseID); err != nil {
+			return nil, fmt.Errorf("postgres: heartbeat: %w", err)
+		}
+		held[ref] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: heartbeat: %w", err)
+	}
+	var lost []string
+	for _, ref := range p.Leases {
+		if !held[ref] {
+			lost = append(lost, ref.TaskID)
+		}
+	}
+	return lost, nil
+}
+
+// completeSQL applies one completion to a task running under its lease and
+// writes (or, when empty, clears) its result and log bodies; it returns the
+// task's seq, or no row when the lease is not held.
+const completeSQL = `WITH u AS (
+		UPDATE tasks SET status = $3::text,
+			finished_at = CASE WHEN $3::text = 'queued' THEN NULL ELSE $4::bigint END,
+			run_at = CASE WHEN $3::text = 'queued' THEN $5::bigint ELSE run_at END,
+			started_at = CASE WHEN $3::text = 'queued' THEN NULL ELSE started_at END,
+			error_code = $6::text, error_message = $7::text, exit_code = $8::int,
+			usage_peak_memory = $9::bigint, usage_cpu_ms = $10::bigint, usage_duration_ms = $11::bigint,
+			platform_tries = platform_tries + $12::int,
+			lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+		WHERE id = $1::text AND status = 'running' AND lease_id = $2::text
+		RETURNING seq),
+	put AS (
+		INSERT INTO task_bodies (seq, kind, data)
+		SELECT u.seq, b.kind, b.data FROM u, (VALUES (1, $13::bytea), (2, $14::bytea)) AS b (kind, data)
+		WHERE length(b.data) > 0
+		ON CONFLICT (seq, kind) DO UPDATE SET data = excluded.data),
+	del AS (
+		DELETE FROM task_bodies b USING u
+		WHERE b.seq = u.seq AND ((b.kind = 1 AND length($13::bytea) = 0) OR (b.kind = 2 AND length($14::bytea) = 0)))
+	SELECT seq FROM u`
+
+// CompleteTasks applies finished runs in one transaction (one round trip);
+// errs[i] belongs to Completions[i], and the completions apply one after
+// the other. A completion applies only while its task is running under its
+// lease ID; otherwise its error is ward.ErrStaleLease and the task is not
+// touched.
+//
+// Status succeeded or failed ends the task: finished_at = Now, error, exit
+// code, usage, result and log as given, lease cleared. Status queued is a
+// retry at RunAt: error, exit code, usage and log of the run stay visible,
+// the lease and started_at are cleared, and a PlatformRetry counts one more
+// platform try. Any other status is invalid_argument for that completion.
+func (s *Store) CompleteTasks(ctx context.Context, p *store.CompleteParams) ([]error, error) {
+	errs := make([]error, len(p.Completions))
+	b := &pgx.Batch{}
+	var queued []int
+	for i := range p.Completions {
+		c := &p.Completions[i]
+		switch c.Status {
+		case ward.StatusSucceeded, ward.StatusFailed, ward.StatusQueued:
+		default:
+			errs[i] = ward.FieldError("status", "task %s: cannot complete with status %q", c.TaskID, c.Status)
+			continue
+		}
+		ec, em := taskErrorArgs(c.Error)
+		peak, cpu, dur := usageArgs(c.Usage)
+		inc := 0
+		if c.Status == ward.StatusQueued && c.PlatformRetry {
+			inc = 1
+		}
+		result, log := c.Result, c.Log
+		if result == nil {
+			result = []byte{}
+		}
+		if log == nil {
+			log = []byte{}
+		}
+		b.Queue(completeSQL, c.TaskID, c.LeaseID, string(c.Status), micros(c.Now), micros(c.RunAt),
+			ec, em, c.ExitCode, peak, cpu, dur, inc, result, log)
+		queued = append(queued, i)
+	}
+	if len(queued) == 0 {
+		return errs, nil
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		br := tx.SendBatch(ctx, b)
+		var first error
+		for _, i := range queued {
+			var seq int64
+			err := br.QueryRow().Scan(&seq)
+			switch {
+			case err == nil:
+				errs[i] = nil
+			case errors.Is(err, pgx.ErrNoRows):
+				errs[i] = ward.Errorf(ward.CodeStaleLease, "task %s: lease not held", p.Completions[i].TaskID)
+			case first == nil:
+				first = fmt.Errorf("postgres: complete tasks: %w", err)
+			}
+		}
+		if err := br.Close(); err != nil && first == nil {
+			first = fmt.Errorf("postgres: complete tasks: %w", err)
+		}
+		return first
+	})
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// Reaping statements; running tasks are few, and indexed.
+const (
+	expireFailSQL = `UPDATE tasks SET status = 'failed', finished_at = $1,
+		error_code = 'lease_expired', error_message = 'the lease expired',
+		lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+		WHERE status = 'running' AND lease_expires_at < $2 AND platform_tries >= $3 RETURNING id`
+	expireRequeueSQL = `UPDATE tasks SET status = 'queued', run_at = $1,
+		platform_tries = platform_tries + 1, error_code = 'lease_expired', error_message = 'the lease expired',
+		started_at = NULL, lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+		WHERE status = 'running' AND lease_expires_at < $2 AND platform_tries < $3 RETURNING id`
+	requeueRunnerSQL = `UPDATE tasks SET status = 'queued', run_at = $1,
+		attempts = greatest(attempts - 1, 0), started_at = NULL, lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+		WHERE status = 'running' AND runner_id = $2 RETURNING id`
+)
+
+// ExpireLeases reaps running tasks whose lease expired before ExpiredBy
+// (default Now). A task with fewer than PlatformRetries platform tries goes
+// back to the queue at Now with one more platform try and error
+// lease_expired (its attempt still counts); any other fails with
+// lease_expired at Now. It returns the IDs of both kinds.
+func (s *Store) ExpireLeases(ctx context.Context, p *store.ExpireParams) ([]string, error) {
+	now, by := micros(p.Now), micros(p.Now)
+	if !p.ExpiredBy.IsZero() {
+		by = micros(p.ExpiredBy)
+	}
+	var ids []string
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		ids = ids[:0]
+		for _, q := range []string{expireFailSQL, expireRequeueSQL} {
+			got, err := queryIDs(ctx, tx, q, now, by, p.PlatformRetries)
+			if err != nil {
+				return fmt.Errorf("postgres: expire leases: %w", err)
+			}
+			ids = append(ids, got...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// RequeueRunner puts every task running for RunnerID back in the queue at
+// Now. The interrupted run does not count: attempts goes down by one. The
+// lease and started_at are cleared. It returns the task IDs.
+func (s *Store) RequeueRunner(ctx context.Context, p *store.RequeueRunnerParams) ([]string, error) {
+	ids, err := queryIDs(ctx, s.pool, requeueRunnerSQL, micros(p.Now), p.RunnerID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: requeue runner: %w", err)
+	}
+	return ids, nil
+}
+
+// queryIDs runs a statement returning one text column and collects it.
+func queryIDs(ctx context.Context, q querier, sql string, args ...any) ([]string, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// CancelTask cancels a queued or running task of the project: status
+// cancelled, finished_at = Now, error cancelled, lease cleared (so the
+// runner's next heartbeat reports it lost and its completion is stale). A
+// finished task → invalid_state; a missing one → not_found.
+func (s *Store) CancelTask(ctx context.Context, p *store.CancelParams) (store.TaskRecord, error) {
+	return s.transition(ctx, p.Project, p.ID, `UPDATE tasks SET status = 'cancelled', finished_at = $1,
+		error_code = 'cancelled', error_message = 'the task was cancelled',
+		lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+		WHERE id = $2 AND project = $3 AND status IN ('queued', 'running') RETURNING `+taskCols+`, seq`,
+		"cancel", micros(p.Now), false)
+}
+
+// RetryTask re-queues a finished task of the project at Now with a fresh
+// budget: attempts and platform tries 0; error, exit code, usage, result,
+// log, started_at and finished_at cleared. A queued or running task →
+// invalid_state; a missing one → not_found.
+func (s *Store) RetryTask(ctx context.Context, p *store.RetryParams) (store.TaskRecord, error) {
+	return s.transition(ctx, p.Project, p.ID, `UPDATE tasks SET status = 'queued', run_at = $1,
+		attempts = 0, platform_tries = 0, error_code = NULL, error_message = NULL, exit_code = NULL,
+		usage_peak_memory = NULL, usage_cpu_ms = NULL, usage_duration_ms = NULL,
+		started_at = NULL, finished_at = NULL, lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+		WHERE id = $2 AND project = $3 AND status IN ('succeeded', 'failed', 'cancelled') RETURNING `+taskCols+`, seq`,
+		"retry", micros(p.Now), true)
+}
+
+// transition applies a single-task UPDATE … RETURNING taskCols, seq; when
+// it matches nothing it tells not_found from invalid_state. clearBodies
+// deletes the task's result and log in the same transaction.
+func (s *Store) transition(ctx context.Context, project, id, q, verb string, now int64, clearBodies bool) (store.TaskRecord, error) {
+	var rec store.TaskRecord
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var seq int64
+		var err error
+		rec, err = scanTask(tx.QueryRow(ctx, q, now, id, project), &seq)
+		if errors.Is(err, pgx.ErrNoRows) {
+			var status string
+			err := tx.QueryRow(ctx, `SELECT status FROM tasks WHERE id = $1 AND project = $2`, id, project).Scan(&status)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return notFoundTask(id)
+			}
+			if err != nil {
+				return fmt.Errorf("postgres: %s task: %w", verb, err)
+			}
+			return ward.Errorf(ward.CodeInvalidState, "cannot %s task %s: it is %s", verb, id, status)
+		}
+		if err != nil {
+			return fmt.Errorf("postgres: %s task: %w", verb, err)
+		}
+		if clearBodies {
+			if _, err := tx.Exec(ctx, `DELETE FROM task_bodies WHERE seq = $1 AND kind IN (1, 2)`, seq); err != nil {
+				return fmt.Errorf("postgres: %s task: %w", verb, err)
+			}
+		}
+		return nil
+	})
+	return rec, err
+}

@@ -1,0 +1,324 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/store"
+	"github.com/wardhq/ward/internal/store/storetest"
+)
+
+// envURL names the environment variable holding the test server's URL.
+const envURL = "WARD_TEST_POSTGRES"
+
+// testURL returns the test server's URL, or skips the test.
+func testURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv(envURL)
+	if u == "" {
+		t.Skipf("%s is not set: skipping the PostgreSQL tests (run .ci/postgres.sh to start a server and print the URL)", envURL)
+	}
+	return u
+}
+
+// newSchema creates an empty schema ward_test_<random> and drops it when
+// the test ends; it returns the DSN whose search_path is that schema.
+func newSchema(t testing.TB) string {
+	t.Helper()
+	base := testURL(t)
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	schema := "ward_test_" + hex.EncodeToString(b)
+	ctx := context.WithoutCancel(t.Context())
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", envURL, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("connect to drop schema: %v", err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
+			t.Errorf("drop schema: %v", err)
+		}
+	})
+	return withParams(t, base, map[string]string{"search_path": schema, "pool_max_conns": "4"})
+}
+
+// withParams adds query parameters to a postgres:// URL.
+func withParams(t testing.TB, base string, params map[string]string) string {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Fatalf("%s must be a postgres:// URL", envURL)
+	}
+	q := u.Query()
+	for k, v := range params {
+		q.Set(k, v)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// testLogger logs to the test.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// openTest opens a store on dsn, closed when the test ends.
+func openTest(t *testing.T, dsn string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), dsn, testLogger(t))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	testURL(t)
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openTest(t, newSchema(t))
+	})
+}
+
+func TestOpenBadDSN(t *testing.T) {
+	t.Parallel()
+	for _, dsn := range []string{"postgres://user:hunter2@[::1", "port=notanumber password=hunter2"} {
+		_, err := Open(t.Context(), dsn, nil)
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Open error reveals the password: %v", err)
+		}
+	}
+}
+
+func TestOpenMissingSchema(t *testing.T) {
+	base := testURL(t)
+	t.Parallel()
+	dsn := withParams(t, base, map[string]string{"search_path": "ward_test_does_not_exist"})
+	if _, err := Open(t.Context(), dsn, nil); err == nil {
+		t.Fatal("Open with a search_path naming no schema succeeded")
+	}
+}
+
+func TestMigrationsConcurrentOpen(t *testing.T) {
+	testURL(t)
+	t.Parallel()
+	dsn := newSchema(t)
+	const n = 4
+	stores := make([]*Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { stores[i], errs[i] = Open(t.Context(), dsn, testLogger(t)) })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("Open %d: %v", i, errs[i])
+			continue
+		}
+		defer stores[i].Close()
+	}
+	if t.Failed() {
+		return
+	}
+	ms, err := loadMigrations(migrationsFS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var count, maxV int
+	if err := stores[0].pool.QueryRow(t.Context(), `SELECT count(*), coalesce(max(version), 0) FROM schema_migrations`).
+		Scan(&count, &maxV); err != nil {
+		t.Fatal(err)
+	}
+	if count != len(ms) || maxV != len(ms) {
+		t.Errorf("schema_migrations has %d rows, max version %d; want %d of each", count, maxV, len(ms))
+	}
+	// A fifth open applies nothing and works.
+	s := openTest(t, dsn)
+	if _, err := s.CreateProject(t.Context(), &store.CreateProjectParams{Name: "p", Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMigrationsRefuseNewerSchema(t *testing.T) {
+	testURL(t)
+	t.Parallel()
+	dsn := newSchema(t)
+	s := openTest(t, dsn)
+	if _, err := s.pool.Exec(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(t.Context(), dsn, nil)
+	if err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("Open on a newer schema: %v, want a refusal", err)
+	}
+}
+
+func TestLoadMigrationsRejectsBadNames(t *testing.T) {
+	t.Parallel()
+	ms, err := loadMigrations(migrationsFS)
+	if err != nil || len(ms) == 0 {
+		t.Fatalf("embedded migrations: %d, %v", len(ms), err)
+	}
+	for i, m := range ms {
+		if m.version != i+1 {
+			t.Errorf("migration %s has version %d, want %d", m.name, m.version, i+1)
+		}
+	}
+}
+
+// TestConcurrentLeasing has two stores on one schema (two servers) lease
+// from several goroutines each while completing what they lease: no task
+// is leased twice, and no function ever has more running tasks than its
+// max_concurrency.
+func TestConcurrentLeasing(t *testing.T) {
+	testURL(t)
+	t.Parallel()
+	dsn := newSchema(t)
+	a, b := openTest(t, dsn), openTest(t, dsn)
+	ctx := t.Context()
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := a.CreateProject(ctx, &store.CreateProjectParams{Name: "p", Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	limits := map[string]int{"one": 1, "two": 2, "free": 0}
+	for name, n := range limits {
+		spec := ward.FunctionSpec{}
+		spec.Limits.MaxConcurrency = n
+		if _, err := a.PutFunction(ctx, &store.PutFunctionParams{Project: "p", Name: name, Spec: spec, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const perFn = 30
+	var tasks []store.NewTask
+	for i := range perFn {
+		for fn := range limits {
+			tasks = append(tasks, store.NewTask{ID: fmt.Sprintf("%s-%02d", fn, i), Project: "p", Function: fn,
+				RunAt: now, MemoryMB: 1, MaxAttempts: 1, TimeoutS: 1, Priority: i % 3})
+		}
+	}
+	if _, err := a.InsertTasks(ctx, &store.InsertTasksParams{Tasks: tasks, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		mu      sync.Mutex
+		leased  = map[string]int{}
+		running = map[string]int{}
+		errs    []error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		s := []*Store{a, b}[w%2]
+		runner := fmt.Sprintf("runner-%d", w)
+		wg.Go(func() {
+			for idle := 0; idle < 20; {
+				ls, err := s.LeaseTasks(ctx, &store.LeaseParams{RunnerID: runner, Max: 3, FreeMemoryMB: 100, TTL: time.Hour, Now: now})
+				if err != nil {
+					fail(err)
+					return
+				}
+				if len(ls) == 0 {
+					idle++
+					time.Sleep(2 * time.Millisecond)
+					continue
+				}
+				idle = 0
+				mu.Lock()
+				for _, l := range ls {
+					leased[l.Task.ID]++
+					running[l.Task.Function]++
+					if n := limits[l.Task.Function]; n > 0 && running[l.Task.Function] > n {
+						errs = append(errs, fmt.Errorf("function %s has %d running tasks, limit %d", l.Task.Function, running[l.Task.Function], n))
+					}
+				}
+				mu.Unlock()
+				time.Sleep(time.Millisecond) // hold the slots, so overlapping leases would show
+				var cs []store.Completion
+				for _, l := range ls {
+					cs = append(cs, store.Completion{TaskID: l.Task.ID, LeaseID: l.LeaseID, Project: "p",
+						Status: ward.StatusSucceeded, Now: now})
+				}
+				// Count the tasks as not running before the store does,
+				// so that a lease seeing the freed slot never races the
+				// bookkeeping here.
+				mu.Lock()
+				for _, l := range ls {
+					running[l.Task.Function]--
+				}
+				mu.Unlock()
+				res, err := s.CompleteTasks(ctx, &store.CompleteParams{Completions: cs})
+				if err != nil {
+					fail(err)
+					return
+				}
+				for i, e := range res {
+					if e != nil {
+						fail(fmt.Errorf("complete %s: %w", cs[i].TaskID, e))
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if len(leased) != len(tasks) {
+		t.Errorf("%d distinct tasks leased, want %d", len(leased), len(tasks))
+	}
+	for id, n := range leased {
+		if n != 1 {
+			t.Errorf("task %s leased %d times", id, n)
+		}
+	}
+	for fn := range limits {
+		if n, err := a.CountRunning(ctx, "p", fn); err != nil || n != 0 {
+			t.Errorf("CountRunning(%s) = %d, %v; want 0", fn, n, err)
+		}
+	}
+}
