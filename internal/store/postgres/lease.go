@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -197,7 +195,7 @@ func functionSlots(ctx context.Context, tx pgx.Tx, k fnKey, limit int, slots map
 // leasePicked moves the picked tasks (by seq) to running under new leases
 // and returns the leases in pick order.
 func leasePicked(ctx context.Context, tx pgx.Tx, picks []int64, runner string, now, expires int64) ([]store.Lease, error) {
-	ids, err := newLeaseIDs(len(picks))
+	ids, err := store.NewLeaseIDs(len(picks))
 	if err != nil {
 		return nil, err
 	}
@@ -233,19 +231,6 @@ func leasePicked(ctx context.Context, tx pgx.Tx, picks []int64, runner string, n
 		return nil, fmt.Errorf("postgres: lease tasks: %d of %d picked tasks updated", n, len(picks))
 	}
 	return leases, nil
-}
-
-// newLeaseIDs returns n random lease IDs (128 bits, hex).
-func newLeaseIDs(n int) ([]string, error) {
-	b := make([]byte, 16*n)
-	if _, err := rand.Read(b); err != nil {
-		return nil, fmt.Errorf("postgres: lease id: %w", err)
-	}
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = hex.EncodeToString(b[16*i : 16*(i+1)])
-	}
-	return ids, nil
 }
 
 // Heartbeat extends to Now+TTL each lease in Leases that is still held: the

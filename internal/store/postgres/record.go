@@ -3,8 +3,6 @@ package postgres
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
-	"slices"
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/store"
@@ -176,50 +174,4 @@ func inputArg(in *ward.PayloadInfo) (*string, error) {
 	}
 	s := string(b)
 	return &s, nil
-}
-
-// newRecord is the record of a task just inserted at now.
-func newRecord(t *store.NewTask, now int64) store.TaskRecord {
-	var labels map[string]string
-	if len(t.Labels) > 0 {
-		labels = maps.Clone(t.Labels)
-	}
-	return store.TaskRecord{
-		Task: ward.Task{
-			ID:          t.ID,
-			Project:     t.Project,
-			Function:    t.Function,
-			CodeDigest:  t.CodeDigest,
-			Status:      ward.StatusQueued,
-			Priority:    t.Priority,
-			MaxAttempts: t.MaxAttempts,
-			TimeoutS:    t.TimeoutS,
-			CreatedAt:   fromMicros(now),
-			RunAt:       fromMicros(micros(t.RunAt)),
-			Labels:      labels,
-			ParentID:    t.ParentID,
-			PayloadSize: payloadSize(t),
-			Sealed:      t.Sealed,
-			Input:       cloneInput(t.Input),
-		},
-		SubmittedBy: t.SubmittedBy,
-		MemoryMB:    t.MemoryMB,
-		BackoffS:    t.BackoffS,
-	}
-}
-
-// cloneInput returns a deep copy of a task's input info.
-func cloneInput(in *ward.PayloadInfo) *ward.PayloadInfo {
-	if in == nil {
-		return nil
-	}
-	return &ward.PayloadInfo{Fields: slices.Clone(in.Fields), Tokenized: slices.Clone(in.Tokenized), Truncated: in.Truncated}
-}
-
-// payloadSize is the submitted size of a new task's payload.
-func payloadSize(t *store.NewTask) int {
-	if t.PayloadSize > 0 {
-		return t.PayloadSize
-	}
-	return len(t.Payload)
 }

@@ -71,7 +71,7 @@ func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]
 			return err
 		}
 		for _, i := range fresh {
-			out[i] = store.InsertResult{Task: newRecord(&p.Tasks[i], now)}
+			out[i] = store.InsertResult{Task: store.NewRecord(&p.Tasks[i], fromMicros(now))}
 		}
 		for _, d := range dups {
 			out[d[0]] = store.InsertResult{Task: out[d[1]].Task, Existing: true}
@@ -193,7 +193,7 @@ func insertFresh(ctx context.Context, tx pgx.Tx, tasks []store.NewTask, fresh []
 			payload = []byte{}
 		}
 		b.Queue(insertTaskSQL, t.ID, t.Project, t.Function, t.CodeDigest, t.Priority, t.MaxAttempts,
-			t.TimeoutS, t.MemoryMB, t.BackoffS, now, micros(t.RunAt), labels, t.ParentID, payloadSize(t), t.SubmittedBy,
+			t.TimeoutS, t.MemoryMB, t.BackoffS, now, micros(t.RunAt), labels, t.ParentID, t.Size(), t.SubmittedBy,
 			t.Sealed, input, payload)
 	}
 	var keyed []int

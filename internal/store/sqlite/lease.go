@@ -2,9 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -69,7 +67,7 @@ func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.L
 // leasePicked moves the picked tasks (by seq) to running under new leases
 // and returns the leases in pick order.
 func (s *Store) leasePicked(ctx context.Context, tx *sql.Tx, picks []int64, runner string, now, expires int64) ([]store.Lease, error) {
-	ids, err := newLeaseIDs(len(picks))
+	ids, err := store.NewLeaseIDs(len(picks))
 	if err != nil {
 		return nil, err
 	}
@@ -216,19 +214,6 @@ func scanExcluding(limits map[fnKey]*fnSlots) (string, []any) {
 	q := leaseScanSQL + ` AND (project, function) NOT IN (VALUES ` +
 		strings.TrimSuffix(strings.Repeat(`(?, ?), `, len(extra)/2), `, `) + `)` + leaseScanOrder
 	return q, extra
-}
-
-// newLeaseIDs returns n random lease IDs (128 bits, hex).
-func newLeaseIDs(n int) ([]string, error) {
-	b := make([]byte, 16*n)
-	if _, err := rand.Read(b); err != nil {
-		return nil, fmt.Errorf("sqlite: lease id: %w", err)
-	}
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = hex.EncodeToString(b[16*i : 16*(i+1)])
-	}
-	return ids, nil
 }
 
 // Heartbeat extends to Now+TTL each lease in Leases that is still held: the

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -67,7 +65,7 @@ func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]
 			return err
 		}
 		for _, i := range fresh {
-			out[i] = store.InsertResult{Task: newRecord(&p.Tasks[i], now)}
+			out[i] = store.InsertResult{Task: store.NewRecord(&p.Tasks[i], fromMicros(now))}
 		}
 		for _, d := range dups {
 			out[d[0]] = store.InsertResult{Task: out[d[1]].Task, Existing: true}
@@ -107,7 +105,7 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 			}
 			seq := last + int64(lo+j) + 1
 			args = append(args, seq, t.ID, t.Project, t.Function, t.CodeDigest, t.Priority, t.MaxAttempts,
-				t.TimeoutS, t.MemoryMB, t.BackoffS, now, micros(t.RunAt), labels, t.ParentID, payloadSize(t), t.SubmittedBy,
+				t.TimeoutS, t.MemoryMB, t.BackoffS, now, micros(t.RunAt), labels, t.ParentID, t.Size(), t.SubmittedBy,
 				string(ward.StatusQueued), t.Sealed, input)
 			if len(t.Payload) > 0 {
 				bodies = append(bodies, bodyID(seq, kindPayload), t.Payload)
@@ -252,45 +250,6 @@ func (s *Store) resolveIdempotency(ctx context.Context, tx *sql.Tx, tasks []stor
 		fresh = append(fresh, i)
 	}
 	return fresh, dups, nil
-}
-
-// newRecord is the record of a task just inserted at now.
-func newRecord(t *store.NewTask, now int64) store.TaskRecord {
-	var labels map[string]string
-	if len(t.Labels) > 0 {
-		labels = maps.Clone(t.Labels)
-	}
-	return store.TaskRecord{
-		Task: ward.Task{
-			ID:          t.ID,
-			Project:     t.Project,
-			Function:    t.Function,
-			CodeDigest:  t.CodeDigest,
-			Status:      ward.StatusQueued,
-			Priority:    t.Priority,
-			MaxAttempts: t.MaxAttempts,
-			TimeoutS:    t.TimeoutS,
-			CreatedAt:   fromMicros(now),
-			RunAt:       fromMicros(micros(t.RunAt)),
-			Labels:      labels,
-			ParentID:    t.ParentID,
-			PayloadSize: payloadSize(t),
-			Sealed:      t.Sealed,
-			Input:       cloneInput(t.Input),
-		},
-		SubmittedBy: t.SubmittedBy,
-		MemoryMB:    t.MemoryMB,
-		BackoffS:    t.BackoffS,
-	}
-}
-
-// cloneInput returns a deep copy of a task's input info, so that a record
-// does not share the caller's slices.
-func cloneInput(in *ward.PayloadInfo) *ward.PayloadInfo {
-	if in == nil {
-		return nil
-	}
-	return &ward.PayloadInfo{Fields: slices.Clone(in.Fields), Tokenized: slices.Clone(in.Tokenized), Truncated: in.Truncated}
 }
 
 // GetTask returns a task of the project; a task of another project is
@@ -445,12 +404,4 @@ func (s *Store) NextRunAt(ctx context.Context) (time.Time, bool, error) {
 		return time.Time{}, false, nil
 	}
 	return fromMicros(m.Int64), true, nil
-}
-
-// payloadSize is the submitted size of a new task's payload.
-func payloadSize(t *store.NewTask) int {
-	if t.PayloadSize > 0 {
-		return t.PayloadSize
-	}
-	return len(t.Payload)
 }
