@@ -4,60 +4,16 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"path"
-	"regexp"
-	"slices"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wardhq/ward/internal/store"
 )
 
 //go:embed migrations/*.sql
 var migrationsFS embed.FS
-
-// migrationName is the form of a migration file: a four-digit version, an
-// underscore, a short snake_case name.
-var migrationName = regexp.MustCompile(`^(\d{4})_[a-z0-9_]+\.sql$`)
-
-// migration is one schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations reads migrations/*.sql from fsys; versions must run 1, 2,
-// 3… without gaps or repeats.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("list migrations: %w", err)
-	}
-	var ms []migration
-	for _, name := range names {
-		base := path.Base(name)
-		m := migrationName.FindStringSubmatch(base)
-		if m == nil {
-			return nil, fmt.Errorf("migration %s: name must look like 0001_name.sql", base)
-		}
-		v, _ := strconv.Atoi(m[1])
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: %w", base, err)
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: expected version %04d", m.name, i+1)
-		}
-	}
-	return ms, nil
-}
 
 // migrate brings the schema first on the search_path up to the newest
 // migration, in one transaction that holds an advisory lock keyed by that
@@ -65,7 +21,7 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 // once. It records applied migrations in schema_migrations and refuses a
 // schema newer than this binary knows. It returns how many it applied.
 func migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) (int, error) {
-	ms, err := loadMigrations(migrationsFS)
+	ms, err := store.LoadMigrations(migrationsFS)
 	if err != nil {
 		return 0, err
 	}
@@ -101,14 +57,14 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) (int,
 	}
 	applied := 0
 	for _, m := range ms[current:] {
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return 0, fmt.Errorf("migration %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return 0, fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-			m.version, m.name, micros(time.Now())); err != nil {
-			return 0, fmt.Errorf("migration %s: record: %w", m.name, err)
+			m.Version, m.Name, micros(time.Now())); err != nil {
+			return 0, fmt.Errorf("migration %s: record: %w", m.Name, err)
 		}
-		logger.Debug("postgres: migration applied", "version", m.version, "name", m.name)
+		logger.Debug("postgres: migration applied", "version", m.Version, "name", m.Name)
 		applied++
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -160,7 +160,7 @@ func TestMigrationsConcurrentOpen(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	ms, err := loadMigrations(migrationsFS)
+	ms, err := store.LoadMigrations(migrationsFS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,13 +195,13 @@ func TestMigrationsRefuseNewerSchema(t *testing.T) {
 
 func TestLoadMigrationsRejectsBadNames(t *testing.T) {
 	t.Parallel()
-	ms, err := loadMigrations(migrationsFS)
+	ms, err := store.LoadMigrations(migrationsFS)
 	if err != nil || len(ms) == 0 {
 		t.Fatalf("embedded migrations: %d, %v", len(ms), err)
 	}
 	for i, m := range ms {
-		if m.version != i+1 {
-			t.Errorf("migration %s has version %d, want %d", m.name, m.version, i+1)
+		if m.Version != i+1 {
+			t.Errorf("migration %s has version %d, want %d", m.Name, m.Version, i+1)
 		}
 	}
 }

@@ -7,56 +7,13 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"path"
-	"regexp"
-	"slices"
-	"strconv"
 	"time"
+
+	"github.com/wardhq/ward/internal/store"
 )
 
 //go:embed migrations/*.sql
 var migrationsFS embed.FS
-
-// migrationName is the form of a migration file: a four-digit version, an
-// underscore, a short snake_case name.
-var migrationName = regexp.MustCompile(`^(\d{4})_[a-z0-9_]+\.sql$`)
-
-// migration is one schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations reads migrations/*.sql from fsys. Versions must run 1, 2, 3…
-// without gaps or repeats.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("list migrations: %w", err)
-	}
-	var ms []migration
-	for _, name := range names {
-		base := path.Base(name)
-		m := migrationName.FindStringSubmatch(base)
-		if m == nil {
-			return nil, fmt.Errorf("migration %s: name must look like 0001_name.sql", base)
-		}
-		v, _ := strconv.Atoi(m[1])
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: %w", base, err)
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: expected version %04d", m.name, i+1)
-		}
-	}
-	return ms, nil
-}
 
 // migrate brings the database up to the newest migration in fsys, in one
 // write transaction, recording each applied migration in schema_migrations.
@@ -64,7 +21,7 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 // newest migration known, or when a migration fails. It returns how many
 // migrations it applied.
 func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, logger *slog.Logger) (int, error) {
-	ms, err := loadMigrations(fsys)
+	ms, err := store.LoadMigrations(fsys)
 	if err != nil {
 		return 0, err
 	}
@@ -90,14 +47,14 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, logger *slog.Logger) (
 	}
 	applied := 0
 	for _, m := range ms[current:] {
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return 0, fmt.Errorf("migration %s: %w", m.name, err)
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return 0, fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-			m.version, m.name, micros(time.Now())); err != nil {
-			return 0, fmt.Errorf("migration %s: record: %w", m.name, err)
+			m.Version, m.Name, micros(time.Now())); err != nil {
+			return 0, fmt.Errorf("migration %s: record: %w", m.Name, err)
 		}
-		logger.Debug("sqlite: migration applied", "version", m.version, "name", m.name)
+		logger.Debug("sqlite: migration applied", "version", m.Version, "name", m.Name)
 		applied++
 	}
 	if err := tx.Commit(); err != nil {

@@ -327,11 +327,11 @@ func TestMigrate(t *testing.T) {
 		"repeat":   {"migrations/0001_one.sql": {Data: []byte(`SELECT 1;`)}, "migrations/0001_uno.sql": {Data: []byte(`SELECT 1;`)}},
 		"no start": {"migrations/0002_two.sql": {Data: []byte(`SELECT 1;`)}},
 	} {
-		if _, err := loadMigrations(bad); err == nil {
-			t.Errorf("loadMigrations(%s) succeeded, want an error", name)
+		if _, err := store.LoadMigrations(bad); err == nil {
+			t.Errorf("store.LoadMigrations(%s) succeeded, want an error", name)
 		}
 	}
-	if ms, err := loadMigrations(migrationsFS); err != nil || len(ms) == 0 || ms[0].version != 1 {
+	if ms, err := store.LoadMigrations(migrationsFS); err != nil || len(ms) == 0 || ms[0].Version != 1 {
 		t.Fatalf("embedded migrations: %d, %v", len(ms), err)
 	}
 }
