@@ -20,7 +20,7 @@ import (
 // newDevCmd is `ward dev`: a whole single-node platform in one process.
 func newDevCmd(g *globals) *cobra.Command {
 	var (
-		dataDir, keysDir, addr, examples, logLevel string
+		dataDir, keysDir, storeDSN, addr, examples, logLevel string
 		slots, budget                              int
 		grace                                      time.Duration
 	)
@@ -43,7 +43,8 @@ under a root key: keys/root.key, created with a new data directory, or
 $WARD_ROOT_KEY (base64). Without its root key, existing data does not open:
 ward refuses to start rather than create a new one.`,
 		Example: `  ward dev
-  ward dev --data /var/lib/ward --addr 127.0.0.1:8080`,
+  ward dev --data /var/lib/ward --addr 127.0.0.1:8080
+  ward dev --store postgres://ward@127.0.0.1:5432/ward`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -58,7 +59,7 @@ ward refuses to start rather than create a new one.`,
 			// main's context ends on SIGINT or SIGTERM: a graceful shutdown.
 			return runDev(cmd.Context(), devConfig{
 				server: server.Config{
-					DataDir: dataDir, KeysDir: keysDir, Addr: addr, Logger: logger,
+					DataDir: dataDir, KeysDir: keysDir, StoreDSN: storeDSN, Addr: addr, Logger: logger,
 					Slots: slots, MemoryBudgetMB: budget, ShutdownGrace: grace,
 					RootKey: g.getenv("WARD_ROOT_KEY"),
 				},
@@ -71,6 +72,7 @@ ward refuses to start rather than create a new one.`,
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data", defaultDataDir, "data directory (database, caches, audit log; keys too unless --keys)")
 	f.StringVar(&keysDir, "keys", "", "keys directory: root key, keystore, token signing key (default DATA/keys; put it on another disk to keep keys apart from data)")
+	f.StringVar(&storeDSN, "store", "", "a PostgreSQL URL (postgres://…) to keep the store there instead of DATA/ward.db; an unreachable server is retried")
 	f.StringVar(&addr, "addr", "127.0.0.1:7070", "listen address of the API")
 	f.StringVar(&examples, "examples", "examples", "directory of example functions to build and deploy (skipped if missing)")
 	f.IntVar(&slots, "slots", 0, "most tasks run at once (0 = 32 per CPU)")

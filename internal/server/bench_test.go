@@ -14,6 +14,7 @@ import (
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/client"
 	"github.com/wardhq/ward/internal/server"
+	"github.com/wardhq/ward/internal/store/postgres/pgtest"
 )
 
 // BenchmarkEndToEnd measures completed tasks per second through the whole
@@ -23,16 +24,26 @@ import (
 //
 // "echo-plaintext" is "echo" with the store left unsealed: the baseline of
 // the cost of encryption at rest, to be compared with "echo" in one run.
+// "echo-postgres" is "echo" on PostgreSQL (WARD_TEST_POSTGRES; skipped
+// without it).
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, bc := range []struct {
-		name, fn  string
-		tasks     int
-		plaintext bool
-	}{{"echo", "echo", 20000, false}, {"echo-plaintext", "echo", 20000, true}, {"hello", "hello", 2000, false}} {
+		name, fn            string
+		tasks               int
+		plaintext, postgres bool
+	}{
+		{"echo", "echo", 20000, false, false},
+		{"echo-plaintext", "echo", 20000, true, false},
+		{"echo-postgres", "echo", 20000, false, true},
+		{"hello", "hello", 2000, false, false},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := server.Config{ShutdownGrace: time.Second, Slots: benchSlots(b)}
 			if bc.plaintext {
 				cfg = server.Plaintext(cfg)
+			}
+			if bc.postgres {
+				cfg.StoreDSN = pgtest.DSN(b)
 			}
 			n := startNode(b, b.TempDir(), cfg)
 			ctx := context.Background()

@@ -25,6 +25,7 @@ import (
 	"github.com/wardhq/ward/internal/sandbox/wasm"
 	"github.com/wardhq/ward/internal/seal"
 	"github.com/wardhq/ward/internal/store"
+	"github.com/wardhq/ward/internal/store/postgres"
 	"github.com/wardhq/ward/internal/store/sealed"
 	"github.com/wardhq/ward/internal/store/sqlite"
 )
@@ -39,6 +40,10 @@ type Config struct {
 	Slots          int           // runner slots (0 = default)
 	MemoryBudgetMB int           // runner memory budget (0 = default)
 	ShutdownGrace  time.Duration // running tasks' time to finish on shutdown
+	// StoreDSN, when set, is a PostgreSQL connection URL: the store lives
+	// there instead of DataDir/ward.db. An unreachable server is retried
+	// until ctx ends.
+	StoreDSN string
 	// KeysDir holds the root key file, the keystore and the token signing
 	// key; "" means DataDir/keys. Put it on another disk than DataDir to
 	// keep the keys apart from the data they protect.
@@ -109,10 +114,8 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.unlock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	dbPath := filepath.Join(cfg.DataDir, "ward.db")
-	_, statErr := os.Stat(dbPath)
-	fresh := errors.Is(statErr, os.ErrNotExist)
-	if s.db, err = sqlite.Open(ctx, dbPath, cfg.Logger); err != nil {
+	var fresh bool
+	if s.db, fresh, err = openStore(ctx, cfg); err != nil {
 		return nil, err
 	}
 	if s.keys, err = openKeystore(ctx, cfg, fresh); err != nil {
@@ -158,13 +161,16 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if _, err := s.Store.CreateProject(ctx, &store.CreateProjectParams{Name: ward.DefaultProject, Now: cfg.Now()}); err != nil && !errors.Is(err, ward.ErrAlreadyExists) {
 		return nil, err
 	}
-	// This process owns the store: a task still running was left by a
-	// process that died, so it goes back to the queue now rather than
-	// after its lease expires.
-	if n, err := s.Queue.ReapOrphans(ctx); err != nil {
-		return nil, err
-	} else if n > 0 {
-		s.log.Warn("returned tasks of a previous run to the queue", "tasks", n)
+	// With the embedded store this process owns the store: a task still
+	// running was left by a process that died, so it goes back to the queue
+	// now rather than after its lease expires. A shared store's running
+	// tasks may belong to other servers: their leases expire on their own.
+	if cfg.StoreDSN == "" {
+		if n, err := s.Queue.ReapOrphans(ctx); err != nil {
+			return nil, err
+		} else if n > 0 {
+			s.log.Warn("returned tasks of a previous run to the queue", "tasks", n)
+		}
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -271,4 +277,41 @@ func openKeystore(ctx context.Context, cfg Config, fresh bool) (*seal.Keystore, 
 		return nil, err
 	}
 	return seal.OpenKeystore(ctx, filepath.Join(dir, "keystore.db"), root, cfg.Now)
+}
+
+// openStore opens the embedded SQLite store in the data directory, or the
+// PostgreSQL store of cfg.StoreDSN, retrying an unreachable server until ctx
+// ends. fresh says the store holds no data yet, so a root key may be made.
+func openStore(ctx context.Context, cfg Config) (st store.Store, fresh bool, err error) {
+	if cfg.StoreDSN == "" {
+		dbPath := filepath.Join(cfg.DataDir, "ward.db")
+		_, statErr := os.Stat(dbPath)
+		db, err := sqlite.Open(ctx, dbPath, cfg.Logger)
+		if err != nil {
+			return nil, false, err
+		}
+		return db, errors.Is(statErr, os.ErrNotExist), nil
+	}
+	wait := time.Second
+	for {
+		db, err := postgres.Open(ctx, cfg.StoreDSN, cfg.Logger)
+		if err == nil {
+			ps, err := db.ListProjects(ctx)
+			if err != nil {
+				db.Close()
+				return nil, false, err
+			}
+			return db, len(ps) == 0, nil
+		}
+		if !postgres.Unreachable(err) {
+			return nil, false, err
+		}
+		cfg.Logger.Warn("PostgreSQL is unreachable; retrying", "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("PostgreSQL never became reachable: %w", err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
 }

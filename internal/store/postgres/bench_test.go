@@ -7,12 +7,13 @@ import (
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/store"
+	"github.com/wardhq/ward/internal/store/postgres/pgtest"
 )
 
 // benchStore opens a store on a fresh schema with project p and function f.
 func benchStore(b *testing.B) *Store {
 	b.Helper()
-	dsn := newSchema(b)
+	dsn := pgtest.DSN(b)
 	s, err := Open(b.Context(), dsn, nil)
 	if err != nil {
 		b.Fatal(err)

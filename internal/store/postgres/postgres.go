@@ -111,3 +111,11 @@ func optTime(v *int64) *time.Time {
 	t := fromMicros(*v)
 	return &t
 }
+
+// Unreachable reports whether err from Open means the server could not be
+// reached (refused, timed out, DNS), so that trying again later may work,
+// as opposed to a bad connection string or a failed migration.
+func Unreachable(err error) bool {
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce)
+}

@@ -1,85 +1,18 @@
 package postgres
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/store"
+	"github.com/wardhq/ward/internal/store/postgres/pgtest"
 	"github.com/wardhq/ward/internal/store/storetest"
 )
-
-// envURL names the environment variable holding the test server's URL.
-const envURL = "WARD_TEST_POSTGRES"
-
-// testURL returns the test server's URL, or skips the test.
-func testURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv(envURL)
-	if u == "" {
-		t.Skipf("%s is not set: skipping the PostgreSQL tests (run .ci/postgres.sh to start a server and print the URL)", envURL)
-	}
-	return u
-}
-
-// newSchema creates an empty schema ward_test_<random> and drops it when
-// the test ends; it returns the DSN whose search_path is that schema.
-func newSchema(t testing.TB) string {
-	t.Helper()
-	base := testURL(t)
-	b := make([]byte, 8)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	schema := "ward_test_" + hex.EncodeToString(b)
-	ctx := context.WithoutCancel(t.Context())
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", envURL, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("connect to drop schema: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	return withParams(t, base, map[string]string{"search_path": schema, "pool_max_conns": "4"})
-}
-
-// withParams adds query parameters to a postgres:// URL.
-func withParams(t testing.TB, base string, params map[string]string) string {
-	t.Helper()
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("%s must be a postgres:// URL", envURL)
-	}
-	q := u.Query()
-	for k, v := range params {
-		q.Set(k, v)
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 // testLogger logs to the test.
 func testLogger(t *testing.T) *slog.Logger {
@@ -109,10 +42,10 @@ func openTest(t *testing.T, dsn string) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	testURL(t)
+	pgtest.URL(t)
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return openTest(t, newSchema(t))
+		return openTest(t, pgtest.DSN(t))
 	})
 }
 
@@ -130,18 +63,18 @@ func TestOpenBadDSN(t *testing.T) {
 }
 
 func TestOpenMissingSchema(t *testing.T) {
-	base := testURL(t)
+	base := pgtest.URL(t)
 	t.Parallel()
-	dsn := withParams(t, base, map[string]string{"search_path": "ward_test_does_not_exist"})
+	dsn := pgtest.WithParams(t, base, map[string]string{"search_path": "ward_test_does_not_exist"})
 	if _, err := Open(t.Context(), dsn, nil); err == nil {
 		t.Fatal("Open with a search_path naming no schema succeeded")
 	}
 }
 
 func TestMigrationsConcurrentOpen(t *testing.T) {
-	testURL(t)
+	pgtest.URL(t)
 	t.Parallel()
-	dsn := newSchema(t)
+	dsn := pgtest.DSN(t)
 	const n = 4
 	stores := make([]*Store, n)
 	errs := make([]error, n)
@@ -180,9 +113,9 @@ func TestMigrationsConcurrentOpen(t *testing.T) {
 }
 
 func TestMigrationsRefuseNewerSchema(t *testing.T) {
-	testURL(t)
+	pgtest.URL(t)
 	t.Parallel()
-	dsn := newSchema(t)
+	dsn := pgtest.DSN(t)
 	s := openTest(t, dsn)
 	if _, err := s.pool.Exec(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)`); err != nil {
 		t.Fatal(err)
@@ -211,9 +144,9 @@ func TestLoadMigrationsRejectsBadNames(t *testing.T) {
 // is leased twice, and no function ever has more running tasks than its
 // max_concurrency.
 func TestConcurrentLeasing(t *testing.T) {
-	testURL(t)
+	pgtest.URL(t)
 	t.Parallel()
-	dsn := newSchema(t)
+	dsn := pgtest.DSN(t)
 	a, b := openTest(t, dsn), openTest(t, dsn)
 	ctx := t.Context()
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
