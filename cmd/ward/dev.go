@@ -21,8 +21,8 @@ import (
 func newDevCmd(g *globals) *cobra.Command {
 	var (
 		dataDir, keysDir, storeDSN, addr, examples, logLevel string
-		slots, budget                              int
-		grace                                      time.Duration
+		slots, budget                                        int
+		grace                                                time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
