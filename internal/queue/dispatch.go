@@ -173,7 +173,7 @@ func (s *Service) Complete(ctx context.Context, results []runner.Result) ([]erro
 			s.waiters.notify(c.TaskID)
 		}
 	}
-	s.wake.broadcast()
+	s.workAvailable(ctx)
 	return errs, nil
 }
 
@@ -222,7 +222,7 @@ func (s *Service) Release(ctx context.Context, runnerID string) error {
 	}
 	if len(ids) > 0 {
 		s.log.Info("released leases", "runner", runnerID, "tasks", len(ids))
-		s.wake.broadcast()
+		s.workAvailable(ctx)
 	}
 	return nil
 }

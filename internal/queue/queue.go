@@ -35,6 +35,9 @@ type Options struct {
 	// Tokens mints the tokens of input.tokenize; without it a function that
 	// tokenizes refuses submissions.
 	Tokens Tokens
+	// Notifier, for a store several servers share, carries "work may be
+	// available" between them, so their runners need not wait for a poll.
+	Notifier store.Notifier
 }
 
 // Service is the queue. It is safe for concurrent use.
@@ -51,8 +54,9 @@ type Service struct {
 	env     *cache[funcEnv]       // merged config and secrets per function
 	funcs   *cache[ward.Function] // function records, for submissions
 
-	tokens  Tokens
-	vaulted vaultLog // tokens written to the vault today
+	tokens   Tokens
+	notifier store.Notifier
+	vaulted  vaultLog // tokens written to the vault today
 
 	plansMu sync.Mutex
 	plans   map[planKey]*privacy.Plan // compiled input rules
@@ -88,6 +92,7 @@ func New(opts Options) *Service {
 		wake:       newSignal(),
 		waiters:    newWaiters(),
 		tokens:     opts.Tokens,
+		notifier:   opts.Notifier,
 		plans:      map[planKey]*privacy.Plan{},
 	}
 	s.env = newCache(opts.ConfigTTL, opts.Now, s.loadEnv)
@@ -97,10 +102,19 @@ func New(opts Options) *Service {
 	return s
 }
 
-// Run reaps expired leases until ctx is done.
+// Run reaps expired leases, and listens for work made available by other
+// servers when the store is shared, until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(s.reapEvery)
 	defer t.Stop()
+	if s.notifier != nil {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			_ = s.notifier.Listen(ctx, s.wake.broadcast)
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -125,7 +139,7 @@ func (s *Service) Reap(ctx context.Context) error {
 		for _, id := range ids {
 			s.waiters.notify(id)
 		}
-		s.wake.broadcast()
+		s.workAvailable(ctx)
 	}
 	return nil
 }
@@ -141,7 +155,7 @@ func (s *Service) ReapOrphans(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	if len(ids) > 0 {
-		s.wake.broadcast()
+		s.workAvailable(ctx)
 	}
 	return len(ids), nil
 }
@@ -181,6 +195,15 @@ func (s *signal) wait() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ch
+}
+
+// workAvailable wakes this server's lease waits and, for a shared store,
+// every other server's.
+func (s *Service) workAvailable(ctx context.Context) {
+	s.wake.broadcast()
+	if s.notifier != nil {
+		s.notifier.Notify(ctx)
+	}
 }
 
 func (s *signal) broadcast() {

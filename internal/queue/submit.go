@@ -67,7 +67,7 @@ func (s *Service) Submit(ctx context.Context, p *SubmitParams) ([]store.InsertRe
 		return nil, err
 	}
 	s.vaulted.written(bt.entries, now)
-	s.wake.broadcast()
+	s.workAvailable(ctx)
 	return res, nil
 }
 
@@ -258,7 +258,7 @@ func (s *Service) Cancel(ctx context.Context, project, id string) (store.TaskRec
 		return t, err
 	}
 	s.waiters.notify(id)
-	s.wake.broadcast() // a running task's slot is freed
+	s.workAvailable(ctx) // a running task's slot is freed
 	return t, nil
 }
 
@@ -268,7 +268,7 @@ func (s *Service) Retry(ctx context.Context, project, id string) (store.TaskReco
 	if err != nil {
 		return t, err
 	}
-	s.wake.broadcast()
+	s.workAvailable(ctx)
 	return t, nil
 }
 

@@ -138,7 +138,8 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.Sandbox, err = wasm.New(ctx, wasm.Options{Logger: cfg.Logger, CacheDir: filepath.Join(cfg.DataDir, "cache", "wasm")}); err != nil {
 		return nil, err
 	}
-	s.Queue = queue.New(queue.Options{Store: s.Store, Logger: cfg.Logger, Now: cfg.Now, LeaseTTL: cfg.LeaseTTL, Tokens: s.keys})
+	notifier, _ := s.db.(store.Notifier)
+	s.Queue = queue.New(queue.Options{Store: s.Store, Logger: cfg.Logger, Now: cfg.Now, LeaseTTL: cfg.LeaseTTL, Tokens: s.keys, Notifier: notifier})
 	s.Runner = runner.New(runner.Options{
 		Source:         s.Queue,
 		Sandbox:        s.Sandbox,

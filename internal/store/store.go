@@ -358,3 +358,15 @@ type RetryParams struct {
 	ID      string
 	Now     time.Time
 }
+
+// Notifier is implemented by stores several servers share: Listen calls
+// wake whenever another server (or this one) may have made work available
+// — tasks inserted, finished or put back in the queue — until ctx ends. A
+// lost connection is re-established, and wake is called once then, since
+// notifications may have been missed meanwhile.
+type Notifier interface {
+	Listen(ctx context.Context, wake func()) error
+	// Notify tells every listener that work may be available. It is best
+	// effort: a server that misses it finds the work at its next poll.
+	Notify(ctx context.Context)
+}

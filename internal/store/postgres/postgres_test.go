@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -252,6 +253,37 @@ func TestConcurrentLeasing(t *testing.T) {
 	for fn := range limits {
 		if n, err := a.CountRunning(ctx, "p", fn); err != nil || n != 0 {
 			t.Errorf("CountRunning(%s) = %d, %v; want 0", fn, n, err)
+		}
+	}
+}
+
+// TestNotify: a store listening for work hears a Notify from another store
+// on the same database, and keeps listening after the first one.
+func TestNotify(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	a := openTest(t, dsn)
+	b := openTest(t, dsn)
+	woken := make(chan struct{}, 16)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = a.Listen(ctx, func() { woken <- struct{}{} })
+	}()
+	defer func() { cancel(); <-done }()
+	for i := range 2 {
+		// The listener may not be LISTENing yet: notify until it hears.
+		heard := false
+		for try := 0; try < 100 && !heard; try++ {
+			b.Notify(ctx)
+			select {
+			case <-woken:
+				heard = true
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		if !heard {
+			t.Fatalf("notification %d never heard", i)
 		}
 	}
 }
