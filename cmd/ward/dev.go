@@ -20,9 +20,9 @@ import (
 // newDevCmd is `ward dev`: a whole single-node platform in one process.
 func newDevCmd(g *globals) *cobra.Command {
 	var (
-		dataDir, keysDir, storeDSN, addr, examples, logLevel string
-		slots, budget                                        int
-		grace                                                time.Duration
+		dataDir, keysDir, storeDSN, keystoreDSN, addr, examples, logLevel string
+		slots, budget                                                     int
+		grace                                                             time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -59,7 +59,7 @@ ward refuses to start rather than create a new one.`,
 			// main's context ends on SIGINT or SIGTERM: a graceful shutdown.
 			return runDev(cmd.Context(), devConfig{
 				server: server.Config{
-					DataDir: dataDir, KeysDir: keysDir, StoreDSN: storeDSN, Addr: addr, Logger: logger,
+					DataDir: dataDir, KeysDir: keysDir, StoreDSN: storeDSN, KeystoreDSN: keystoreDSN, Addr: addr, Logger: logger,
 					Slots: slots, MemoryBudgetMB: budget, ShutdownGrace: grace,
 					RootKey: g.getenv("WARD_ROOT_KEY"),
 				},
@@ -73,6 +73,7 @@ ward refuses to start rather than create a new one.`,
 	f.StringVar(&dataDir, "data", defaultDataDir, "data directory (database, caches, audit log; keys too unless --keys)")
 	f.StringVar(&keysDir, "keys", "", "keys directory: root key, keystore, token signing key (default DATA/keys; put it on another disk to keep keys apart from data)")
 	f.StringVar(&storeDSN, "store", "", "a PostgreSQL URL (postgres://…) to keep the store there instead of DATA/ward.db; an unreachable server is retried")
+	f.StringVar(&keystoreDSN, "keystore", "", "a PostgreSQL URL of the keystore's own database (apart from --store's) instead of KEYS/keystore.db")
 	f.StringVar(&addr, "addr", "127.0.0.1:7070", "listen address of the API")
 	f.StringVar(&examples, "examples", "examples", "directory of example functions to build and deploy (skipped if missing)")
 	f.IntVar(&slots, "slots", 0, "most tasks run at once (0 = 32 per CPU)")

@@ -30,7 +30,7 @@ directory given to 'ward dev --keys'), each wrapped under one root key: the
 file root.key there, or $WARD_ROOT_KEY (base64) when it is set. These
 commands work on the directories themselves, not through the API: the
 server must be stopped.`
-	var dataDir, keysDir string
+	var dataDir, keysDir, keystoreDSN string
 	rotate := &cobra.Command{
 		Use:   "rotate [--data DIR] [--keys KEYS]",
 		Short: "Replace the root key: rewrap every epoch key under a new one (server stopped)",
@@ -69,7 +69,7 @@ Procedure:
 			} else if !st.IsDir() {
 				return ward.Errorf(ward.CodeInvalidArgument, "%s is not a directory (--data)", dataDir)
 			}
-			r, err := server.RotateRootKey(cmd.Context(), dataDir, keysDir, g.getenv("WARD_ROOT_KEY"))
+			r, err := server.RotateRootKey(cmd.Context(), dataDir, keysDir, keystoreDSN, g.getenv("WARD_ROOT_KEY"))
 			if err != nil {
 				return err
 			}
@@ -90,6 +90,7 @@ Procedure:
 	}
 	rotate.Flags().StringVar(&dataDir, "data", defaultDataDir, "the data directory, as given to 'ward dev --data'")
 	rotate.Flags().StringVar(&keysDir, "keys", "", "the keys directory, as given to 'ward dev --keys' (default DIR/keys)")
+	rotate.Flags().StringVar(&keystoreDSN, "keystore", "", "the keystore's PostgreSQL URL, as given to 'ward dev --keystore' (stop every server sharing it first)")
 	cmd.AddCommand(rotate)
 	return cmd
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/prf"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
@@ -19,7 +21,7 @@ import (
 	"github.com/wardhq/ward"
 )
 
-const schema = `
+const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS meta (
 	name  TEXT PRIMARY KEY,
 	value BLOB NOT NULL
@@ -90,6 +92,7 @@ type epochRef struct {
 // concurrent use by one process; unwrapped epoch keys are cached in memory.
 type Keystore struct {
 	db  *sql.DB
+	d   dialect
 	now func() time.Time
 
 	mu    sync.RWMutex
@@ -133,7 +136,7 @@ func OpenKeystore(ctx context.Context, path string, root RootKey, now func() tim
 	}
 	// Key traffic is small and cached; one connection keeps checkpoints simple.
 	db.SetMaxOpenConns(1)
-	k := &Keystore{db: db, now: now, root: root, cache: make(map[epochRef]Epoch)}
+	k := &Keystore{db: db, d: sqliteDialect, now: now, root: root, cache: make(map[epochRef]Epoch)}
 	if err := k.init(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -142,36 +145,37 @@ func OpenKeystore(ctx context.Context, path string, root RootKey, now func() tim
 }
 
 func (k *Keystore) init(ctx context.Context) error {
-	var mode string
-	if err := k.db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
-		return fmt.Errorf("keystore: %w", err)
-	}
-	if mode != "wal" {
-		return fmt.Errorf("keystore: journal mode is %q, want wal", mode)
+	if err := k.d.check(ctx, k.db); err != nil {
+		return err
 	}
 	tx, err := k.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("keystore: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, schema); err != nil {
+	if k.d.lock != "" {
+		if _, err := tx.ExecContext(ctx, k.d.lock); err != nil {
+			return fmt.Errorf("keystore: lock: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, k.d.schema); err != nil {
 		return fmt.Errorf("keystore: schema: %w", err)
 	}
 	var check, rootID []byte
-	err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'check'`).Scan(&check)
+	err = tx.QueryRowContext(ctx, k.d.bind(`SELECT value FROM meta WHERE name = 'check'`)).Scan(&check)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM epoch_keys`).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, k.d.bind(`SELECT count(*) FROM epoch_keys`)).Scan(&n); err != nil {
 			return fmt.Errorf("keystore: %w", err)
 		}
 		if n > 0 {
 			return &ward.Error{Code: CodeIntegrity, Message: "keystore holds keys but no root key check value; refusing to adopt a root key"}
 		}
-		if err := writeCheck(ctx, tx, k.root); err != nil {
+		if err := k.writeCheck(ctx, tx, k.root); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO meta(name, value) VALUES ('format', ?)`, []byte(keystoreFormat)); err != nil {
+		if _, err := tx.ExecContext(ctx, k.d.bind(`INSERT INTO meta(name, value) VALUES ('format', ?)`), []byte(keystoreFormat)); err != nil {
 			return fmt.Errorf("keystore: store format: %w", err)
 		}
 		return tx.Commit()
@@ -179,13 +183,13 @@ func (k *Keystore) init(ctx context.Context) error {
 		return fmt.Errorf("keystore: read check value: %w", err)
 	}
 	var format []byte
-	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'format'`).Scan(&format); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := tx.QueryRowContext(ctx, k.d.bind(`SELECT value FROM meta WHERE name = 'format'`)).Scan(&format); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("keystore: read format: %w", err)
 	}
 	if string(format) != keystoreFormat {
 		return &ward.Error{Code: CodeIntegrity, Message: fmt.Sprintf("keystore format %q is not supported (want %s); it was made by an earlier development version", format, keystoreFormat)}
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'root_id'`).Scan(&rootID); err != nil {
+	if err := tx.QueryRowContext(ctx, k.d.bind(`SELECT value FROM meta WHERE name = 'root_id'`)).Scan(&rootID); err != nil {
 		return fmt.Errorf("keystore: read root key id: %w", err)
 	}
 	if _, err := k.root.Unwrap(check, []byte(checkLabel)); err != nil {
@@ -195,13 +199,13 @@ func (k *Keystore) init(ctx context.Context) error {
 }
 
 // writeCheck stores a fresh check value and the root key's id.
-func writeCheck(ctx context.Context, tx *sql.Tx, root RootKey) error {
+func (k *Keystore) writeCheck(ctx context.Context, tx *sql.Tx, root RootKey) error {
 	check, err := root.Wrap([]byte(checkLabel), []byte(checkLabel))
 	if err != nil {
 		return fmt.Errorf("keystore: wrap check value: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO meta(name, value) VALUES ('check', ?), ('root_id', ?)
-		ON CONFLICT(name) DO UPDATE SET value = excluded.value`, check, []byte(root.ID())); err != nil {
+	if _, err := tx.ExecContext(ctx, k.d.bind(`INSERT INTO meta(name, value) VALUES ('check', ?), ('root_id', ?)
+		ON CONFLICT(name) DO UPDATE SET value = excluded.value`), check, []byte(root.ID())); err != nil {
 		return fmt.Errorf("keystore: store check value: %w", err)
 	}
 	return nil
@@ -274,8 +278,8 @@ func (k *Keystore) epoch(ctx context.Context, ref epochRef) (Epoch, error) {
 	}
 	keyID := h.KeysetInfo().GetPrimaryKeyId()
 	// Another process may have created the key meanwhile; theirs wins.
-	if _, err := k.db.ExecContext(ctx, `INSERT INTO epoch_keys(project, day, key_id, wrapped, created_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT(project, day) DO NOTHING`,
+	if _, err := k.db.ExecContext(ctx, k.d.bind(`INSERT INTO epoch_keys(project, day, key_id, wrapped, created_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT(project, day) DO NOTHING`),
 		ref.project, ref.day, int64(keyID), buf.Bytes(), k.now().UTC().Format(time.RFC3339Nano)); err != nil {
 		return Epoch{}, fmt.Errorf("keystore: store epoch key: %w", err)
 	}
@@ -291,7 +295,7 @@ func (k *Keystore) epoch(ctx context.Context, ref epochRef) (Epoch, error) {
 func (k *Keystore) loadLocked(ctx context.Context, ref epochRef) (Epoch, error) {
 	var keyID int64
 	var wrapped []byte
-	if err := k.db.QueryRowContext(ctx, `SELECT key_id, wrapped FROM epoch_keys WHERE project = ? AND day = ?`,
+	if err := k.db.QueryRowContext(ctx, k.d.bind(`SELECT key_id, wrapped FROM epoch_keys WHERE project = ? AND day = ?`),
 		ref.project, ref.day).Scan(&keyID, &wrapped); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Epoch{}, err
@@ -333,7 +337,7 @@ func (k *Keystore) epochFor(ctx context.Context, project string, day int64, keyI
 		return e, nil
 	}
 	var n int
-	if err := k.db.QueryRowContext(ctx, `SELECT count(*) FROM destroyed_epochs WHERE project = ? AND day = ? AND key_id = ?`,
+	if err := k.db.QueryRowContext(ctx, k.d.bind(`SELECT count(*) FROM destroyed_epochs WHERE project = ? AND day = ? AND key_id = ?`),
 		project, day, int64(keyID)).Scan(&n); err != nil {
 		return Epoch{}, fmt.Errorf("keystore: read destroyed epochs: %w", err)
 	}
@@ -373,12 +377,13 @@ func (k *Keystore) destroy(ctx context.Context, project string, beforeDay int64)
 	defer func() { _ = tx.Rollback() }()
 	// Keep a tombstone (project, day, key id: no key material) so Open can
 	// say "destroyed" rather than "corrupt".
-	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO destroyed_epochs(project, day, key_id, destroyed_at)
-		SELECT project, day, key_id, ? FROM epoch_keys WHERE project = ? AND day < ?`,
+	if _, err := tx.ExecContext(ctx, k.d.bind(`INSERT INTO destroyed_epochs(project, day, key_id, destroyed_at)
+		SELECT project, day, key_id, ? FROM epoch_keys WHERE project = ? AND day < ?
+		ON CONFLICT DO NOTHING`),
 		k.now().UTC().Format(time.RFC3339Nano), project, beforeDay); err != nil {
 		return 0, fmt.Errorf("keystore: record destroyed epochs: %w", err)
 	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM epoch_keys WHERE project = ? AND day < ?`, project, beforeDay)
+	res, err := tx.ExecContext(ctx, k.d.bind(`DELETE FROM epoch_keys WHERE project = ? AND day < ?`), project, beforeDay)
 	if err != nil {
 		return 0, fmt.Errorf("keystore: destroy epoch keys: %w", err)
 	}
@@ -395,10 +400,9 @@ func (k *Keystore) destroy(ctx context.Context, project string, beforeDay int64)
 		}
 	}
 	if n > 0 {
-		// secure_delete zeroed the rows in the database pages; truncating
-		// the WAL drops the old page images that still held them.
-		if _, err := k.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-			return int(n), fmt.Errorf("keystore: checkpoint after destroy: %w", err)
+		// Old copies of the destroyed rows must not linger in the files.
+		if err := k.d.wipe(ctx, k.db); err != nil {
+			return int(n), fmt.Errorf("keystore: wipe after destroy: %w", err)
 		}
 	}
 	return int(n), nil
@@ -426,7 +430,7 @@ func (k *Keystore) Rewrap(ctx context.Context, newRoot RootKey) (int, error) {
 		wrapped []byte
 	}
 	var rows []row
-	rs, err := tx.QueryContext(ctx, `SELECT project, day, wrapped FROM epoch_keys`)
+	rs, err := tx.QueryContext(ctx, k.d.bind(`SELECT project, day, wrapped FROM epoch_keys`))
 	if err != nil {
 		return 0, fmt.Errorf("keystore: read epoch keys: %w", err)
 	}
@@ -454,21 +458,21 @@ func (k *Keystore) Rewrap(ctx context.Context, newRoot RootKey) (int, error) {
 		if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), rootAEAD{newRoot}, ad); err != nil {
 			return 0, fmt.Errorf("keystore: rewrap epoch key: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE epoch_keys SET wrapped = ? WHERE project = ? AND day = ?`,
+		if _, err := tx.ExecContext(ctx, k.d.bind(`UPDATE epoch_keys SET wrapped = ? WHERE project = ? AND day = ?`),
 			buf.Bytes(), r.project, r.day); err != nil {
 			return 0, fmt.Errorf("keystore: store rewrapped epoch key: %w", err)
 		}
 	}
-	if err := writeCheck(ctx, tx, newRoot); err != nil {
+	if err := k.writeCheck(ctx, tx, newRoot); err != nil {
 		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("keystore: commit: %w", err)
 	}
 	k.root = newRoot
-	// Old wrappings must not survive in the WAL.
-	if _, err := k.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-		return len(rows), fmt.Errorf("keystore: checkpoint after rewrap: %w", err)
+	// Old wrappings must not survive in the files.
+	if err := k.d.wipe(ctx, k.db); err != nil {
+		return len(rows), fmt.Errorf("keystore: wipe after rewrap: %w", err)
 	}
 	return len(rows), nil
 }
@@ -482,4 +486,32 @@ func (r rootAEAD) Encrypt(plaintext, associatedData []byte) ([]byte, error) {
 
 func (r rootAEAD) Decrypt(ciphertext, associatedData []byte) ([]byte, error) {
 	return r.root.Unwrap(ciphertext, associatedData)
+}
+
+// OpenKeystoreDSN opens or creates the keystore in the PostgreSQL database
+// named by dsn (postgres://…), which should be a database of its own, apart
+// from the data store's, as the keystore file is for `ward dev`. Several
+// servers may share it. The root key is checked as by OpenKeystore.
+func OpenKeystoreDSN(ctx context.Context, dsn string, root RootKey, now func() time.Time) (*Keystore, error) {
+	if root == nil {
+		return nil, &ward.Error{Code: CodeRootKeyMissing, Message: "keystore: no root key"}
+	}
+	if now == nil {
+		now = time.Now
+	}
+	// pgxpool's parser also accepts (and drops) the pool_* settings a DSN
+	// shared with the data store may carry.
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's message may quote the DSN, password included: keep it out.
+		return nil, errors.New("keystore: cannot parse the connection string")
+	}
+	db := stdlib.OpenDB(*cfg.ConnConfig)
+	db.SetMaxOpenConns(4)
+	k := &Keystore{db: db, d: postgresDialect, now: now, root: root, cache: make(map[epochRef]Epoch)}
+	if err := k.init(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return k, nil
 }

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,13 +19,15 @@ import (
 	"github.com/wardhq/ward/internal/store/postgres/pgtest"
 )
 
-// TestOnPostgres runs the platform on a PostgreSQL store: tasks run, and a
+// TestOnPostgres runs the platform on a PostgreSQL store, with the keystore
+// in a database of its own (here: a schema of its own): tasks run, and a
 // restart keeps them.
 func TestOnPostgres(t *testing.T) {
-	dsn := pgtest.DSN(t)
+	dsn, keys := pgtest.DSN(t), pgtest.DSN(t)
 	dir := t.TempDir()
 	ctx := context.Background()
-	n := startNode(t, dir, server.Config{ShutdownGrace: time.Second, StoreDSN: dsn})
+	cfg := server.Config{ShutdownGrace: time.Second, StoreDSN: dsn, KeystoreDSN: keys}
+	n := startNode(t, dir, cfg)
 	deployEcho(t, n.cl, "echo")
 	reqs := make([]ward.SubmitRequest, 200)
 	for i := range reqs {
@@ -45,7 +50,10 @@ func TestOnPostgres(t *testing.T) {
 	if err := n.stop(); err != nil {
 		t.Fatal(err)
 	}
-	n = startNode(t, dir, server.Config{ShutdownGrace: time.Second, StoreDSN: dsn})
+	if _, err := os.Stat(filepath.Join(dir, "keys", "keystore.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a keystore file was made beside a keystore database: %v", err)
+	}
+	n = startNode(t, dir, cfg)
 	if tk, err := n.cl.GetTask(ctx, ward.DefaultProject, tasks[0].ID); err != nil || tk.Status != ward.StatusSucceeded {
 		t.Fatalf("task after restart: %v %+v", err, tk)
 	}

@@ -24,10 +24,11 @@ type Rotation struct {
 // every epoch key is rewrapped under a new root key in one transaction; no
 // data is rewritten and all of it stays readable. It needs the server to be
 // stopped (it takes the data directory's lock). keysDir is the server's
-// KeysDir ("" = dataDir/keys). With rootKeyEnv empty the key lives in
+// KeysDir ("" = dataDir/keys), keystoreDSN its KeystoreDSN ("" = the
+// keystore file in keysDir). With rootKeyEnv empty the key lives in
 // root.key there, which is replaced; otherwise rootKeyEnv is the current
 // WARD_ROOT_KEY and the new one is returned in Rotation.NewRootKey.
-func RotateRootKey(ctx context.Context, dataDir, keysDir, rootKeyEnv string) (Rotation, error) {
+func RotateRootKey(ctx context.Context, dataDir, keysDir, keystoreDSN, rootKeyEnv string) (Rotation, error) {
 	unlock, err := lockDataDir(dataDir)
 	if err != nil {
 		return Rotation{}, err
@@ -38,8 +39,10 @@ func RotateRootKey(ctx context.Context, dataDir, keysDir, rootKeyEnv string) (Ro
 		dir = filepath.Join(dataDir, "keys")
 	}
 	ksPath := filepath.Join(dir, "keystore.db")
-	if _, err := os.Stat(ksPath); err != nil {
-		return Rotation{}, &ward.Error{Code: ward.CodeNotFound, Message: fmt.Sprintf("no keystore at %s", ksPath)}
+	if keystoreDSN == "" {
+		if _, err := os.Stat(ksPath); err != nil {
+			return Rotation{}, &ward.Error{Code: ward.CodeNotFound, Message: fmt.Sprintf("no keystore at %s", ksPath)}
+		}
 	}
 	var old, next seal.RootKey
 	var r Rotation
@@ -64,7 +67,14 @@ func RotateRootKey(ctx context.Context, dataDir, keysDir, rootKeyEnv string) (Ro
 			return Rotation{}, err
 		}
 	}
-	ks, err := seal.OpenKeystore(ctx, ksPath, old, nil)
+	var ks *seal.Keystore
+	if keystoreDSN != "" {
+		// A keystore several servers share: every one of them must be
+		// stopped, which this lock cannot check for the others.
+		ks, err = seal.OpenKeystoreDSN(ctx, keystoreDSN, old, nil)
+	} else {
+		ks, err = seal.OpenKeystore(ctx, ksPath, old, nil)
+	}
 	if err != nil {
 		_ = os.Remove(newFile)
 		return Rotation{}, err

@@ -44,6 +44,10 @@ type Config struct {
 	// there instead of DataDir/ward.db. An unreachable server is retried
 	// until ctx ends.
 	StoreDSN string
+	// KeystoreDSN, when set, is a PostgreSQL URL of the keystore's own
+	// database (apart from the store's): the keystore lives there instead
+	// of KeysDir/keystore.db. The root key stays in KeysDir or RootKey.
+	KeystoreDSN string
 	// KeysDir holds the root key file, the keystore and the token signing
 	// key; "" means DataDir/keys. Put it on another disk than DataDir to
 	// keep the keys apart from the data they protect.
@@ -276,6 +280,9 @@ func openKeystore(ctx context.Context, cfg Config, fresh bool) (*seal.Keystore, 
 	}
 	if err != nil {
 		return nil, err
+	}
+	if cfg.KeystoreDSN != "" {
+		return seal.OpenKeystoreDSN(ctx, cfg.KeystoreDSN, root, cfg.Now)
 	}
 	return seal.OpenKeystore(ctx, filepath.Join(dir, "keystore.db"), root, cfg.Now)
 }
