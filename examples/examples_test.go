@@ -210,3 +210,28 @@ func TestSpecs(t *testing.T) {
 		}
 	}
 }
+
+func TestFraud(t *testing.T) {
+	t.Parallel()
+	e := buildExample(t, "fraud")
+	// What the platform stores for fraud (its ward.json: amounts and a
+	// tokenized customer id) is what the function reads.
+	projected := []byte(`{"order":{"total":1249.50,"currency":"EUR","items":[{"qty":1,"price":1199.00},{"qty":2,"price":25.25}]},` +
+		`"customer":{"id":"tok_abcdefghijklmnopqrstuvwxyz234567"}}`)
+	got := e.run(t, nil, projected)
+	var res struct {
+		Customer string   `json:"customer"`
+		Score    int      `json:"score"`
+		Flags    []string `json:"flags"`
+	}
+	if got.exit != 0 || json.Unmarshal([]byte(got.stdout), &res) != nil {
+		t.Fatalf("exit %d, stdout %q, stderr %q", got.exit, got.stdout, got.stderr)
+	}
+	if res.Customer != "tok_abcdefghijklmnopqrstuvwxyz234567" || res.Score <= 0 || res.Score > 100 || res.Flags == nil {
+		t.Errorf("result %+v", res)
+	}
+	bad := e.run(t, nil, []byte(`[]`))
+	if bad.exit != 1 || bad.stdout != "" {
+		t.Errorf("bad payload: exit %d, stdout %q", bad.exit, bad.stdout)
+	}
+}
