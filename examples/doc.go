@@ -3,6 +3,7 @@
 // hello (a greeting), wordcount (word frequencies), thumbnail (image
 // resizing), vault (sealed payloads and secrets) and fraud (order scoring on
 // a payload cut down to its amounts, with the customer id tokenized). The
-// tests here build every example and run it under wazero the way a ward
-// sandbox does. See README.md for deploying and calling them.
+// tests here build every example and run those that need no secrets under
+// wazero the way a ward sandbox does (vault runs end to end in the CLI's
+// scripts). See README.md for deploying and calling them.
 package examples
