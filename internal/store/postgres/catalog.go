@@ -377,11 +377,8 @@ func (s *Store) DeleteFunction(ctx context.Context, project, name string) error 
 // blob stored under a digest in a project stays. A missing function →
 // not_found; an empty digest or a negative size → invalid_argument.
 func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Function, error) {
-	switch {
-	case p.Digest == "":
-		return ward.Function{}, ward.FieldError("digest", "is required")
-	case p.Size < 0:
-		return ward.Function{}, ward.FieldError("size", "must not be negative")
+	if err := p.Check(); err != nil {
+		return ward.Function{}, err
 	}
 	size := p.Size
 	if size == 0 {

@@ -64,11 +64,8 @@ var leaseSQL = `UPDATE tasks t SET status = 'running', attempts = t.attempts + 1
 // are locked FOR UPDATE SKIP LOCKED, so concurrent leases never take the
 // same task. Tasks of a deleted function have no concurrency limit.
 func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.Lease, error) {
-	switch {
-	case p.RunnerID == "":
-		return nil, ward.FieldError("runner_id", "is required")
-	case p.TTL <= 0:
-		return nil, ward.FieldError("ttl", "must be positive")
+	if err := p.Check(); err != nil {
+		return nil, err
 	}
 	if p.Max <= 0 {
 		return nil, nil
@@ -237,8 +234,8 @@ func leasePicked(ctx context.Context, tx pgx.Tx, picks []int64, runner string, n
 // task is running under that lease ID (an expired lease not yet reaped is
 // still held). It returns the task IDs whose lease is not held.
 func (s *Store) Heartbeat(ctx context.Context, p *store.HeartbeatParams) ([]string, error) {
-	if p.TTL <= 0 {
-		return nil, ward.FieldError("ttl", "must be positive")
+	if err := store.CheckTTL(p.TTL); err != nil {
+		return nil, err
 	}
 	if len(p.Leases) == 0 {
 		return nil, nil
@@ -317,10 +314,8 @@ func (s *Store) CompleteTasks(ctx context.Context, p *store.CompleteParams) ([]e
 	var queued []int
 	for i := range p.Completions {
 		c := &p.Completions[i]
-		switch c.Status {
-		case ward.StatusSucceeded, ward.StatusFailed, ward.StatusQueued:
-		default:
-			errs[i] = ward.FieldError("status", "task %s: cannot complete with status %q", c.TaskID, c.Status)
+		if err := c.Check(); err != nil {
+			errs[i] = err
 			continue
 		}
 		ec, em := taskErrorArgs(c.Error)

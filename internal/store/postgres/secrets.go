@@ -31,11 +31,8 @@ func scanSecret(sc scanner) (ward.Secret, error) {
 // project, and the function when set, must exist (not_found); an empty
 // name or a negative size → invalid_argument.
 func (s *Store) PutSecret(ctx context.Context, p *store.PutSecretParams) (store.PutSecretResult, error) {
-	switch {
-	case p.Name == "":
-		return store.PutSecretResult{}, ward.FieldError("name", "is required")
-	case p.Size < 0:
-		return store.PutSecretResult{}, ward.FieldError("size", "must not be negative")
+	if err := p.Check(); err != nil {
+		return store.PutSecretResult{}, err
 	}
 	size := p.Size
 	if size == 0 {

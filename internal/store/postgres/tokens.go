@@ -6,12 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/store"
 )
-
-// maxGetTokens is the most tokens one GetTokens call may name.
-const maxGetTokens = 1000
 
 // putTokens upserts token vault entries at now in one statement. Of an
 // entry given twice the last value stays (an upsert cannot touch one row
@@ -55,8 +51,8 @@ func putTokens(ctx context.Context, tx pgx.Tx, tokens []store.TokenValue, now in
 // project, is absent. Tokens may repeat. No tokens, or a project that does
 // not exist, gives an empty map; more than 1000 tokens → invalid_argument.
 func (s *Store) GetTokens(ctx context.Context, project string, tokens []string) (map[string][]byte, error) {
-	if len(tokens) > maxGetTokens {
-		return nil, ward.FieldError("tokens", "at most %d per call, got %d", maxGetTokens, len(tokens))
+	if err := store.CheckTokens(tokens); err != nil {
+		return nil, err
 	}
 	out := make(map[string][]byte, len(tokens))
 	if len(tokens) == 0 {
@@ -89,8 +85,8 @@ func (s *Store) GetTokens(ctx context.Context, project string, tokens []string) 
 // token vault entries whose updated_at is before UpdatedBefore, and returns
 // how many it deleted. A negative limit → invalid_argument.
 func (s *Store) PurgeTokens(ctx context.Context, p *store.PurgeTokensParams) (int, error) {
-	if p.Limit < 0 {
-		return 0, ward.FieldError("limit", "must not be negative")
+	if err := store.CheckLimit(p.Limit); err != nil {
+		return 0, err
 	}
 	var limit *int64 // NULL: no limit
 	if p.Limit > 0 {

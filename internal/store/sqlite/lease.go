@@ -30,11 +30,8 @@ type fnSlots struct{ limit, running int }
 // than N running tasks in the whole store. Tasks of a deleted function have
 // no concurrency limit.
 func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.Lease, error) {
-	switch {
-	case p.RunnerID == "":
-		return nil, ward.FieldError("runner_id", "is required")
-	case p.TTL <= 0:
-		return nil, ward.FieldError("ttl", "must be positive")
+	if err := p.Check(); err != nil {
+		return nil, err
 	}
 	if p.Max <= 0 {
 		return nil, nil
@@ -220,8 +217,8 @@ func scanExcluding(limits map[fnKey]*fnSlots) (string, []any) {
 // task is running under that lease ID (an expired lease not yet reaped is
 // still held). It returns the task IDs whose lease is not held.
 func (s *Store) Heartbeat(ctx context.Context, p *store.HeartbeatParams) ([]string, error) {
-	if p.TTL <= 0 {
-		return nil, ward.FieldError("ttl", "must be positive")
+	if err := store.CheckTTL(p.TTL); err != nil {
+		return nil, err
 	}
 	if len(p.Leases) == 0 {
 		return nil, nil
@@ -286,10 +283,8 @@ func (s *Store) CompleteTasks(ctx context.Context, p *store.CompleteParams) ([]e
 	seen := make(map[string]int, len(p.Completions))
 	for i := range p.Completions {
 		c := &p.Completions[i]
-		switch c.Status {
-		case ward.StatusSucceeded, ward.StatusFailed, ward.StatusQueued:
-		default:
-			errs[i] = ward.FieldError("status", "task %s: cannot complete with status %q", c.TaskID, c.Status)
+		if err := c.Check(); err != nil {
+			errs[i] = err
 			continue
 		}
 		k := seen[c.TaskID]

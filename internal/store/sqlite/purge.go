@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/store"
 )
 
@@ -50,8 +49,8 @@ var (
 // limit → invalid_argument; a project with nothing to purge, or none, purges
 // nothing.
 func (s *Store) PurgeTasks(ctx context.Context, p *store.PurgeParams) (int, error) {
-	if p.Limit < 0 {
-		return 0, ward.FieldError("limit", "must not be negative")
+	if err := store.CheckLimit(p.Limit); err != nil {
+		return 0, err
 	}
 	limit := int64(p.Limit)
 	if limit == 0 {

@@ -37,11 +37,8 @@ func notFoundSecret(name string) error {
 // name → invalid_argument. The number of secrets per scope is not bounded
 // here (the API bounds it at ward.MaxSecretsPerSet).
 func (s *Store) PutSecret(ctx context.Context, p *store.PutSecretParams) (store.PutSecretResult, error) {
-	switch {
-	case p.Name == "":
-		return store.PutSecretResult{}, ward.FieldError("name", "is required")
-	case p.Size < 0:
-		return store.PutSecretResult{}, ward.FieldError("size", "must not be negative")
+	if err := p.Check(); err != nil {
+		return store.PutSecretResult{}, err
 	}
 	size := p.Size
 	if size == 0 {

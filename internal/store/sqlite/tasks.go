@@ -27,19 +27,8 @@ import (
 // stored task with Existing set. A key repeated within the batch likewise
 // returns the first task. An older mapping is replaced by the new task.
 func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]store.InsertResult, error) {
-	for i := range p.Tasks {
-		t := &p.Tasks[i]
-		switch {
-		case t.ID == "":
-			return nil, ward.FieldError("id", "task %d has no ID", i)
-		case t.Priority < ward.MinPriority || t.Priority > ward.MaxPriority:
-			return nil, ward.FieldError("priority", "must be between %d and %d", ward.MinPriority, ward.MaxPriority)
-		}
-	}
-	for i := range p.Tokens {
-		if p.Tokens[i].Token == "" {
-			return nil, ward.FieldError("token", "token %d is empty", i)
-		}
+	if err := p.Check(); err != nil {
+		return nil, err
 	}
 	if err := s.prepareBatch(ctx, batchInsertTasks, len(p.Tasks)); err != nil {
 		return nil, err
@@ -272,17 +261,9 @@ func notFoundTask(id string) error { return ward.Errorf(ward.CodeNotFound, "task
 // the ID of the last task of the previous page, and an ID that is not a task
 // of the project → invalid_argument. A missing project → not_found.
 func (s *Store) ListTasks(ctx context.Context, p *store.ListTasksParams) ([]store.TaskRecord, error) {
-	limit := p.Limit
-	switch {
-	case limit < 0:
-		return nil, ward.FieldError("limit", "must not be negative")
-	case limit == 0:
-		limit = ward.DefaultPageSize
-	case limit > ward.MaxPageSize:
-		limit = ward.MaxPageSize
-	}
-	if p.Status != "" && !p.Status.Valid() {
-		return nil, ward.FieldError("status", "unknown status %q", p.Status)
+	limit, err := p.PageSize()
+	if err != nil {
+		return nil, err
 	}
 	var before int64
 	if p.Before != "" {

@@ -6,12 +6,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/store"
 )
-
-// maxGetTokens is the most tokens one GetTokens call may name.
-const maxGetTokens = 1000
 
 // putTokens upserts token vault entries at now, with the multi-row
 // statement (prepareBatch(batchPutTokens, len(tokens)) must have run).
@@ -38,8 +34,8 @@ func (s *Store) putTokens(ctx context.Context, tx *sql.Tx, tokens []store.TokenV
 // project, is absent. Tokens may repeat. No tokens, or a project that does
 // not exist, gives an empty map; more than 1000 tokens → invalid_argument.
 func (s *Store) GetTokens(ctx context.Context, project string, tokens []string) (map[string][]byte, error) {
-	if len(tokens) > maxGetTokens {
-		return nil, ward.FieldError("tokens", "at most %d per call, got %d", maxGetTokens, len(tokens))
+	if err := store.CheckTokens(tokens); err != nil {
+		return nil, err
 	}
 	out := make(map[string][]byte, len(tokens))
 	if len(tokens) == 0 {
@@ -100,8 +96,8 @@ const purgeAllTokensSQL = `DELETE FROM token_vault WHERE project = ? AND updated
 // how many it deleted. A negative limit → invalid_argument; a project with
 // nothing to purge, or none, purges nothing.
 func (s *Store) PurgeTokens(ctx context.Context, p *store.PurgeTokensParams) (int, error) {
-	if p.Limit < 0 {
-		return 0, ward.FieldError("limit", "must not be negative")
+	if err := store.CheckLimit(p.Limit); err != nil {
+		return 0, err
 	}
 	limit := int64(p.Limit)
 	if limit == 0 {

@@ -28,7 +28,7 @@ var tokenTests = []test{
 }
 
 // maxGetTokens is the most tokens one GetTokens call may name.
-const maxGetTokens = 1000
+const maxGetTokens = store.MaxGetTokens
 
 // tv is a token vault entry.
 func tv(project, token, value string) store.TokenValue {

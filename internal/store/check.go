@@ -1,0 +1,113 @@
+package store
+
+import (
+	"time"
+
+	"github.com/wardhq/ward"
+)
+
+// The checks below are the parts of the Store contract that do not depend
+// on how an adapter keeps its data: every adapter runs them first, so the
+// same bad argument gets the same invalid_argument everywhere.
+
+// MaxGetTokens is the most tokens one GetTokens call may name.
+const MaxGetTokens = ward.MaxDetokenize
+
+// Check validates a batch: every task has an ID and a priority in range,
+// every token vault entry a token.
+func (p *InsertTasksParams) Check() error {
+	for i := range p.Tasks {
+		t := &p.Tasks[i]
+		switch {
+		case t.ID == "":
+			return ward.FieldError("id", "task %d has no ID", i)
+		case t.Priority < ward.MinPriority || t.Priority > ward.MaxPriority:
+			return ward.FieldError("priority", "must be between %d and %d", ward.MinPriority, ward.MaxPriority)
+		}
+	}
+	for i := range p.Tokens {
+		if p.Tokens[i].Token == "" {
+			return ward.FieldError("token", "token %d is empty", i)
+		}
+	}
+	return nil
+}
+
+// PageSize checks a listing and returns its page size: Limit 0 means
+// ward.DefaultPageSize, and it is capped at ward.MaxPageSize.
+func (p *ListTasksParams) PageSize() (int, error) {
+	if p.Status != "" && !p.Status.Valid() {
+		return 0, ward.FieldError("status", "unknown status %q", p.Status)
+	}
+	switch {
+	case p.Limit < 0:
+		return 0, ward.FieldError("limit", "must not be negative")
+	case p.Limit == 0:
+		return ward.DefaultPageSize, nil
+	}
+	return min(p.Limit, ward.MaxPageSize), nil
+}
+
+// Check validates a lease request.
+func (p *LeaseParams) Check() error {
+	if p.RunnerID == "" {
+		return ward.FieldError("runner_id", "is required")
+	}
+	return CheckTTL(p.TTL)
+}
+
+// CheckTTL validates a lease's time to live.
+func CheckTTL(ttl time.Duration) error {
+	if ttl <= 0 {
+		return ward.FieldError("ttl", "must be positive")
+	}
+	return nil
+}
+
+// CheckLimit validates the Limit of a purge: 0 means no limit.
+func CheckLimit(limit int) error {
+	if limit < 0 {
+		return ward.FieldError("limit", "must not be negative")
+	}
+	return nil
+}
+
+// Check validates a code upload.
+func (p *PutCodeParams) Check() error {
+	switch {
+	case p.Digest == "":
+		return ward.FieldError("digest", "is required")
+	case p.Size < 0:
+		return ward.FieldError("size", "must not be negative")
+	}
+	return nil
+}
+
+// Check validates a secret write.
+func (p *PutSecretParams) Check() error {
+	switch {
+	case p.Name == "":
+		return ward.FieldError("name", "is required")
+	case p.Size < 0:
+		return ward.FieldError("size", "must not be negative")
+	}
+	return nil
+}
+
+// CheckTokens validates the tokens of a GetTokens call.
+func CheckTokens(tokens []string) error {
+	if len(tokens) > MaxGetTokens {
+		return ward.FieldError("tokens", "at most %d per call, got %d", MaxGetTokens, len(tokens))
+	}
+	return nil
+}
+
+// Check validates a completion's target state: succeeded, failed, or
+// queued (a retry).
+func (c *Completion) Check() error {
+	switch c.Status {
+	case ward.StatusSucceeded, ward.StatusFailed, ward.StatusQueued:
+		return nil
+	}
+	return ward.FieldError("status", "task %s: cannot complete with status %q", c.TaskID, c.Status)
+}
