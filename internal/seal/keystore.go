@@ -106,10 +106,7 @@ type Keystore struct {
 // group or others is refused with CodeInsecureKeyFile.
 func OpenKeystore(ctx context.Context, path string, root RootKey, now func() time.Time) (*Keystore, error) {
 	if root == nil {
-		return nil, &ward.Error{Code: CodeRootKeyMissing, Message: "keystore: no root key"}
-	}
-	if now == nil {
-		now = time.Now
+		return nil, errNoRoot()
 	}
 	fi, err := os.Stat(path)
 	switch {
@@ -136,12 +133,26 @@ func OpenKeystore(ctx context.Context, path string, root RootKey, now func() tim
 	}
 	// Key traffic is small and cached; one connection keeps checkpoints simple.
 	db.SetMaxOpenConns(1)
-	k := &Keystore{db: db, d: sqliteDialect, now: now, root: root, cache: make(map[epochRef]Epoch)}
+	return openKeystore(ctx, db, sqliteDialect, root, now)
+}
+
+// openKeystore checks the root key against db's keystore, creating the
+// keystore when db holds none, and returns it; on error db is closed.
+func openKeystore(ctx context.Context, db *sql.DB, d dialect, root RootKey, now func() time.Time) (*Keystore, error) {
+	if now == nil {
+		now = time.Now
+	}
+	k := &Keystore{db: db, d: d, now: now, root: root, cache: make(map[epochRef]Epoch)}
 	if err := k.init(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	return k, nil
+}
+
+// errNoRoot is the error of opening a keystore without a root key.
+func errNoRoot() error {
+	return &ward.Error{Code: CodeRootKeyMissing, Message: "keystore: no root key"}
 }
 
 func (k *Keystore) init(ctx context.Context) error {
@@ -494,10 +505,7 @@ func (r rootAEAD) Decrypt(ciphertext, associatedData []byte) ([]byte, error) {
 // servers may share it. The root key is checked as by OpenKeystore.
 func OpenKeystoreDSN(ctx context.Context, dsn string, root RootKey, now func() time.Time) (*Keystore, error) {
 	if root == nil {
-		return nil, &ward.Error{Code: CodeRootKeyMissing, Message: "keystore: no root key"}
-	}
-	if now == nil {
-		now = time.Now
+		return nil, errNoRoot()
 	}
 	// pgxpool's parser also accepts (and drops) the pool_* settings a DSN
 	// shared with the data store may carry.
@@ -508,10 +516,5 @@ func OpenKeystoreDSN(ctx context.Context, dsn string, root RootKey, now func() t
 	}
 	db := stdlib.OpenDB(*cfg.ConnConfig)
 	db.SetMaxOpenConns(4)
-	k := &Keystore{db: db, d: postgresDialect, now: now, root: root, cache: make(map[epochRef]Epoch)}
-	if err := k.init(ctx); err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	return k, nil
+	return openKeystore(ctx, db, postgresDialect, root, now)
 }
