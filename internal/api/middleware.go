@@ -196,14 +196,19 @@ func (s *Server) record(r *http.Request, c *call, outcome string) error {
 	if res == "" {
 		res = firstNonEmpty(r.PathValue("id"), r.PathValue("fn"))
 	}
+	return s.recordAs(r, c, r.Pattern, res, outcome)
+}
+
+// recordAs writes an audit event of the call's principal and project.
+func (s *Server) recordAs(r *http.Request, c *call, action, resource, outcome string) error {
 	// A client that has gone does not cancel the record: what it did (a
 	// token minted, code stored) happened all the same.
 	return s.audit.Record(context.WithoutCancel(r.Context()), audit.Event{
 		Actor:    c.principal.TokenID,
 		Role:     string(c.principal.Role),
-		Action:   r.Pattern,
+		Action:   action,
 		Project:  firstNonEmpty(c.project, r.PathValue("p")),
-		Resource: res,
+		Resource: resource,
 		Outcome:  outcome,
 	})
 }

@@ -100,10 +100,7 @@ func (s *Server) reidentify(r *http.Request, c *call, taskID string, b []byte) (
 	if err != nil {
 		return nil, err
 	}
-	if err := s.audit.Record(r.Context(), audit.Event{
-		Actor: c.principal.TokenID, Role: string(c.principal.Role), Action: "detokenize",
-		Project: c.project, Resource: fmt.Sprintf("%s (%d tokens)", taskID, len(got)), Outcome: audit.OutcomeOK,
-	}); err != nil {
+	if err := s.recordAs(r, c, "detokenize", fmt.Sprintf("%s (%d tokens)", taskID, len(got)), audit.OutcomeOK); err != nil {
 		return nil, err
 	}
 	return out, nil
