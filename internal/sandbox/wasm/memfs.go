@@ -471,6 +471,21 @@ func (f *memFile) Stat() (sys.Stat_t, experimentalsys.Errno) {
 	return f.node.stat(), 0
 }
 
+// checkIO is the common refusal of data I/O: a closed file or one not
+// opened for the access (allowed), a directory, a negative offset or size.
+// f.fs.mu must be held.
+func (f *memFile) checkIO(allowed bool, off int64) experimentalsys.Errno {
+	switch {
+	case f.closed || !allowed:
+		return experimentalsys.EBADF
+	case f.node.dir:
+		return experimentalsys.EISDIR
+	case off < 0:
+		return experimentalsys.EINVAL
+	}
+	return 0
+}
+
 // Read implements sys.File.
 func (f *memFile) Read(buf []byte) (int, experimentalsys.Errno) {
 	n, errno := f.Pread(buf, f.pos)
@@ -482,13 +497,10 @@ func (f *memFile) Read(buf []byte) (int, experimentalsys.Errno) {
 func (f *memFile) Pread(buf []byte, off int64) (int, experimentalsys.Errno) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if errno := f.checkIO(f.read, off); errno != 0 {
+		return 0, errno
+	}
 	switch {
-	case f.closed || !f.read:
-		return 0, experimentalsys.EBADF
-	case f.node.dir:
-		return 0, experimentalsys.EISDIR
-	case off < 0:
-		return 0, experimentalsys.EINVAL
 	case off >= int64(len(f.node.data)):
 		return 0, 0
 	}
@@ -581,13 +593,10 @@ func (f *memFile) Write(buf []byte) (int, experimentalsys.Errno) {
 func (f *memFile) Pwrite(buf []byte, off int64) (int, experimentalsys.Errno) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if errno := f.checkIO(f.write, off); errno != 0 {
+		return 0, errno
+	}
 	switch {
-	case f.closed || !f.write:
-		return 0, experimentalsys.EBADF
-	case f.node.dir:
-		return 0, experimentalsys.EISDIR
-	case off < 0:
-		return 0, experimentalsys.EINVAL
 	case len(buf) == 0:
 		return 0, 0
 	}
@@ -619,13 +628,8 @@ func (f *memFile) Pwrite(buf []byte, off int64) (int, experimentalsys.Errno) {
 func (f *memFile) Truncate(size int64) experimentalsys.Errno {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	switch {
-	case f.closed || !f.write:
-		return experimentalsys.EBADF
-	case f.node.dir:
-		return experimentalsys.EISDIR
-	case size < 0:
-		return experimentalsys.EINVAL
+	if errno := f.checkIO(f.write, size); errno != 0 {
+		return errno
 	}
 	if !f.fs.charge(size - int64(len(f.node.data))) {
 		return errNoSpace
