@@ -500,8 +500,7 @@ func (f *memFile) Pread(buf []byte, off int64) (int, experimentalsys.Errno) {
 	if errno := f.checkIO(f.read, off); errno != 0 {
 		return 0, errno
 	}
-	switch {
-	case off >= int64(len(f.node.data)):
+	if off >= int64(len(f.node.data)) {
 		return 0, 0
 	}
 	return copy(buf, f.node.data[off:]), 0
@@ -596,8 +595,7 @@ func (f *memFile) Pwrite(buf []byte, off int64) (int, experimentalsys.Errno) {
 	if errno := f.checkIO(f.write, off); errno != 0 {
 		return 0, errno
 	}
-	switch {
-	case len(buf) == 0:
+	if len(buf) == 0 {
 		return 0, 0
 	}
 	size := int64(len(f.node.data))
