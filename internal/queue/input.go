@@ -17,39 +17,27 @@ type Tokens interface {
 	TokenMAC(ctx context.Context, project, pattern string, value []byte) ([]byte, error)
 }
 
-// plan returns the compiled input rules of a function record. Plans are
-// cached by the function's identity and spec; a spec that no longer
-// compiles (stored before a rule changed) is a clear error at submit.
-func (s *Service) plan(fn ward.Function) (*privacy.Plan, error) {
-	key := planKey{fn.Project, fn.Name, fn.UpdatedAt.UnixNano()}
-	s.plansMu.Lock()
-	p, ok := s.plans[key]
-	s.plansMu.Unlock()
-	if ok {
-		return p, nil
-	}
-	p, err := privacy.Compile(fn.Spec.Input)
+// deployed is a function record as submissions use it: with its input
+// rules compiled, once per load of the record.
+type deployed struct {
+	ward.Function
+	plan    *privacy.Plan
+	planErr error // the rules stored do not compile (stored before a rule changed)
+}
+
+// loadFunction reads a function record and compiles its input rules.
+func (s *Service) loadFunction(ctx context.Context, k projectKey) (deployed, error) {
+	fn, err := s.st.GetFunction(ctx, k.project, k.name)
 	if err != nil {
-		return nil, &ward.Error{Code: ward.CodeOf(err), Field: "function",
+		return deployed{}, err
+	}
+	d := deployed{Function: fn}
+	if d.plan, err = privacy.Compile(fn.Spec.Input); err != nil {
+		d.planErr = &ward.Error{Code: ward.CodeOf(err), Field: "function",
 			Message: fmt.Sprintf("function %s's input rules do not compile: %v", fn.Name, err)}
 	}
-	s.plansMu.Lock()
-	if len(s.plans) >= maxPlans {
-		clear(s.plans)
-	}
-	s.plans[key] = p
-	s.plansMu.Unlock()
-	return p, nil
+	return d, nil
 }
-
-// planKey names one version of a function's spec.
-type planKey struct {
-	project, name string
-	updated       int64
-}
-
-// maxPlans bounds the plan cache; it is emptied when full.
-const maxPlans = 4096
 
 // batchTokens collects the token vault entries of one submission: each
 // distinct token once.
@@ -83,10 +71,10 @@ func (b *batchTokens) tokenize(pattern string, value []byte) (string, error) {
 
 // applyInput projects and tokenizes a new task's payload by its function's
 // input rules, before anything is stored.
-func (s *Service) applyInput(t *store.NewTask, fn ward.Function, bt *batchTokens) error {
-	p, err := s.plan(fn)
-	if err != nil || p.Empty() {
-		return err
+func (s *Service) applyInput(t *store.NewTask, fn deployed, bt *batchTokens) error {
+	p := fn.plan
+	if fn.planErr != nil || p.Empty() {
+		return fn.planErr
 	}
 	if t.Sealed {
 		return ward.FieldError("sealed", "function %s has input rules; a sealed payload cannot be projected or tokenized", fn.Name)

@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wardhq/ward"
-	"github.com/wardhq/ward/internal/privacy"
 	"github.com/wardhq/ward/internal/store"
 )
 
@@ -49,17 +48,14 @@ type Service struct {
 	reapEvery  time.Duration
 	maxBackoff time.Duration
 
-	wake    *signal               // work may be available
-	waiters *waiters              // per-task terminal notifications
-	env     *cache[funcEnv]       // merged config and secrets per function
-	funcs   *cache[ward.Function] // function records, for submissions
+	wake    *signal          // work may be available
+	waiters *waiters         // per-task terminal notifications
+	env     *cache[funcEnv]  // merged config and secrets per function
+	funcs   *cache[deployed] // function records, for submissions
 
 	tokens   Tokens
 	notifier store.Notifier
 	vaulted  vaultLog // tokens written to the vault today
-
-	plansMu sync.Mutex
-	plans   map[planKey]*privacy.Plan // compiled input rules
 }
 
 // New returns a Service over st.
@@ -93,12 +89,9 @@ func New(opts Options) *Service {
 		waiters:    newWaiters(),
 		tokens:     opts.Tokens,
 		notifier:   opts.Notifier,
-		plans:      map[planKey]*privacy.Plan{},
 	}
 	s.env = newCache(opts.ConfigTTL, opts.Now, s.loadEnv)
-	s.funcs = newCache(time.Second, opts.Now, func(ctx context.Context, k projectKey) (ward.Function, error) {
-		return opts.Store.GetFunction(ctx, k.project, k.name)
-	})
+	s.funcs = newCache(time.Second, opts.Now, s.loadFunction)
 	return s
 }
 

@@ -35,7 +35,7 @@ func (s *Service) Submit(ctx context.Context, p *SubmitParams) ([]store.InsertRe
 	}
 	now := s.now()
 	tasks := make([]store.NewTask, len(p.Requests))
-	fns := map[string]ward.Function{}
+	fns := map[string]deployed{}
 	bt := &batchTokens{s: s, ctx: ctx, project: p.Project}
 	for i := range p.Requests {
 		r := &p.Requests[i]
@@ -48,7 +48,7 @@ func (s *Service) Submit(ctx context.Context, p *SubmitParams) ([]store.InsertRe
 			}
 			fns[r.Function] = fn
 		}
-		t, err := newTask(p, r, fn, now)
+		t, err := newTask(p, r, fn.Function, now)
 		if err != nil {
 			return nil, s.fieldErr(p, i, err)
 		}
@@ -56,7 +56,7 @@ func (s *Service) Submit(ctx context.Context, p *SubmitParams) ([]store.InsertRe
 			return nil, s.fieldErr(p, i, err)
 		}
 		if t.Sealed {
-			if err := s.checkSealed(ctx, p.Project, fn, t.Payload); err != nil {
+			if err := s.checkSealed(ctx, p.Project, fn.Function, t.Payload); err != nil {
 				return nil, s.fieldErr(p, i, err)
 			}
 		}
@@ -72,19 +72,19 @@ func (s *Service) Submit(ctx context.Context, p *SubmitParams) ([]store.InsertRe
 }
 
 // function returns a deployed function with code, for submission.
-func (s *Service) function(ctx context.Context, project, name string) (ward.Function, error) {
+func (s *Service) function(ctx context.Context, project, name string) (deployed, error) {
 	if !ward.ValidName(name) {
-		return ward.Function{}, ward.FieldError("function", "must be 1-63 lowercase letters, digits or '-'")
+		return deployed{}, ward.FieldError("function", "must be 1-63 lowercase letters, digits or '-'")
 	}
 	fn, err := s.funcs.get(ctx, projectKey{project, name})
 	if err != nil {
 		if errors.Is(err, ward.ErrNotFound) {
-			return ward.Function{}, &ward.Error{Code: ward.CodeNotFound, Field: "function", Message: fmt.Sprintf("function %s not found", name)}
+			return deployed{}, &ward.Error{Code: ward.CodeNotFound, Field: "function", Message: fmt.Sprintf("function %s not found", name)}
 		}
-		return ward.Function{}, err
+		return deployed{}, err
 	}
 	if fn.CodeDigest == "" {
-		return ward.Function{}, &ward.Error{Code: ward.CodeNoCode, Field: "function", Message: fmt.Sprintf("function %s has no code; upload it first", name)}
+		return deployed{}, &ward.Error{Code: ward.CodeNoCode, Field: "function", Message: fmt.Sprintf("function %s has no code; upload it first", name)}
 	}
 	return fn, nil
 }
