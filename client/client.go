@@ -484,8 +484,8 @@ func (c *Client) WatchTask(ctx context.Context, project, id string, poll time.Du
 	}
 }
 
-func (c *Client) taskBody(ctx context.Context, project, id, which string) ([]byte, error) {
-	_, _, data, err := c.do(ctx, request{method: http.MethodGet, segs: []string{"v1", "projects", project, "tasks", id, which}})
+func (c *Client) taskBody(ctx context.Context, project, id, which string, query url.Values) ([]byte, error) {
+	_, _, data, err := c.do(ctx, request{method: http.MethodGet, segs: []string{"v1", "projects", project, "tasks", id, which}, query: query})
 	if data == nil && err == nil {
 		data = []byte{}
 	}
@@ -494,17 +494,17 @@ func (c *Client) taskBody(ctx context.Context, project, id, which string) ([]byt
 
 // Result returns a finished task's result bytes (invalid_state before it finished).
 func (c *Client) Result(ctx context.Context, project, id string) ([]byte, error) {
-	return c.taskBody(ctx, project, id, "result")
+	return c.taskBody(ctx, project, id, "result", nil)
 }
 
 // Log returns a task's log (its stderr, with secret values redacted).
 func (c *Client) Log(ctx context.Context, project, id string) ([]byte, error) {
-	return c.taskBody(ctx, project, id, "log")
+	return c.taskBody(ctx, project, id, "log", nil)
 }
 
 // Payload returns a task's payload bytes (needs the payload:read scope).
 func (c *Client) Payload(ctx context.Context, project, id string) ([]byte, error) {
-	return c.taskBody(ctx, project, id, "payload")
+	return c.taskBody(ctx, project, id, "payload", nil)
 }
 
 // CancelTask cancels a queued or running task (invalid_state once finished).

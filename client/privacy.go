@@ -19,15 +19,7 @@ var detokenizeQuery = url.Values{"detokenize": {"1"}}
 // scope gets the result with its tokens, as Result would: that is not an
 // error.
 func (c *Client) ResultDetokenized(ctx context.Context, project, id string) ([]byte, error) {
-	_, _, data, err := c.do(ctx, request{
-		method: http.MethodGet,
-		segs:   []string{"v1", "projects", project, "tasks", id, "result"},
-		query:  detokenizeQuery,
-	})
-	if data == nil && err == nil {
-		data = []byte{}
-	}
-	return data, err
+	return c.taskBody(ctx, project, id, "result", detokenizeQuery)
 }
 
 // InvokeDetokenized is Invoke with the tokens in the result replaced by the
