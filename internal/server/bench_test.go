@@ -7,12 +7,14 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/client"
+	"github.com/wardhq/ward/internal/sandbox/sandboxtest"
 	"github.com/wardhq/ward/internal/server"
 	"github.com/wardhq/ward/internal/store/postgres/pgtest"
 )
@@ -173,5 +175,52 @@ func checkSucceeded(b *testing.B, cl *client.Client, fn string) {
 		if len(l.Tasks) > 0 {
 			b.Fatalf("a task of %s ended %s: %+v", fn, st, l.Tasks[0].Error)
 		}
+	}
+}
+
+// BenchmarkSubmitInput is the submit path of the whole platform — client,
+// HTTP, auth, the queue and the sealed store, as `ward dev` runs it — with
+// the 4 KB order of internal/api/testdata: "plain" to a function without
+// input rules, "rules" to one that keeps five pointers and tokenizes the
+// customer id (the same customer each time), "rules-new-customer" with a
+// new customer each time (a vault write per submission). The tasks are
+// delayed so that only submission is measured.
+func BenchmarkSubmitInput(b *testing.B) {
+	raw, err := os.ReadFile("../api/testdata/order-4k.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	order := string(raw)
+	rules := ward.FunctionSpec{Input: ward.Input{
+		Fields:   []string{"/order/total", "/order/currency", "/order/items/*/qty", "/order/items/*/price", "/customer/id"},
+		Tokenize: []string{"/customer/id"},
+	}}
+	for _, bc := range []struct {
+		name    string
+		spec    ward.FunctionSpec
+		newCust bool
+	}{{"plain", ward.FunctionSpec{}, false}, {"rules", rules, false}, {"rules-new-customer", rules, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			n := startNode(b, b.TempDir(), server.Config{ShutdownGrace: time.Second})
+			ctx := context.Background()
+			if _, err := n.cl.PutFunction(ctx, ward.DefaultProject, "f", bc.spec); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := n.cl.UploadCode(ctx, ward.DefaultProject, "f", sandboxtest.Module("echo")); err != nil {
+				b.Fatal(err)
+			}
+			i := 0
+			for b.Loop() {
+				id := "cust-1"
+				if bc.newCust {
+					i++
+					id = "cust-" + strconv.Itoa(i)
+				}
+				payload := json.RawMessage(strings.Replace(order, `"cust-1"`, strconv.Quote(id), 1))
+				if _, err := n.cl.Submit(ctx, ward.DefaultProject, ward.SubmitRequest{Function: "f", Payload: payload, DelayS: 3600}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
