@@ -26,8 +26,10 @@ func newDevCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run a single-node ward: API, queue, runner and embedded SQLite",
-		Long: `Run the whole platform in one process on the embedded store in --data.
+		Short: "Run ward in one process: API, queue, runner, on embedded SQLite or PostgreSQL",
+		Long: `Run the whole platform in one process on the embedded store in --data, or
+with --store on PostgreSQL (and --keystore, the keystore in a PostgreSQL
+database of its own), which several such processes can share.
 
 On first start it creates an admin token and writes the CLI context
 (server URL and token) to $WARD_CONFIG (default ~/.config/ward/config.json,
@@ -37,10 +39,10 @@ examples under --examples for WebAssembly and deploys them into project
 to finish, the rest go back to the queue. Restarting on the same --data keeps
 every project, function, task and token.
 
-Task payloads, results, logs and config values are encrypted before they
-reach the database, with keys kept in a separate keystore (keys/keystore.db)
-under a root key: keys/root.key, created with a new data directory, or
-$WARD_ROOT_KEY (base64). Without its root key, existing data does not open:
+Task payloads, results, logs, config and secret values and code are
+encrypted before they reach the database, with keys kept in a separate
+keystore (KEYS/keystore.db, KEYS being --keys or DATA/keys) under a root key:
+KEYS/root.key, created with a new data directory, or $WARD_ROOT_KEY (base64). Without its root key, existing data does not open:
 ward refuses to start rather than create a new one.`,
 		Example: `  ward dev
   ward dev --data /var/lib/ward --addr 127.0.0.1:8080
