@@ -212,6 +212,8 @@ WARD_SERVER/WARD_TOKEN/WARD_PROJECT, else from the file 'ward login' writes
 
 	root.AddCommand(
 		newDevCmd(g),
+		newServerCmd(g),
+		newRunnerCmd(g),
 		newLoginCmd(g),
 		newProjectCmd(g),
 		newTokenCmd(g),

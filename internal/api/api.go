@@ -14,7 +14,9 @@ import (
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/audit"
 	"github.com/wardhq/ward/internal/auth"
+	"github.com/wardhq/ward/internal/pki"
 	"github.com/wardhq/ward/internal/queue"
+	"github.com/wardhq/ward/internal/runner"
 	"github.com/wardhq/ward/internal/sandbox"
 	"github.com/wardhq/ward/internal/store"
 )
@@ -56,19 +58,31 @@ type Config struct {
 	// Ready reports whether the server can take traffic (the store answers,
 	// the server is not shutting down); nil means always ready.
 	Ready func(ctx context.Context) error
+	// Runners is what the internal runner API serves (the queue); CA signs
+	// runner certificates, for RunnerCertTTL (default
+	// DefaultRunnerCertTTL), and pins join tokens. Without a CA no runner
+	// can join and no join token is made.
+	Runners       runner.Source
+	CA            *pki.CA
+	RunnerCertTTL time.Duration
 }
 
 // Server serves the API. It is safe for concurrent use.
 type Server struct {
-	st     store.Store
-	q      Queue
-	authn  *auth.Authenticator
-	iss    *auth.Issuer
-	code   CodeChecker
-	audit  *audit.Log
-	log    *slog.Logger
-	now    func() time.Time
-	ready  func(ctx context.Context) error
+	st    store.Store
+	q     Queue
+	authn *auth.Authenticator
+	iss   *auth.Issuer
+	code  CodeChecker
+	audit *audit.Log
+	log   *slog.Logger
+	now   func() time.Time
+	ready func(ctx context.Context) error
+	// the internal runner API
+	runners runner.Source
+	ca      *pki.CA
+	certTTL time.Duration
+
 	mux    *http.ServeMux
 	root   http.Handler
 	routes []route
@@ -118,6 +132,10 @@ func New(cfg Config) *Server {
 	s := &Server{
 		st: cfg.Store, q: cfg.Queue, authn: cfg.Auth, iss: cfg.Issuer, code: cfg.Code, audit: cfg.Audit,
 		log: cfg.Logger, now: cfg.Now, ready: cfg.Ready, mux: http.NewServeMux(),
+		runners: cfg.Runners, ca: cfg.CA, certTTL: cfg.RunnerCertTTL,
+	}
+	if s.certTTL <= 0 {
+		s.certTTL = DefaultRunnerCertTTL
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -209,6 +227,10 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/projects/{p}/tasks/{id}/retry", auth.ScopeTasksCancel, false, s.retryTask},
 
 		{"POST /v1/projects/{p}/functions/{fn}/invoke", auth.ScopeInvoke, false, s.invoke},
+
+		{"GET /v1/runners", auth.ScopeRunnersAdmin, false, s.listRunners},
+		{"POST /v1/runners/{id}/drain", auth.ScopeRunnersAdmin, true, s.drainRunner},
+		{"POST /v1/runners/join-tokens", auth.ScopeRunnersAdmin, true, s.createJoinToken},
 	}
 }
 

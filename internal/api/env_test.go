@@ -21,6 +21,7 @@ import (
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/audit"
 	"github.com/wardhq/ward/internal/auth"
+	"github.com/wardhq/ward/internal/pki"
 	"github.com/wardhq/ward/internal/queue"
 	"github.com/wardhq/ward/internal/runner"
 	"github.com/wardhq/ward/internal/sandbox/sandboxtest"
@@ -74,6 +75,7 @@ type testEnv struct {
 	auditPath string
 	server    *Server
 	srv       *httptest.Server
+	ca        *pki.CA // the cluster CA of the internal runner API
 
 	admin string // an admin token
 }
@@ -144,9 +146,17 @@ func newEnvWith(t testing.TB, opts envOptions) *testEnv {
 	if opts.ready != nil {
 		ready = func(context.Context) error { return opts.ready() }
 	}
+	caDir := filepath.Join(dir, "ca")
+	if _, err := pki.InitCA(caDir, clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if e.ca, err = pki.LoadCA(caDir); err != nil {
+		t.Fatal(err)
+	}
 	e.server = New(Config{
 		Store: st, Queue: qi, Auth: authn, Issuer: iss, Code: sb, Audit: al,
 		Logger: opts.logger, Now: clock.Now, Ready: ready,
+		Runners: q, CA: e.ca,
 	})
 	e.srv = httptest.NewServer(e.server.Handler())
 	t.Cleanup(e.srv.Close)

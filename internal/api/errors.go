@@ -32,7 +32,7 @@ func statusOf(c ward.Code) int {
 		box.CodeMalformed, box.CodeKeyMismatch, box.CodeInvalidKey,
 		privacy.CodeNotJSON, privacy.CodeNotAllowed, privacy.CodeNotScalar, privacy.CodeSchema:
 		return http.StatusBadRequest
-	case ward.CodeUnauthenticated:
+	case ward.CodeUnauthenticated, ward.CodeJoinTokenInvalid:
 		return http.StatusUnauthorized
 	case ward.CodeForbidden:
 		return http.StatusForbidden
@@ -40,7 +40,7 @@ func statusOf(c ward.Code) int {
 		return http.StatusNotFound
 	case ward.CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case ward.CodeAlreadyExists, ward.CodeInvalidState, ward.CodeStaleLease, ward.CodeNoCode:
+	case ward.CodeAlreadyExists, ward.CodeInvalidState, ward.CodeStaleLease, ward.CodeNoCode, ward.CodeRunnerDraining:
 		return http.StatusConflict
 	case ward.CodeBodyTooLarge, ward.CodePayloadTooLarge:
 		return http.StatusRequestEntityTooLarge

@@ -24,6 +24,7 @@ type fixture struct {
 	retry    string // finished, to retry
 	cancel   string // queued, to cancel
 	newName  string // a project to create
+	runner   string // a registered runner, to drain
 }
 
 // request is one HTTP request of a route case.
@@ -141,6 +142,13 @@ func routeCases() []routeCase {
 		{"POST /v1/projects/{p}/functions/{fn}/invoke", auth.ScopeInvoke, func(fx fixture) request {
 			return request{"POST", p(fx) + "/functions/" + fx.fn + "/invoke", `{"x":1}`, nil}
 		}},
+		{"GET /v1/runners", auth.ScopeRunnersAdmin, func(fx fixture) request { return request{"GET", "/v1/runners", nil, nil} }},
+		{"POST /v1/runners/{id}/drain", auth.ScopeRunnersAdmin, func(fx fixture) request {
+			return request{"POST", "/v1/runners/" + fx.runner + "/drain", nil, nil}
+		}},
+		{"POST /v1/runners/join-tokens", auth.ScopeRunnersAdmin, func(fx fixture) request {
+			return request{"POST", "/v1/runners/join-tokens", `{"ttl":"10m"}`, nil}
+		}},
 		// Last: it deletes the fixture's project.
 		{"DELETE /v1/projects/{p}", auth.ScopeProjectsAdmin, func(fx fixture) request {
 			return request{"DELETE", p(fx), nil, nil}
@@ -176,7 +184,10 @@ func TestRouteCasesCoverRoutes(t *testing.T) {
 // submitted with submitter (so a submitter token owns them).
 func (e *testEnv) setupFixture(project, submitter, tag string) fixture {
 	e.t.Helper()
-	fx := fixture{project: project, fn: "fn-" + tag, putFn: "put-" + tag, delFn: "del-" + tag, newName: "new-" + tag, secret: "OLD_" + tag}
+	fx := fixture{project: project, fn: "fn-" + tag, putFn: "put-" + tag, delFn: "del-" + tag, newName: "new-" + tag, secret: "OLD_" + tag, runner: "r_" + tag}
+	if err := e.q.Register(e.ctx, ward.Runner{ID: fx.runner, Slots: 1, MemoryMB: 64}); err != nil {
+		e.t.Fatal(err)
+	}
 	e.function(project, fx.fn, ward.DefaultSpec())
 	e.do("PUT", "/v1/projects/"+project+"/secrets/"+fx.secret, e.admin, "old").wantStatus(e.t, http.StatusOK)
 	e.do("PUT", "/v1/projects/"+project+"/functions/"+fx.fn+"/secrets/"+fx.secret, e.admin, "old").wantStatus(e.t, http.StatusOK)

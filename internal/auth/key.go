@@ -39,6 +39,11 @@ func LoadOrCreateKey(path string) (ed25519.PrivateKey, error) {
 	return createKey(path)
 }
 
+// LoadKey returns the signing key at path like LoadOrCreateKey, but a
+// missing file is an error: servers of a cluster share the key that
+// `ward server init` made, so none may make its own.
+func LoadKey(path string) (ed25519.PrivateKey, error) { return loadKey(path) }
+
 func loadKey(path string) (ed25519.PrivateKey, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/wardhq/ward"
@@ -20,6 +21,9 @@ const maxLeaseBatch = 256
 // submission, a freed slot or the next delayed task, up to req.Wait. A
 // cancelled ctx ends only the wait; a lease already granted is returned.
 func (s *Service) Lease(ctx context.Context, req *runner.LeaseRequest) ([]runner.Job, error) {
+	if err := s.checkActive(context.WithoutCancel(ctx), req.RunnerID); err != nil {
+		return nil, err
+	}
 	var deadline <-chan time.Time
 	if req.Wait > 0 {
 		t := time.NewTimer(req.Wait)
@@ -144,16 +148,62 @@ func sealedMismatch(env funcEnv, payload []byte) string {
 	return ""
 }
 
+// checkActive refuses work to a registered runner that is not active. A
+// runner the store does not know (one driven directly, as in tests) may
+// lease.
+func (s *Service) checkActive(ctx context.Context, runnerID string) error {
+	rn, err := s.st.GetRunner(ctx, runnerID)
+	switch {
+	case errors.Is(err, ward.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case rn.State != ward.RunnerActive:
+		return ward.Errorf(ward.CodeRunnerDraining, "runner %s is %s", runnerID, rn.State)
+	}
+	return nil
+}
+
+// Register implements runner.Source.
+func (s *Service) Register(ctx context.Context, info ward.Runner) error {
+	_, err := s.st.RegisterRunner(ctx, &store.RegisterRunnerParams{Runner: info, Now: s.now()})
+	return err
+}
+
 // Heartbeat implements runner.Source.
-func (s *Service) Heartbeat(ctx context.Context, runnerID string, refs []runner.LeaseRef) ([]string, error) {
+func (s *Service) Heartbeat(ctx context.Context, runnerID string, refs []runner.LeaseRef) (runner.HeartbeatReply, error) {
+	var reply runner.HeartbeatReply
+	rn, err := s.st.TouchRunner(ctx, runnerID, s.now())
+	switch {
+	case err == nil:
+		reply.State = rn.State
+	case !errors.Is(err, ward.ErrNotFound):
+		return reply, err
+	}
 	if len(refs) == 0 {
-		return nil, nil
+		return reply, nil
 	}
 	lr := make([]store.LeaseRef, len(refs))
 	for i, r := range refs {
 		lr[i] = store.LeaseRef{TaskID: r.TaskID, LeaseID: r.LeaseID}
 	}
-	return s.st.Heartbeat(ctx, &store.HeartbeatParams{RunnerID: runnerID, Leases: lr, TTL: s.leaseTTL, Now: s.now()})
+	reply.Lost, err = s.st.Heartbeat(ctx, &store.HeartbeatParams{RunnerID: runnerID, Leases: lr, TTL: s.leaseTTL, Now: s.now()})
+	return reply, err
+}
+
+// Drained implements runner.Source.
+func (s *Service) Drained(ctx context.Context, runnerID string) error {
+	_, err := s.st.SetRunnerState(ctx, &store.SetRunnerStateParams{ID: runnerID, State: ward.RunnerDrained, Now: s.now()})
+	if errors.Is(err, ward.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// DrainRunner asks a runner to drain: it learns it at its next heartbeat or
+// lease call.
+func (s *Service) DrainRunner(ctx context.Context, id string) (ward.Runner, error) {
+	return s.st.SetRunnerState(ctx, &store.SetRunnerStateParams{ID: id, State: ward.RunnerDraining, Now: s.now()})
 }
 
 // Complete implements runner.Source: it chooses each run's next state and

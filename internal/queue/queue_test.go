@@ -316,9 +316,9 @@ func TestCancelRunningIsReportedLost(t *testing.T) {
 	if _, err := b.q.Cancel(ctx, "p", id); err != nil {
 		t.Fatal(err)
 	}
-	lost, err := b.q.Heartbeat(ctx, "r1", []runner.LeaseRef{{TaskID: id, LeaseID: jobs[0].LeaseID}})
-	if err != nil || len(lost) != 1 || lost[0] != id {
-		t.Fatalf("lost = %v, %v", lost, err)
+	reply, err := b.q.Heartbeat(ctx, "r1", []runner.LeaseRef{{TaskID: id, LeaseID: jobs[0].LeaseID}})
+	if err != nil || len(reply.Lost) != 1 || reply.Lost[0] != id {
+		t.Fatalf("lost = %v, %v", reply.Lost, err)
 	}
 	if _, err := b.q.Cancel(ctx, "p", id); !errors.Is(err, ward.ErrInvalidState) {
 		t.Fatalf("second cancel: %v", err)

@@ -4,12 +4,18 @@
 // its leases, kills runs whose lease is gone (cancelled or expired), batches
 // completions, and on shutdown lets running tasks finish within a grace
 // period before giving the rest back to the queue.
+//
+// A runner drains — takes no new lease, finishes every task it runs, then
+// leaves — when Drain is called (SIGTERM), when the platform asks (its state
+// turns draining), or on its own after MaxTasks leased tasks or MaxAge
+// (recycling). Run then returns nil.
 package runner
 
 import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"strconv"
@@ -44,6 +50,16 @@ type Options struct {
 	ShutdownGrace time.Duration
 	// LeaseWait is the long-poll of one lease call (default 5s).
 	LeaseWait time.Duration
+	// MaxTasks, when positive, makes the runner drain once it has leased
+	// that many tasks; MaxAge, when positive, once it has run that long.
+	MaxTasks int
+	MaxAge   time.Duration
+	// Name, Version, Drivers and Remote describe the runner when it
+	// registers (Drivers default to the sandbox's, "wasm").
+	Name    string
+	Version string
+	Drivers []string
+	Remote  bool
 }
 
 // coalesceDelay is how long a busy runner lets freed slots gather before it
@@ -67,6 +83,11 @@ type Runner struct {
 	preparing map[string]*preparation // in flight, by digest
 
 	results chan Result
+
+	leased     int // tasks leased so far (for MaxTasks)
+	drainOnce  sync.Once
+	drain      chan struct{} // closed when draining begins
+	drainCause string
 }
 
 type run struct {
@@ -105,6 +126,9 @@ func New(opts Options) *Runner {
 	if opts.LeaseWait <= 0 {
 		opts.LeaseWait = 5 * time.Second
 	}
+	if len(opts.Drivers) == 0 {
+		opts.Drivers = []string{"wasm"}
+	}
 	return &Runner{
 		opts:      opts,
 		log:       opts.Logger.With("runner", opts.ID),
@@ -114,6 +138,68 @@ func New(opts Options) *Runner {
 		freed:     make(chan struct{}, 1),
 		preparing: map[string]*preparation{},
 		results:   make(chan Result, opts.Slots),
+		drain:     make(chan struct{}),
+	}
+}
+
+// ID is the runner's ID.
+func (r *Runner) ID() string { return r.opts.ID }
+
+// Drain makes the runner take no new lease, finish the tasks it runs and
+// then return from Run with nil. It may be called any number of times.
+func (r *Runner) Drain(cause string) {
+	r.drainOnce.Do(func() {
+		r.mu.Lock()
+		r.drainCause = cause
+		if r.interrupt != nil {
+			r.interrupt()
+		}
+		r.mu.Unlock()
+		r.log.Info("draining", "cause", cause)
+		close(r.drain)
+	})
+}
+
+// Draining is closed once the runner drains.
+func (r *Runner) Draining() <-chan struct{} { return r.drain }
+
+// Leased returns how many tasks the runner has leased so far.
+func (r *Runner) Leased() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.leased
+}
+
+// register records the runner with its Source, retrying while the Source
+// is unreachable until ctx ends.
+func (r *Runner) register(ctx context.Context) error {
+	info := ward.Runner{
+		ID:       r.opts.ID,
+		Name:     r.opts.Name,
+		Version:  r.opts.Version,
+		Drivers:  r.opts.Drivers,
+		Slots:    r.opts.Slots,
+		MemoryMB: r.opts.MemoryBudgetMB,
+		MaxTasks: r.opts.MaxTasks,
+		MaxAgeS:  int(r.opts.MaxAge / time.Second),
+		Remote:   r.opts.Remote,
+	}
+	wait := 500 * time.Millisecond
+	for {
+		err := r.opts.Source.Register(ctx, info)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		r.log.Warn("could not register; retrying", "in", wait, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
+		wait = min(2*wait, 30*time.Second)
 	}
 }
 
@@ -123,10 +209,19 @@ func NewID() string {
 	return "r_" + hex.EncodeToString(u[:])
 }
 
-// Run leases and runs tasks until ctx is done, then shuts down gracefully:
-// no new leases, running tasks get ShutdownGrace to finish, the rest are
-// killed and their leases released, and every finished result is reported.
+// Run registers the runner, then leases and runs tasks until it drains or
+// ctx is done. Draining lets every running task finish; a done ctx gives
+// them ShutdownGrace, then kills the rest and releases their leases. Either
+// way every finished result is reported and the runner is recorded as
+// drained before Run returns.
 func (r *Runner) Run(ctx context.Context) error {
+	if err := r.register(ctx); err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	if r.opts.MaxAge > 0 {
+		t := time.AfterFunc(r.opts.MaxAge, func() { r.Drain("max age reached") })
+		defer t.Stop()
+	}
 	// Task runs and reporting outlive ctx so that shutdown can be graceful.
 	runCtx, killAll := context.WithCancel(context.WithoutCancel(ctx))
 	defer killAll()
@@ -143,17 +238,33 @@ func (r *Runner) Run(ctx context.Context) error {
 		close(hbDone)
 	}()
 
-	r.leaseLoop(ctx, runCtx, &tasks)
+	leaseCtx, stopLeasing := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-r.drain:
+		case <-leaseCtx.Done():
+		}
+		stopLeasing()
+	}()
+	r.leaseLoop(leaseCtx, runCtx, &tasks)
+	stopLeasing()
 
-	// Shutdown: wait for running tasks up to the grace period.
+	// Shutdown: wait for running tasks — all of them when draining, until
+	// the grace period after ctx ends otherwise.
 	done := make(chan struct{})
 	go func() {
 		tasks.Wait()
 		close(done)
 	}()
+	var grace <-chan time.Time
 	select {
 	case <-done:
-	case <-time.After(r.opts.ShutdownGrace):
+	case <-ctx.Done():
+		grace = time.After(r.opts.ShutdownGrace)
+	}
+	select {
+	case <-done:
+	case <-grace:
 		r.mu.Lock()
 		n := len(r.running)
 		for _, rn := range r.running {
@@ -173,6 +284,16 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.opts.Source.Release(relCtx, r.opts.ID); err != nil {
 		return err
 	}
+	if err := r.opts.Source.Drained(relCtx, r.opts.ID); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	cause := r.drainCause
+	r.mu.Unlock()
+	if cause == "" {
+		cause = "shutdown"
+	}
+	r.log.Info("drained", "cause", cause, "leased", r.Leased())
 	return nil
 }
 
@@ -181,7 +302,14 @@ func (r *Runner) leaseLoop(ctx, runCtx context.Context, tasks *sync.WaitGroup) {
 	for ctx.Err() == nil {
 		r.mu.Lock()
 		slots, mem := r.slots, r.memMB
+		if r.opts.MaxTasks > 0 {
+			slots = min(slots, r.opts.MaxTasks-r.leased)
+		}
 		r.mu.Unlock()
+		if slots <= 0 && r.opts.MaxTasks > 0 && r.Leased() >= r.opts.MaxTasks {
+			r.Drain("max tasks reached")
+			return
+		}
 		if slots == 0 || mem == 0 {
 			select {
 			case <-r.freed:
@@ -212,6 +340,10 @@ func (r *Runner) leaseLoop(ctx, runCtx context.Context, tasks *sync.WaitGroup) {
 		r.mu.Unlock()
 		interrupt()
 		if err != nil {
+			if errors.Is(err, ward.ErrRunnerDraining) {
+				r.Drain("asked by the platform")
+				return
+			}
 			if ctx.Err() != nil {
 				// A lease may have been granted as ctx ended; Release covers it.
 				return
@@ -232,6 +364,7 @@ func (r *Runner) leaseLoop(ctx, runCtx context.Context, tasks *sync.WaitGroup) {
 			r.mu.Lock()
 			r.slots--
 			r.memMB -= j.MemoryMB
+			r.leased++
 			if old, ok := r.running[j.TaskID]; ok {
 				// The task was re-leased: our older lease expired, so that
 				// run is lost.
@@ -434,16 +567,17 @@ func (r *Runner) heartbeat(ctx context.Context) {
 			}
 		}
 		r.mu.Unlock()
-		if len(refs) == 0 {
-			continue
-		}
-		lost, err := r.opts.Source.Heartbeat(ctx, r.opts.ID, refs)
+		reply, err := r.opts.Source.Heartbeat(ctx, r.opts.ID, refs)
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Error("heartbeat", "err", err)
 			}
 			continue
 		}
+		if reply.State != "" && reply.State != ward.RunnerActive {
+			r.Drain("asked by the platform")
+		}
+		lost := reply.Lost
 		r.mu.Lock()
 		for _, id := range lost {
 			if rn, ok := r.running[id]; ok {

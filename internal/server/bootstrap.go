@@ -17,7 +17,8 @@ import (
 	"github.com/wardhq/ward/internal/store"
 )
 
-// adminTokenTTL is the lifetime of the bootstrap admin token of `ward dev`.
+// adminTokenTTL is the lifetime of the bootstrap admin token of `ward dev`
+// and `ward server init`.
 const adminTokenTTL = 365 * 24 * time.Hour
 
 // AdminToken returns existing when it is a valid admin token of this server,
@@ -36,7 +37,7 @@ func (s *Server) AdminToken(ctx context.Context, existing string) (token string,
 		return "", false, err
 	}
 	_, err = s.Store.CreateToken(ctx, &store.CreateTokenParams{Token: ward.Token{
-		ID: p.TokenID, Role: ward.RoleAdmin, Name: "dev-bootstrap", CreatedAt: now, ExpiresAt: p.ExpiresAt,
+		ID: p.TokenID, Role: ward.RoleAdmin, Name: "bootstrap", CreatedAt: now, ExpiresAt: p.ExpiresAt,
 	}})
 	if err != nil {
 		return "", false, err

@@ -1,10 +1,13 @@
-// Package server assembles a single-node ward: the embedded SQLite store,
-// the queue, an in-process runner with the wasm sandbox, the HTTP API and
-// the audit log, all rooted in one data directory. `ward dev` runs it.
+// Package server assembles a ward server: the store (embedded SQLite or
+// PostgreSQL), the keystore, the queue, the HTTP API and the audit log, and
+// either an in-process runner with the wasm sandbox (`ward dev`) or the
+// internal runner API on a listener of its own for remote runners over
+// mutual TLS (`ward server`), or both.
 package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +22,7 @@ import (
 	"github.com/wardhq/ward/internal/api"
 	"github.com/wardhq/ward/internal/audit"
 	"github.com/wardhq/ward/internal/auth"
+	"github.com/wardhq/ward/internal/pki"
 	"github.com/wardhq/ward/internal/queue"
 	"github.com/wardhq/ward/internal/retention"
 	"github.com/wardhq/ward/internal/runner"
@@ -59,6 +63,24 @@ type Config struct {
 	// PurgeInterval is the time between retention passes (0 = hourly).
 	PurgeInterval time.Duration
 
+	// Initialized means the keys were made by Init and are shared by the
+	// servers of a cluster: a missing root key or signing key is an error,
+	// never made anew.
+	Initialized bool
+	// InternalAddr, when set, is the listen address of the internal runner
+	// API, served with mutual TLS under the cluster CA in KeysDir.
+	InternalAddr string
+	// InternalNames are the host names and IPs runners reach the internal
+	// API by, for its certificate; the host name, localhost and the
+	// loopback addresses are always in it.
+	InternalNames []string
+	// RunnerCertTTL is the life of the certificates runners get at join
+	// (0 = api.DefaultRunnerCertTTL).
+	RunnerCertTTL time.Duration
+	// NoRunner leaves out the in-process runner: tasks run on remote
+	// runners only.
+	NoRunner bool
+
 	// plaintext leaves the store unsealed: for the encryption benchmark's
 	// baseline only (see export_test.go); never reachable from outside.
 	plaintext bool
@@ -78,7 +100,7 @@ type Server struct {
 	db      store.Store
 	keys    *seal.Keystore
 	Queue   *queue.Service
-	Runner  *runner.Runner
+	Runner  *runner.Runner // nil with NoRunner
 	Sandbox *wasm.Sandbox
 	Issuer  *auth.Issuer
 	Auth    *auth.Authenticator
@@ -89,7 +111,8 @@ type Server struct {
 	Purger *retention.Purger
 
 	ln       net.Listener
-	unlock   func() // releases the data dir lock
+	iln      net.Listener // the internal runner API's, with TLS; nil without
+	unlock   func()       // releases the data dir lock
 	stopping chan struct{}
 	stopOnce sync.Once
 }
@@ -122,7 +145,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.db, fresh, err = openStore(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if s.keys, err = openKeystore(ctx, cfg, fresh); err != nil {
+	if s.keys, err = openKeystore(ctx, cfg, fresh && !cfg.Initialized); err != nil {
 		return nil, err
 	}
 	s.Store = sealed.New(s.db, s.keys, cfg.Now)
@@ -130,7 +153,11 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.Store = s.db
 	}
 	s.Purger = retention.New(retention.Options{Store: s.Store, Keys: s.keys, Logger: cfg.Logger, Now: cfg.Now, Interval: cfg.PurgeInterval})
-	key, err := auth.LoadOrCreateKey(filepath.Join(cfg.KeysDir, "signing.key"))
+	loadKey := auth.LoadOrCreateKey
+	if cfg.Initialized {
+		loadKey = auth.LoadKey
+	}
+	key, err := loadKey(filepath.Join(cfg.KeysDir, "signing.key"))
 	if err != nil {
 		return nil, err
 	}
@@ -144,14 +171,24 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	notifier, _ := s.db.(store.Notifier)
 	s.Queue = queue.New(queue.Options{Store: s.Store, Logger: cfg.Logger, Now: cfg.Now, LeaseTTL: cfg.LeaseTTL, Tokens: s.keys, Notifier: notifier})
-	s.Runner = runner.New(runner.Options{
-		Source:         s.Queue,
-		Sandbox:        s.Sandbox,
-		Logger:         cfg.Logger,
-		Slots:          cfg.Slots,
-		MemoryBudgetMB: cfg.MemoryBudgetMB,
-		ShutdownGrace:  cfg.ShutdownGrace,
-	})
+	if !cfg.NoRunner {
+		s.Runner = runner.New(runner.Options{
+			Source:         s.Queue,
+			Sandbox:        s.Sandbox,
+			Logger:         cfg.Logger,
+			Slots:          cfg.Slots,
+			MemoryBudgetMB: cfg.MemoryBudgetMB,
+			ShutdownGrace:  cfg.ShutdownGrace,
+			Name:           hostname(),
+			Version:        ward.Version(),
+		})
+	}
+	var ca *pki.CA
+	if cfg.InternalAddr != "" {
+		if ca, err = pki.LoadCA(cfg.KeysDir); err != nil {
+			return nil, fmt.Errorf("cluster CA (made by `ward server init`): %w", err)
+		}
+	}
 	s.api = api.New(api.Config{
 		Store:  s.Store,
 		Queue:  s.Queue,
@@ -162,6 +199,10 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Logger: cfg.Logger,
 		Now:    cfg.Now,
 		Ready:  s.ready,
+
+		Runners:       s.Queue,
+		CA:            ca,
+		RunnerCertTTL: cfg.RunnerCertTTL,
 	})
 	if _, err := s.Store.CreateProject(ctx, &store.CreateProjectParams{Name: ward.DefaultProject, Now: cfg.Now()}); err != nil && !errors.Is(err, ward.ErrAlreadyExists) {
 		return nil, err
@@ -180,7 +221,54 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	if cfg.InternalAddr != "" {
+		if s.iln, err = listenInternal(cfg, ca); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// serverCertTTL is the life of the certificate a server makes itself for
+// the internal API each time it starts.
+const serverCertTTL = 365 * 24 * time.Hour
+
+// listenInternal listens for the internal runner API with a certificate
+// the cluster CA issues for this server's names, demanding a runner
+// certificate of the same CA from every caller but a joining one.
+func listenInternal(cfg Config, ca *pki.CA) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.InternalAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.InternalAddr, err)
+	}
+	names := append([]string{hostname(), "localhost", "127.0.0.1", "::1"}, cfg.InternalNames...)
+	if host, _, err := net.SplitHostPort(cfg.InternalAddr); err == nil && host != "" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+			names = append(names, host)
+		}
+	}
+	cert, err := ca.ServerCert(names, cfg.Now(), serverCertTTL)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return tls.NewListener(ln, pki.ServerTLS(ca, cert)), nil
+}
+
+// InternalURL is the internal runner API's base URL, or "" without one.
+func (s *Server) InternalURL() string {
+	if s.iln == nil {
+		return ""
+	}
+	return "https://" + s.iln.Addr().String()
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return h
 }
 
 // URL is the API's base URL.
@@ -197,12 +285,25 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer stop()
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	wg.Go(func() {
-		if err := s.Runner.Run(runCtx); err != nil {
-			errc <- fmt.Errorf("runner: %w", err)
-		}
-	})
+	errc := make(chan error, 4)
+	if s.Runner != nil {
+		wg.Go(func() {
+			if err := s.Runner.Run(runCtx); err != nil {
+				errc <- fmt.Errorf("runner: %w", err)
+			}
+		})
+	}
+	var ihs *http.Server
+	if s.iln != nil {
+		ihs = api.NewHTTPServer(s.cfg.InternalAddr, s.api.InternalHandler())
+		ihs.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug) // failed handshakes of strangers
+		wg.Go(func() {
+			if err := ihs.Serve(s.iln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("internal http: %w", err)
+				stop()
+			}
+		})
+	}
 	wg.Go(func() { _ = s.Queue.Run(runCtx) })
 	wg.Go(func() { s.Purger.Run(runCtx) })
 	wg.Go(func() {
@@ -218,6 +319,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer cancel()
 	if err := hs.Shutdown(shutCtx); err != nil {
 		s.log.Warn("http shutdown", "err", err)
+	}
+	if ihs != nil {
+		// Runners' long polls end with the connection; their leases stay
+		// theirs and they carry on with another server.
+		if err := ihs.Shutdown(shutCtx); err != nil {
+			s.log.Warn("internal http shutdown", "err", err)
+		}
 	}
 	wg.Wait()
 	close(errc)
@@ -243,6 +351,9 @@ func (s *Server) ready(ctx context.Context) error {
 func (s *Server) Close() {
 	if s.ln != nil {
 		s.ln.Close()
+	}
+	if s.iln != nil {
+		s.iln.Close()
 	}
 	if s.Sandbox != nil {
 		s.Sandbox.Close(context.Background())

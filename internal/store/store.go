@@ -109,7 +109,62 @@ type Store interface {
 	// many it deleted.
 	PurgeTasks(ctx context.Context, p *PurgeParams) (int, error)
 
+	// RegisterRunner records a runner starting: a new one is inserted, a
+	// known one (a restart under the same identity) is replaced by this
+	// incarnation. Either way it is active, registered and seen at Now.
+	RegisterRunner(ctx context.Context, p *RegisterRunnerParams) (ward.Runner, error)
+	// GetRunner returns one runner with its Running count.
+	GetRunner(ctx context.Context, id string) (ward.Runner, error)
+	// ListRunners returns every runner, by ID, with Running counts.
+	ListRunners(ctx context.Context) ([]ward.Runner, error)
+	// TouchRunner marks a runner seen at Now and returns it (its State tells
+	// a runner it is asked to drain).
+	TouchRunner(ctx context.Context, id string, now time.Time) (ward.Runner, error)
+	// SetRunnerState moves a runner along active → draining → drained.
+	// Setting the state it is in is a no-op; going back (drained → draining,
+	// draining → active) → invalid_state; an unknown runner → not_found.
+	SetRunnerState(ctx context.Context, p *SetRunnerStateParams) (ward.Runner, error)
+	// CreateJoinToken records a one-time runner join token by its ID and the
+	// hash of its secret.
+	CreateJoinToken(ctx context.Context, p *CreateJoinTokenParams) error
+	// ConsumeJoinToken uses a join token once: it must exist, be unused and
+	// unexpired at Now, and its hash must equal Hash; otherwise nothing
+	// changes and the error is ward.ErrJoinTokenInvalid, whatever the
+	// reason. Two concurrent calls for one token: exactly one succeeds.
+	ConsumeJoinToken(ctx context.Context, p *ConsumeJoinTokenParams) error
+
 	Close() error
+}
+
+// RegisterRunnerParams records a runner starting. Runner.State, Running,
+// RegisteredAt and LastSeenAt are ignored: the store sets them.
+type RegisterRunnerParams struct {
+	Runner ward.Runner
+	Now    time.Time
+}
+
+// SetRunnerStateParams changes a runner's state.
+type SetRunnerStateParams struct {
+	ID    string
+	State ward.RunnerState
+	Now   time.Time
+}
+
+// CreateJoinTokenParams records a join token.
+type CreateJoinTokenParams struct {
+	ID        string
+	Hash      []byte // SHA-256 of the token's secret
+	CreatedBy string // token ID of the admin who made it
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// ConsumeJoinTokenParams uses a join token for a runner.
+type ConsumeJoinTokenParams struct {
+	ID       string
+	Hash     []byte
+	RunnerID string // the runner it admits, recorded with the use
+	Now      time.Time
 }
 
 // Body names a task body.

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, secretTests...)
 	tests = append(tests, retentionTests...)
 	tests = append(tests, tokenTests...)
+	tests = append(tests, runnerTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

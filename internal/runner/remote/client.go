@@ -1,0 +1,234 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/runner"
+)
+
+// maxCompleteBody bounds one completion request; a bigger batch of results
+// is sent in several.
+const maxCompleteBody = 32 << 20
+
+// maxResponse bounds a response body read (a lease of many jobs, a code
+// blob).
+const maxResponse = 256 << 20
+
+// Client is a runner.Source over the internal API of one server (or a load
+// balancer in front of several).
+type Client struct {
+	base string
+	hc   *http.Client
+
+	// onCA receives the CA bundle a registration answers with.
+	onCA func(pem []byte) error
+}
+
+var _ runner.Source = (*Client)(nil)
+
+// NewClient returns a Client for the server at base ("https://host:port")
+// with tlsConf presenting the runner's certificate. onCA, when not nil, is
+// called with the trusted CA bundle each registration returns (to keep the
+// runner's copy current).
+func NewClient(base string, tlsConf *tls.Config, onCA func(pem []byte) error) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, ward.Errorf(ward.CodeInvalidArgument, "server URL %q: want https://host:port", base)
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     tlsConf,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	return &Client{base: strings.TrimRight(base, "/"), hc: &http.Client{Transport: tr}, onCA: onCA}, nil
+}
+
+// Close drops idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// Register implements runner.Source.
+func (c *Client) Register(ctx context.Context, info ward.Runner) error {
+	var resp RegisterResponse
+	if _, err := c.call(ctx, PathRegister, info, &resp); err != nil {
+		return err
+	}
+	if c.onCA != nil && resp.CA != "" {
+		if err := c.onCA([]byte(resp.CA)); err != nil {
+			return fmt.Errorf("store the CA bundle: %w", err)
+		}
+	}
+	return nil
+}
+
+// leaseMargin is how much longer than its long poll a lease call may take
+// before the client gives up on it.
+const leaseMargin = 30 * time.Second
+
+// Lease implements runner.Source. The call is not abandoned when ctx ends:
+// the server may have granted leases already, and an answer thrown away
+// would leave those tasks stranded until their leases expire. It waits for
+// the answer instead (at most the long poll) and returns what was granted.
+func (c *Client) Lease(ctx context.Context, req *runner.LeaseRequest) ([]runner.Job, error) {
+	r := *req
+	r.Wait = max(0, min(r.Wait, MaxLeaseWait))
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.Wait+leaseMargin)
+	defer cancel()
+	var resp LeaseResponse
+	if _, err := c.call(callCtx, PathLease, &r, &resp); err != nil {
+		return nil, err
+	}
+	return resp.Jobs, nil
+}
+
+// Heartbeat implements runner.Source.
+func (c *Client) Heartbeat(ctx context.Context, _ string, leases []runner.LeaseRef) (runner.HeartbeatReply, error) {
+	var resp runner.HeartbeatReply
+	_, err := c.call(ctx, PathHeartbeat, HeartbeatRequest{Leases: leases}, &resp)
+	return resp, err
+}
+
+// Complete implements runner.Source. Results go in requests of at most
+// maxCompleteBody; a stale result's error is ward.ErrStaleLease.
+func (c *Client) Complete(ctx context.Context, results []runner.Result) ([]error, error) {
+	errs := make([]error, 0, len(results))
+	for len(results) > 0 {
+		n, size := 0, 0
+		for n < len(results) {
+			s := resultSize(&results[n])
+			if n > 0 && size+s > maxCompleteBody {
+				break
+			}
+			size += s
+			n++
+		}
+		var resp CompleteResponse
+		status, err := c.call(ctx, PathComplete, CompleteRequest{Results: results[:n]}, &resp)
+		if err != nil && status != http.StatusConflict {
+			return nil, err
+		}
+		if len(resp.Errors) != n {
+			return nil, fmt.Errorf("complete: %d answers for %d results", len(resp.Errors), n)
+		}
+		for _, e := range resp.Errors {
+			if e == nil {
+				errs = append(errs, nil)
+			} else {
+				errs = append(errs, &ward.Error{Code: e.Code, Message: e.Message})
+			}
+		}
+		results = results[n:]
+	}
+	return errs, nil
+}
+
+// resultSize estimates a result's encoded size: its bodies in base64 and
+// some room for the rest.
+func resultSize(r *runner.Result) int {
+	return (len(r.Stdout)+len(r.Stderr))*4/3 + len(r.Message) + 512
+}
+
+// Release implements runner.Source.
+func (c *Client) Release(ctx context.Context, _ string) error {
+	_, err := c.call(ctx, PathRelease, struct{}{}, nil)
+	return err
+}
+
+// Drained implements runner.Source.
+func (c *Client) Drained(ctx context.Context, _ string) error {
+	_, err := c.call(ctx, PathDrained, struct{}{}, nil)
+	return err
+}
+
+// Code implements runner.Source.
+func (c *Client) Code(ctx context.Context, project, digest string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+PathCode+url.PathEscape(project)+"/"+url.PathEscape(digest), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, decodeError(resp.StatusCode, body)
+	}
+	if len(body) > maxResponse {
+		return nil, errors.New("code: response too large")
+	}
+	return body, nil
+}
+
+// call POSTs in as JSON to path and decodes the answer into out (when not
+// nil). It returns the HTTP status with any error: a *ward.Error when the
+// server answered one.
+func (c *Client) call(ctx context.Context, path string, in, out any) (int, error) {
+	return post(ctx, c.hc, c.base+path, in, out)
+}
+
+func post(ctx context.Context, hc *http.Client, u string, in, out any) (int, error) {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if len(body) > maxResponse {
+		return resp.StatusCode, errors.New("response too large")
+	}
+	var callErr error
+	if resp.StatusCode >= 300 {
+		callErr = decodeError(resp.StatusCode, body)
+		// A 409 of complete still carries the per-result answers.
+		if resp.StatusCode != http.StatusConflict || out == nil {
+			return resp.StatusCode, callErr
+		}
+	}
+	if out != nil && len(body) > 0 {
+		if err := json.Unmarshal(body, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode %s answer: %w", u, err)
+		}
+	}
+	return resp.StatusCode, callErr
+}
+
+// decodeError turns an error response into a *ward.Error.
+func decodeError(status int, body []byte) error {
+	var eb ErrorBody
+	if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code == "" {
+		return fmt.Errorf("server answered %d", status)
+	}
+	return &ward.Error{Code: eb.Error.Code, Message: eb.Error.Message}
+}
