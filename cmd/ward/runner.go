@@ -182,9 +182,11 @@ func newRunnerRunCmd(g *globals) *cobra.Command {
 		maxAge, grace        time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "run URL [--dir DIR]",
+		Use:   "run URL... [--dir DIR]",
 		Short: "Run tasks leased from the cluster's internal API at URL",
-		Long: `Run tasks leased from the internal runner API at URL with the identity in DIR
+		Long: `Run tasks leased from the internal runner API at URL (a load balancer, or
+several servers' URLs, used in turn when one cannot be reached) with the
+identity in DIR
 (made by 'ward runner join'; with --join-token, or WARD_JOIN_TOKEN, a runner
 without one joins first). Tasks run in the wasm sandbox, never more than
 --slots at once and never more memory than --memory-budget in all, by each
@@ -196,8 +198,8 @@ SIGTERM or SIGINT, when an admin runs 'ward runner drain ID', after
 within --grace, returning unfinished tasks to the queue. A runner that
 vanishes loses its leases when they expire; its tasks run again elsewhere.`,
 		Example: `  ward runner run https://ward-internal:7071 --dir /var/lib/ward-runner
-  ward runner run https://ward-internal:7071 --max-tasks 1000 --max-age 6h`,
-		Args: cobra.ExactArgs(1),
+  ward runner run https://ward-1:7071 https://ward-2:7071 --max-tasks 1000 --max-age 6h`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -225,7 +227,7 @@ vanishes loses its leases when they expire; its tasks run again elsewhere.`,
 			if err != nil {
 				return err
 			}
-			src, err := remote.NewClient(args[0], tlsConf, func(bundle []byte) error {
+			src, err := remote.NewClient(args, tlsConf, func(bundle []byte) error {
 				id.CAPEM = bundle
 				return pki.SaveIdentity(dir, id)
 			})
@@ -264,7 +266,7 @@ vanishes loses its leases when they expire; its tasks run again elsewhere.`,
 				case <-runCtx.Done():
 				}
 			}()
-			logger.Info("runner started", "runner", id.RunnerID, "server", args[0], "certificate_expires", id.Expires())
+			logger.Info("runner started", "runner", id.RunnerID, "servers", args, "certificate_expires", id.Expires())
 			return r.Run(runCtx)
 		},
 	}

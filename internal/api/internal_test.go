@@ -64,7 +64,7 @@ func (e *testEnv) joined(url string) (pki.Identity, *remote.Client) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	c, err := remote.NewClient(url, conf, nil)
+	c, err := remote.NewClient([]string{url}, conf, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}

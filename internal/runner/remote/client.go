@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/wardhq/ward"
@@ -25,11 +26,13 @@ const maxCompleteBody = 32 << 20
 // blob).
 const maxResponse = 256 << 20
 
-// Client is a runner.Source over the internal API of one server (or a load
-// balancer in front of several).
+// Client is a runner.Source over the internal API of a cluster's servers:
+// one URL (a load balancer in front of them) or several, used in turn: when
+// a server cannot be reached the next call goes to the next URL.
 type Client struct {
-	base string
-	hc   *http.Client
+	bases []string
+	cur   atomic.Int32 // index into bases
+	hc    *http.Client
 
 	// onCA receives the CA bundle a registration answers with.
 	onCA func(pem []byte) error
@@ -37,14 +40,20 @@ type Client struct {
 
 var _ runner.Source = (*Client)(nil)
 
-// NewClient returns a Client for the server at base ("https://host:port")
+// NewClient returns a Client for the servers at bases ("https://host:port")
 // with tlsConf presenting the runner's certificate. onCA, when not nil, is
 // called with the trusted CA bundle each registration returns (to keep the
 // runner's copy current).
-func NewClient(base string, tlsConf *tls.Config, onCA func(pem []byte) error) (*Client, error) {
-	u, err := url.Parse(base)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, ward.Errorf(ward.CodeInvalidArgument, "server URL %q: want https://host:port", base)
+func NewClient(bases []string, tlsConf *tls.Config, onCA func(pem []byte) error) (*Client, error) {
+	if len(bases) == 0 {
+		return nil, ward.Errorf(ward.CodeInvalidArgument, "no server URL")
+	}
+	c := &Client{onCA: onCA}
+	for _, b := range bases {
+		if err := checkURL(b); err != nil {
+			return nil, err
+		}
+		c.bases = append(c.bases, strings.TrimRight(b, "/"))
 	}
 	tr := &http.Transport{
 		TLSClientConfig:     tlsConf,
@@ -53,7 +62,27 @@ func NewClient(base string, tlsConf *tls.Config, onCA func(pem []byte) error) (*
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	return &Client{base: strings.TrimRight(base, "/"), hc: &http.Client{Transport: tr}, onCA: onCA}, nil
+	c.hc = &http.Client{Transport: tr}
+	return c, nil
+}
+
+// checkURL accepts an https URL with a host.
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return ward.Errorf(ward.CodeInvalidArgument, "server URL %q: want https://host:port", s)
+	}
+	return nil
+}
+
+// base returns the URL calls go to now.
+func (c *Client) base() string { return c.bases[int(c.cur.Load())%len(c.bases)] }
+
+// failed moves on from base after a call to it could not be made.
+func (c *Client) failed(base string) {
+	if len(c.bases) > 1 && c.base() == base {
+		c.cur.Add(1)
+	}
 }
 
 // Close drops idle connections.
@@ -157,12 +186,16 @@ func (c *Client) Drained(ctx context.Context, _ string) error {
 
 // Code implements runner.Source.
 func (c *Client) Code(ctx context.Context, project, digest string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+PathCode+url.PathEscape(project)+"/"+url.PathEscape(digest), nil)
+	base := c.base()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+PathCode+url.PathEscape(project)+"/"+url.PathEscape(digest), nil)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if ctx.Err() == nil {
+			c.failed(base)
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()
@@ -183,7 +216,12 @@ func (c *Client) Code(ctx context.Context, project, digest string) ([]byte, erro
 // nil). It returns the HTTP status with any error: a *ward.Error when the
 // server answered one.
 func (c *Client) call(ctx context.Context, path string, in, out any) (int, error) {
-	return post(ctx, c.hc, c.base+path, in, out)
+	base := c.base()
+	status, err := post(ctx, c.hc, base+path, in, out)
+	if status == 0 && err != nil && ctx.Err() == nil {
+		c.failed(base)
+	}
+	return status, err
 }
 
 func post(ctx context.Context, hc *http.Client, u string, in, out any) (int, error) {

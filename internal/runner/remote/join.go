@@ -3,11 +3,9 @@ package remote
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
-	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/pki"
 )
 
@@ -17,9 +15,8 @@ import (
 // The server is trusted only if it presents a certificate chain to the CA
 // the token pins, so a token cannot be spent at an impostor.
 func Join(ctx context.Context, base, token string) (pki.Identity, error) {
-	u, err := url.Parse(base)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return pki.Identity{}, ward.Errorf(ward.CodeInvalidArgument, "server URL %q: want https://host:port", base)
+	if err := checkURL(base); err != nil {
+		return pki.Identity{}, err
 	}
 	tok, err := pki.ParseJoinToken(token)
 	if err != nil {

@@ -48,6 +48,7 @@ var goSources embed.FS
 //	tablegrow  grows a table declared without a maximum; exits 0 if refused
 //	nostart    valid, but no _start: not a WASI command
 //	badimport  imports env.host_call
+//	sleep      sleeps 500 ms, writes "slept", exits 0
 func Module(name string) []byte {
 	b, err := modules.ReadFile("modules/" + name + ".wasm")
 	if err != nil {
