@@ -577,17 +577,19 @@ func (r *Runner) heartbeat(ctx context.Context) {
 		if reply.State != "" && reply.State != ward.RunnerActive {
 			r.Drain("asked by the platform")
 		}
-		lost := reply.Lost
+		stopped := 0
 		r.mu.Lock()
-		for _, id := range lost {
-			if rn, ok := r.running[id]; ok {
+		for _, id := range reply.Lost {
+			// A run that ended since the heartbeat began is not running.
+			if rn, ok := r.running[id]; ok && !rn.lost {
 				rn.lost = true
 				rn.cancel()
+				stopped++
 			}
 		}
 		r.mu.Unlock()
-		if len(lost) > 0 {
-			r.log.Info("stopped runs whose lease is gone", "tasks", len(lost))
+		if stopped > 0 {
+			r.log.Info("stopped runs whose lease is gone", "tasks", stopped)
 		}
 	}
 }
