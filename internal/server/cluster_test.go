@@ -55,7 +55,7 @@ func wardBinary(t *testing.T) string {
 // proc is a ward process of a test cluster; its output goes to a log file
 // shown when the test fails.
 type proc struct {
-	t       *testing.T
+	t       testing.TB
 	name    string
 	bin     string
 	args    []string
@@ -65,7 +65,7 @@ type proc struct {
 	err     error // Wait's, once done is closed
 }
 
-func startProc(t *testing.T, bin, name string, args ...string) *proc {
+func startProc(t testing.TB, bin, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, name: name, bin: bin, args: args, logPath: filepath.Join(t.TempDir(), name+".log")}
 	p.start()
@@ -149,7 +149,7 @@ func (p *proc) logCount(s string) int {
 }
 
 // waitReady polls url until it answers 200.
-func waitReady(t *testing.T, url string, d time.Duration) {
+func waitReady(t testing.TB, url string, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -169,7 +169,7 @@ func waitReady(t *testing.T, url string, d time.Duration) {
 
 // testCluster is servers and runners of one cluster, on one store.
 type testCluster struct {
-	t          *testing.T
+	t          testing.TB
 	bin, dir   string
 	keys       string
 	store      string // DSN
@@ -184,7 +184,7 @@ type testCluster struct {
 
 // newCluster runs `ward server init` on the two databases and starts n
 // servers.
-func newCluster(t *testing.T, bin, storeDSN, keystoreDSN string, n int) *testCluster {
+func newCluster(t testing.TB, bin, storeDSN, keystoreDSN string, n int) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, bin: bin, dir: t.TempDir(), store: storeDSN, keystore: keystoreDSN}
 	c.keys = filepath.Join(c.dir, "keys")
@@ -258,7 +258,7 @@ func (c *testCluster) deploy(fn, module string, spec ward.FunctionSpec) {
 }
 
 // submit submits n tasks of fn in batches, through cl.
-func submitMany(t *testing.T, cl *client.Client, fn string, n int) []string {
+func submitMany(t testing.TB, cl *client.Client, fn string, n int) []string {
 	t.Helper()
 	var ids []string
 	for len(ids) < n {
@@ -279,7 +279,7 @@ func submitMany(t *testing.T, cl *client.Client, fn string, n int) []string {
 
 // counts returns the store's tasks by status, and the sum of their
 // attempts, straight from PostgreSQL.
-func counts(t *testing.T, dsn string) (map[ward.Status]int, int) {
+func counts(t testing.TB, dsn string) (map[ward.Status]int, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
