@@ -111,3 +111,46 @@ func (c *Completion) Check() error {
 	}
 	return ward.FieldError("status", "task %s: cannot complete with status %q", c.TaskID, c.Status)
 }
+
+// Check validates a registration: an ID and no negative capacity.
+func (p *RegisterRunnerParams) Check() error {
+	r := &p.Runner
+	switch {
+	case r.ID == "":
+		return ward.FieldError("id", "is required")
+	case r.Slots < 0:
+		return ward.FieldError("slots", "must not be negative")
+	case r.MemoryMB < 0:
+		return ward.FieldError("memory_mb", "must not be negative")
+	case r.MaxTasks < 0:
+		return ward.FieldError("max_tasks", "must not be negative")
+	case r.MaxAgeS < 0:
+		return ward.FieldError("max_age_s", "must not be negative")
+	}
+	return nil
+}
+
+// Check validates a new join token: an ID and a hash.
+func (p *CreateJoinTokenParams) Check() error {
+	switch {
+	case p.ID == "":
+		return ward.FieldError("id", "is required")
+	case len(p.Hash) == 0:
+		return ward.FieldError("hash", "is required")
+	}
+	return nil
+}
+
+// Check validates a join: the runner it admits is named.
+func (p *ConsumeJoinTokenParams) Check() error {
+	if p.RunnerID == "" {
+		return ward.FieldError("runner_id", "is required")
+	}
+	return nil
+}
+
+// InvalidJoinToken is the one answer to a refused join token, whatever
+// the reason.
+func InvalidJoinToken() error {
+	return ward.Errorf(ward.CodeJoinTokenInvalid, "the join token is not valid")
+}

@@ -46,23 +46,6 @@ func notFoundRunner(id string) error {
 	return ward.Errorf(ward.CodeNotFound, "runner %s not found", id)
 }
 
-// checkRunner validates a registration: an ID and no negative capacity.
-func checkRunner(r *ward.Runner) error {
-	switch {
-	case r.ID == "":
-		return ward.FieldError("id", "is required")
-	case r.Slots < 0:
-		return ward.FieldError("slots", "must not be negative")
-	case r.MemoryMB < 0:
-		return ward.FieldError("memory_mb", "must not be negative")
-	case r.MaxTasks < 0:
-		return ward.FieldError("max_tasks", "must not be negative")
-	case r.MaxAgeS < 0:
-		return ward.FieldError("max_age_s", "must not be negative")
-	}
-	return nil
-}
-
 // RegisterRunner inserts the runner, or replaces the row of a runner known
 // by its ID (a new incarnation), as active, registered and seen at Now; it
 // returns the runner with its running count (leases an earlier incarnation
@@ -70,7 +53,7 @@ func checkRunner(r *ward.Runner) error {
 // ID or a negative capacity → invalid_argument.
 func (s *Store) RegisterRunner(ctx context.Context, p *store.RegisterRunnerParams) (ward.Runner, error) {
 	in := &p.Runner
-	if err := checkRunner(in); err != nil {
+	if err := p.Check(); err != nil {
 		return ward.Runner{}, err
 	}
 	drivers := in.Drivers
@@ -186,11 +169,8 @@ func (s *Store) SetRunnerState(ctx context.Context, p *store.SetRunnerStateParam
 // who made it, when. No ID or no hash → invalid_argument; a repeated ID →
 // already_exists.
 func (s *Store) CreateJoinToken(ctx context.Context, p *store.CreateJoinTokenParams) error {
-	switch {
-	case p.ID == "":
-		return ward.FieldError("id", "is required")
-	case len(p.Hash) == 0:
-		return ward.FieldError("hash", "is required")
+	if err := p.Check(); err != nil {
+		return err
 	}
 	tag, err := s.pool.Exec(ctx, `INSERT INTO join_tokens (id, hash, created_by, created_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
@@ -204,12 +184,6 @@ func (s *Store) CreateJoinToken(ctx context.Context, p *store.CreateJoinTokenPar
 	return nil
 }
 
-// errJoinTokenInvalid is the one answer to a refused join token, whatever
-// the reason.
-func errJoinTokenInvalid() error {
-	return ward.Errorf(ward.CodeJoinTokenInvalid, "the join token is not valid")
-}
-
 // ConsumeJoinToken marks a join token used at Now by RunnerID, once. The
 // token must exist, be unused and expire after Now, and its stored hash
 // must equal Hash (compared in constant time); otherwise nothing changes
@@ -217,8 +191,8 @@ func errJoinTokenInvalid() error {
 // UPDATE) from the check to the commit, so of concurrent uses, on this
 // server or others, exactly one succeeds. No runner ID → invalid_argument.
 func (s *Store) ConsumeJoinToken(ctx context.Context, p *store.ConsumeJoinTokenParams) error {
-	if p.RunnerID == "" {
-		return ward.FieldError("runner_id", "is required")
+	if err := p.Check(); err != nil {
+		return err
 	}
 	now := micros(p.Now)
 	return s.tx(ctx, func(tx pgx.Tx) error {
@@ -230,13 +204,13 @@ func (s *Store) ConsumeJoinToken(ctx context.Context, p *store.ConsumeJoinTokenP
 		err := tx.QueryRow(ctx, `SELECT hash, expires_at, used_at FROM join_tokens WHERE id = $1 FOR UPDATE`, p.ID).
 			Scan(&hash, &expires, &used)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return errJoinTokenInvalid()
+			return store.InvalidJoinToken()
 		}
 		if err != nil {
 			return fmt.Errorf("postgres: consume join token: %w", err)
 		}
 		if subtle.ConstantTimeCompare(hash, p.Hash) != 1 || used != nil || expires <= now {
-			return errJoinTokenInvalid()
+			return store.InvalidJoinToken()
 		}
 		tag, err := tx.Exec(ctx, `UPDATE join_tokens SET used_at = $2, runner_id = $3
 			WHERE id = $1 AND used_at IS NULL AND expires_at > $2`, p.ID, now, p.RunnerID)
@@ -244,7 +218,7 @@ func (s *Store) ConsumeJoinToken(ctx context.Context, p *store.ConsumeJoinTokenP
 			return fmt.Errorf("postgres: consume join token: %w", err)
 		}
 		if tag.RowsAffected() != 1 {
-			return errJoinTokenInvalid()
+			return store.InvalidJoinToken()
 		}
 		return nil
 	})

@@ -71,23 +71,6 @@ func notFoundRunner(id string) error {
 	return ward.Errorf(ward.CodeNotFound, "runner %s not found", id)
 }
 
-// checkRunner validates a registration: an ID and no negative capacity.
-func checkRunner(r *ward.Runner) error {
-	switch {
-	case r.ID == "":
-		return ward.FieldError("id", "is required")
-	case r.Slots < 0:
-		return ward.FieldError("slots", "must not be negative")
-	case r.MemoryMB < 0:
-		return ward.FieldError("memory_mb", "must not be negative")
-	case r.MaxTasks < 0:
-		return ward.FieldError("max_tasks", "must not be negative")
-	case r.MaxAgeS < 0:
-		return ward.FieldError("max_age_s", "must not be negative")
-	}
-	return nil
-}
-
 // RegisterRunner inserts the runner, or replaces the row of a runner known
 // by its ID (a new incarnation), as active, registered and seen at Now; it
 // returns the runner with its running count (leases an earlier incarnation
@@ -95,7 +78,7 @@ func checkRunner(r *ward.Runner) error {
 // ID or a negative capacity → invalid_argument.
 func (s *Store) RegisterRunner(ctx context.Context, p *store.RegisterRunnerParams) (ward.Runner, error) {
 	in := &p.Runner
-	if err := checkRunner(in); err != nil {
+	if err := p.Check(); err != nil {
 		return ward.Runner{}, err
 	}
 	drivers := in.Drivers
@@ -249,11 +232,8 @@ func (s *Store) SetRunnerState(ctx context.Context, p *store.SetRunnerStateParam
 // who made it, when. No ID or no hash → invalid_argument; a repeated ID →
 // already_exists.
 func (s *Store) CreateJoinToken(ctx context.Context, p *store.CreateJoinTokenParams) error {
-	switch {
-	case p.ID == "":
-		return ward.FieldError("id", "is required")
-	case len(p.Hash) == 0:
-		return ward.FieldError("hash", "is required")
+	if err := p.Check(); err != nil {
+		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO join_tokens (id, hash, created_by, created_at, expires_at)
@@ -271,12 +251,6 @@ func (s *Store) CreateJoinToken(ctx context.Context, p *store.CreateJoinTokenPar
 	})
 }
 
-// errJoinTokenInvalid is the one answer to a refused join token, whatever
-// the reason.
-func errJoinTokenInvalid() error {
-	return ward.Errorf(ward.CodeJoinTokenInvalid, "the join token is not valid")
-}
-
 // ConsumeJoinToken marks a join token used at Now by RunnerID, once. The
 // token must exist, be unused and expire after Now, and its stored hash
 // must equal Hash (compared in constant time); otherwise nothing changes
@@ -284,8 +258,8 @@ func errJoinTokenInvalid() error {
 // write transaction, and writes are serialized, so a token cannot be used
 // twice. No runner ID → invalid_argument.
 func (s *Store) ConsumeJoinToken(ctx context.Context, p *store.ConsumeJoinTokenParams) error {
-	if p.RunnerID == "" {
-		return ward.FieldError("runner_id", "is required")
+	if err := p.Check(); err != nil {
+		return err
 	}
 	now := micros(p.Now)
 	return s.write(ctx, func(tx *sql.Tx) error {
@@ -297,13 +271,13 @@ func (s *Store) ConsumeJoinToken(ctx context.Context, p *store.ConsumeJoinTokenP
 		err := tx.QueryRowContext(ctx, `SELECT hash, expires_at, used_at FROM join_tokens WHERE id = ?`, p.ID).
 			Scan(&hash, &expires, &used)
 		if errors.Is(err, sql.ErrNoRows) {
-			return errJoinTokenInvalid()
+			return store.InvalidJoinToken()
 		}
 		if err != nil {
 			return fmt.Errorf("sqlite: consume join token: %w", err)
 		}
 		if subtle.ConstantTimeCompare(hash, p.Hash) != 1 || used.Valid || expires <= now {
-			return errJoinTokenInvalid()
+			return store.InvalidJoinToken()
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE join_tokens SET used_at = ?, runner_id = ?
 			WHERE id = ? AND used_at IS NULL AND expires_at > ?`, now, p.RunnerID, p.ID, now)
@@ -313,7 +287,7 @@ func (s *Store) ConsumeJoinToken(ctx context.Context, p *store.ConsumeJoinTokenP
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("sqlite: consume join token: %w", err)
 		} else if n != 1 {
-			return errJoinTokenInvalid()
+			return store.InvalidJoinToken()
 		}
 		return nil
 	})
