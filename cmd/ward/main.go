@@ -1,6 +1,7 @@
 // Command ward is the one binary of the ward task platform: `ward dev` runs
-// a whole single-node platform, and every other verb is a client of the HTTP
-// API (docs/api.md).
+// a whole single-node platform, `ward server` and `ward runner run` the
+// parts of a distributed one (docs/operations.md), and every other verb is
+// a client of the HTTP API (docs/api.md).
 package main
 
 import (

@@ -169,7 +169,8 @@ func newRootCmd(g *globals) *cobra.Command {
 		Use:   "ward",
 		Short: "ward: a secure-by-default serverless task platform",
 		Long: `ward runs WebAssembly functions as tasks from a durable queue, each in its own
-sandbox under hard limits. 'ward dev' runs a whole platform locally; every
+sandbox under hard limits. 'ward dev' runs a whole platform locally; 'ward
+server' and 'ward runner run' run a cluster's servers and runners; every
 other command is a client of a ward server.
 
 The server, token and project come from --server/--token/--project, else from
