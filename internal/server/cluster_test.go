@@ -179,7 +179,6 @@ type testCluster struct {
 	servers    []*proc
 	publicURL  []string
 	internal   []string
-	runnerDirs []string
 }
 
 // newCluster runs `ward server init` on the two databases and starts n
