@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -227,9 +228,17 @@ vanishes loses its leases when they expire; its tasks run again elsewhere.`,
 			if err != nil {
 				return err
 			}
-			src, err := remote.NewClient(args, tlsConf, func(bundle []byte) error {
+			// The CAs a registration names are saved and trusted at once,
+			// so a CA staged for rotation needs no second restart.
+			src, err := remote.NewClient(args, tlsConf, func(bundle []byte) (*tls.Config, error) {
+				if string(bundle) == string(id.CAPEM) {
+					return nil, nil
+				}
 				id.CAPEM = bundle
-				return pki.SaveIdentity(dir, id)
+				if err := pki.SaveIdentity(dir, id); err != nil {
+					return nil, err
+				}
+				return id.ClientTLS()
 			})
 			if err != nil {
 				return err

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/auth"
 	"github.com/wardhq/ward/internal/pki"
 )
@@ -45,8 +46,16 @@ func Init(ctx context.Context, cfg Config) (InitReport, error) {
 		return InitReport{}, errors.New("init: the keys directory is required")
 	}
 	rep := InitReport{KeysDir: cfg.KeysDir}
+	if cfg.StoreDSN != "" && cfg.KeystoreDSN == "" {
+		return rep, ward.Errorf(ward.CodeInvalidArgument, "a PostgreSQL store needs a PostgreSQL keystore that every server shares (--keystore postgres://…)")
+	}
 	if err := os.MkdirAll(cfg.KeysDir, 0o700); err != nil {
 		return rep, fmt.Errorf("keys dir: %w", err)
+	}
+	if cfg.StoreDSN == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return rep, fmt.Errorf("data dir: %w", err)
+		}
 	}
 	rootPath := filepath.Join(cfg.KeysDir, "root.key")
 	if cfg.RootKey == "" {

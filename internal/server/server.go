@@ -132,6 +132,11 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	if cfg.Initialized && cfg.StoreDSN != "" && cfg.KeystoreDSN == "" {
+		// Servers sharing a store must share its keystore: one of its own
+		// could neither read the others' data nor they its.
+		return nil, ward.Errorf(ward.CodeInvalidArgument, "a server on a shared PostgreSQL store needs the shared keystore too (--keystore postgres://…)")
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, stopping: make(chan struct{})}
 	defer func() {
 		if err != nil {

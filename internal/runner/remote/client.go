@@ -32,19 +32,22 @@ const maxResponse = 256 << 20
 type Client struct {
 	bases []string
 	cur   atomic.Int32 // index into bases
-	hc    *http.Client
+	hc    atomic.Pointer[http.Client]
 
-	// onCA receives the CA bundle a registration answers with.
-	onCA func(pem []byte) error
+	// onCA receives the CA bundle a registration answers with and returns
+	// the TLS configuration to use from then on.
+	onCA func(pem []byte) (*tls.Config, error)
 }
 
 var _ runner.Source = (*Client)(nil)
 
 // NewClient returns a Client for the servers at bases ("https://host:port")
 // with tlsConf presenting the runner's certificate. onCA, when not nil, is
-// called with the trusted CA bundle each registration returns (to keep the
-// runner's copy current).
-func NewClient(bases []string, tlsConf *tls.Config, onCA func(pem []byte) error) (*Client, error) {
+// called with the trusted CA bundle each registration returns, to keep the
+// runner's copy current; the configuration it returns (nil: no change)
+// replaces tlsConf for the calls that follow, so a CA staged for rotation
+// is trusted without a restart.
+func NewClient(bases []string, tlsConf *tls.Config, onCA func(pem []byte) (*tls.Config, error)) (*Client, error) {
 	if len(bases) == 0 {
 		return nil, ward.Errorf(ward.CodeInvalidArgument, "no server URL")
 	}
@@ -55,15 +58,18 @@ func NewClient(bases []string, tlsConf *tls.Config, onCA func(pem []byte) error)
 		}
 		c.bases = append(c.bases, strings.TrimRight(b, "/"))
 	}
-	tr := &http.Transport{
+	c.hc.Store(newHTTPClient(tlsConf))
+	return c, nil
+}
+
+func newHTTPClient(tlsConf *tls.Config) *http.Client {
+	return &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     tlsConf,
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
-	}
-	c.hc = &http.Client{Transport: tr}
-	return c, nil
+	}}
 }
 
 // checkURL accepts an https URL with a host.
@@ -86,7 +92,7 @@ func (c *Client) failed(base string) {
 }
 
 // Close drops idle connections.
-func (c *Client) Close() { c.hc.CloseIdleConnections() }
+func (c *Client) Close() { c.hc.Load().CloseIdleConnections() }
 
 // Register implements runner.Source.
 func (c *Client) Register(ctx context.Context, info ward.Runner) error {
@@ -95,8 +101,13 @@ func (c *Client) Register(ctx context.Context, info ward.Runner) error {
 		return err
 	}
 	if c.onCA != nil && resp.CA != "" {
-		if err := c.onCA([]byte(resp.CA)); err != nil {
+		conf, err := c.onCA([]byte(resp.CA))
+		if err != nil {
 			return fmt.Errorf("store the CA bundle: %w", err)
+		}
+		if conf != nil {
+			old := c.hc.Swap(newHTTPClient(conf))
+			old.CloseIdleConnections()
 		}
 	}
 	return nil
@@ -191,7 +202,7 @@ func (c *Client) Code(ctx context.Context, project, digest string) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.hc.Load().Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.failed(base)
@@ -217,7 +228,7 @@ func (c *Client) Code(ctx context.Context, project, digest string) ([]byte, erro
 // server answered one.
 func (c *Client) call(ctx context.Context, path string, in, out any) (int, error) {
 	base := c.base()
-	status, err := post(ctx, c.hc, base+path, in, out)
+	status, err := post(ctx, c.hc.Load(), base+path, in, out)
 	if status == 0 && err != nil && ctx.Err() == nil {
 		c.failed(base)
 	}
