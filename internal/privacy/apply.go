@@ -1,10 +1,10 @@
 package privacy
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/wardhq/ward"
 )
@@ -46,8 +46,10 @@ type Result struct {
 }
 
 // Apply projects payload on the plan's fields, checks it when the plan is
-// strict and tokenizes it, scanning the raw bytes once: every kept value keeps
-// its original bytes, except tokenized ones. It fails with code
+// strict and tokenizes it, scanning the raw bytes once (checking the JSON
+// syntax on the way, as json.Valid would): every kept value keeps its
+// original bytes, except tokenized ones. The Tokenizer is called, in document
+// order, only once the whole payload is known to be valid JSON. It fails with code
 // payload_not_json when payload is not valid JSON, input_not_allowed when a
 // strict plan drops something (the message names up to 10 dropped pointers,
 // never values), tokenize_not_scalar when a tokenize pointer matches an object
@@ -69,27 +71,22 @@ func (p *Plan) Apply(payload []byte, tok Tokenizer) (Result, error) {
 	if p.troot != nil && tok == nil {
 		return Result{}, &ward.Error{Code: ward.CodeInternal, Message: "privacy: Apply needs a Tokenizer for tokenize rules"}
 	}
-	if !json.Valid(payload) {
-		return Result{}, &ward.Error{Code: CodeNotJSON, Field: "payload", Message: "payload is not valid JSON, which the function's input rules require"}
-	}
 	if p.schema != nil {
+		if !valid(payload) {
+			return Result{}, errNotJSON()
+		}
 		if err := validate(p.schema, payload); err != nil {
 			return Result{}, err
 		}
 	}
-	w := walker{src: payload, tok: tok, strict: p.strict}
-	if p.froot != nil {
-		w.out = make([]byte, 0, len(payload)/2+64)
-	} else {
-		w.out = make([]byte, 0, len(payload)+64)
+	w := getWalker(payload, tok, p.strict)
+	defer putWalker(w)
+	// One pass checks the syntax and projects; the Tokenizer is called only
+	// once the whole payload is known to be valid JSON.
+	i := valueAt(payload, 0)
+	if i < 0 {
+		return Result{}, errNotJSON()
 	}
-	// Room for typical payloads, so that few of these grow.
-	w.fieldSpan = make([]int, 0, 128)
-	w.arena = make([]byte, 0, 1024)
-	w.path = make([]byte, 0, 128)
-	stacks := make([]*node, 64)
-	w.fst, w.tst = stacks[:0:32], stacks[32:32]
-	i := skipWS(payload, 0)
 	fall := p.froot == nil
 	var f, t set
 	if !fall {
@@ -100,18 +97,24 @@ func (p *Plan) Apply(payload []byte, tok Tokenizer) (Result, error) {
 		w.tst = append(w.tst, p.troot)
 		t.hi = 1
 	}
+	var end int
 	if !fall && !w.projects(payload[i], f) {
 		if payload[i] != 'n' {
 			w.drop()
 		}
 		w.out = append(w.out, "null"...)
-	} else if _, err := w.emit(i, f, fall, t); err != nil {
-		return Result{}, err
+		end = w.skip(i)
+	} else {
+		end = w.emit(i, f, fall, t)
 	}
-	if w.dropped > 0 {
-		return Result{}, w.strictError()
+	if end < 0 || skipWS(payload, end) != len(payload) {
+		return Result{}, errNotJSON()
 	}
-	return w.result(), nil
+	return w.finish()
+}
+
+func errNotJSON() error {
+	return &ward.Error{Code: CodeNotJSON, Field: "payload", Message: "payload is not valid JSON, which the function's input rules require"}
 }
 
 // set is a range of a walker's node stack: the trie nodes that apply to the
@@ -120,15 +123,24 @@ type set struct{ lo, hi int }
 
 func (s set) empty() bool { return s.lo == s.hi }
 
+// walker is the state of one Apply. Its scratch buffers are reused across
+// calls (walkers); what Apply returns never points into them.
 type walker struct {
 	src []byte
-	out []byte
+	out []byte // the projected payload, without its tokens (see pending)
 	tok Tokenizer
 
+	depth    int     // arrays and objects open around the current value
 	fst, tst []*node // stacks of field and tokenize trie nodes
 	path     []byte  // the concrete pointer of the current value
-	kbuf     []byte  // scratch for decoded keys
-	vbuf     []byte  // scratch for canonical strings
+	kbuf     []byte  // scratch for decoded keys and strings
+	vstack   []byte  // scratch for skipValid
+
+	// Tokens are made once the payload is known to be valid: each pending
+	// token goes at its offset in out, made from its canonical value in vals.
+	pending   []pendingToken
+	vals      []byte
+	notScalar error // the first tokenize pointer matching a container
 
 	arena     []byte // the reported pointers, back to back
 	fieldSpan []int  // start, end offsets in arena of the Fields
@@ -140,18 +152,124 @@ type walker struct {
 	drops   []string
 }
 
+// pendingToken is a tokenized value whose token is yet to be made.
+type pendingToken struct {
+	at      int    // offset in walker.out
+	pattern string // the tokenize pointer as written
+	vs, ve  int    // the canonical value: walker.vals[vs:ve]
+}
+
+// walkers recycles walkers, so that Apply allocates little more than what
+// it returns.
+var walkers = sync.Pool{New: func() any { return new(walker) }}
+
+// maxPooled bounds the scratch buffers kept for reuse, in bytes or items.
+const maxPooled = 64 << 10
+
+func getWalker(src []byte, tok Tokenizer, strict bool) *walker {
+	w := walkers.Get().(*walker)
+	w.src, w.tok, w.strict = src, tok, strict
+	if w.fst == nil {
+		w.fst = make([]*node, 0, 32)
+		w.tst = make([]*node, 0, 32)
+		w.path = make([]byte, 0, 128)
+		w.arena = make([]byte, 0, 1024)
+		w.fieldSpan = make([]int, 0, 128)
+	}
+	return w
+}
+
+// putWalker wipes what the walker holds of the payload and recycles it.
+func putWalker(w *walker) {
+	clear(w.out)
+	clear(w.vals)
+	clear(w.kbuf)
+	clear(w.arena)
+	clear(w.path)
+	clear(w.fst[:cap(w.fst)])
+	clear(w.tst[:cap(w.tst)])
+	clear(w.pending)
+	clear(w.drops)
+	*w = walker{
+		out: trim(w.out), kbuf: trim(w.kbuf), vstack: trim(w.vstack), vals: trim(w.vals),
+		fst: w.fst[:0], tst: w.tst[:0], path: trim(w.path), arena: trim(w.arena),
+		fieldSpan: trim(w.fieldSpan), tokSpan: trim(w.tokSpan), pending: trim(w.pending), drops: w.drops[:0],
+	}
+	walkers.Put(w)
+}
+
+// trim empties a scratch slice, or drops it when it has grown too large to
+// keep.
+func trim[E any](s []E) []E {
+	if cap(s) > maxPooled {
+		return nil
+	}
+	return s[:0]
+}
+
+// finish makes the pending tokens, in document order, and returns the
+// result or the first error: the Tokenizer's, then tokenize_not_scalar, then
+// input_not_allowed.
+func (w *walker) finish() (Result, error) {
+	size := len(w.out) + len(w.pending)*(TokenLen+2)
+	out := make([]byte, 0, size)
+	last := 0
+	for _, pt := range w.pending {
+		token, err := w.tok(pt.pattern, w.vals[pt.vs:pt.ve:pt.ve])
+		if err != nil {
+			return Result{}, err
+		}
+		out = append(out, w.out[last:pt.at]...)
+		out = appendQuoted(out, token)
+		last = pt.at
+	}
+	if w.notScalar != nil {
+		return Result{}, w.notScalar
+	}
+	if w.dropped > 0 {
+		return Result{}, w.strictError()
+	}
+	out = append(out, w.out[last:]...)
+	r := Result{Payload: out, Truncated: w.truncated}
+	all := string(w.arena) // one allocation for all the reported pointers
+	r.Fields = spans(all, w.fieldSpan)
+	r.Tokenized = spans(all, w.tokSpan)
+	return r, nil
+}
+
+// skip checks the value at src[i] and returns the index just past it, or
+// bad.
+func (w *walker) skip(i int) int {
+	var end int
+	end, w.vstack = skipValid(w.src, i, w.depth, w.vstack)
+	return end
+}
+
+// open notes that an array or object starts, and reports whether that is
+// within the nesting limit.
+func (w *walker) open() bool {
+	if w.depth >= maxDepth {
+		return false
+	}
+	w.depth++
+	return true
+}
+
 // emit writes the value starting at src[i], which the caller keeps at least
-// in part, and returns the index just past it. fall means an ancestor (or the
-// value itself) is named by a field pointer or there are no fields: the value
-// is kept whole. f and t are the field and tokenize nodes for the value.
-func (w *walker) emit(i int, f set, fall bool, t set) (int, error) {
+// in part, and returns the index just past it, or bad. fall means an
+// ancestor (or the value itself) is named by a field pointer or there are no
+// fields: the value is kept whole. f and t are the field and tokenize nodes
+// for the value.
+func (w *walker) emit(i int, f set, fall bool, t set) int {
 	if n := w.tokenTarget(t); n != nil {
 		return w.tokenize(i, n)
 	}
 	if fall && t.empty() {
 		end := w.leaves(i)
-		w.out = append(w.out, w.src[i:end]...)
-		return end, nil
+		if end >= 0 {
+			w.out = append(w.out, w.src[i:end]...)
+		}
+		return end
 	}
 	switch w.src[i] {
 	case '{':
@@ -160,10 +278,12 @@ func (w *walker) emit(i int, f set, fall bool, t set) (int, error) {
 		return w.array(i, f, fall, t)
 	}
 	// A scalar kept whole that a tokenize pointer runs through.
-	end := skipValue(w.src, i)
-	w.out = append(w.out, w.src[i:end]...)
-	w.addField()
-	return end, nil
+	end := scanScalar(w.src, i)
+	if end >= 0 {
+		w.out = append(w.out, w.src[i:end]...)
+		w.addField()
+	}
+	return end
 }
 
 // projects reports whether a value starting with byte c, not kept whole, has
@@ -183,29 +303,39 @@ func (w *walker) projects(c byte, f set) bool {
 	return false
 }
 
-func (w *walker) object(i int, f set, fall bool, t set) (int, error) {
+func (w *walker) object(i int, f set, fall bool, t set) int {
 	b := w.src
+	if !w.open() {
+		return bad
+	}
 	w.out = append(w.out, '{')
-	j := skipWS(b, i+1)
+	j := valueAt(b, i+1)
+	if j < 0 {
+		return bad
+	}
 	if b[j] == '}' {
+		w.depth--
 		w.addField()
 		w.out = append(w.out, '}')
-		return j + 1, nil
+		return j + 1
 	}
 	kept := 0
-	for {
-		ks, ke := j, skipString(b, j)
+	for more := true; more; {
+		ks := j
+		ke, vs := memberValue(b, j)
+		if vs < 0 {
+			return bad
+		}
 		key := b[ks+1 : ke-1]
 		if !plainString(key) {
 			w.kbuf = appendUnquoted(w.kbuf[:0], key)
 			key = w.kbuf
 		}
-		vs := skipWS(b, skipWS(b, ke)+1)
 		cf := set{len(w.fst), len(w.fst)}
 		cfall := fall
 		if !fall {
 			for _, n := range w.fst[f.lo:f.hi] {
-				if c := n.keys[string(key)]; c != nil {
+				if c := n.child(key); c != nil {
 					w.fst = append(w.fst, c)
 					cfall = cfall || c.end
 				}
@@ -219,12 +349,12 @@ func (w *walker) object(i int, f set, fall bool, t set) (int, error) {
 				w.path = appendSegment(w.path, key)
 				w.drop()
 			}
-			ve = skipValue(b, vs)
+			ve = w.skip(vs)
 		} else {
 			w.path = appendSegment(w.path, key)
 			ct := set{len(w.tst), len(w.tst)}
 			for _, n := range w.tst[t.lo:t.hi] {
-				if c := n.keys[string(key)]; c != nil {
+				if c := n.child(key); c != nil {
 					w.tst = append(w.tst, c)
 				}
 			}
@@ -234,30 +364,32 @@ func (w *walker) object(i int, f set, fall bool, t set) (int, error) {
 			}
 			w.out = append(w.out, b[ks:ke]...)
 			w.out = append(w.out, ':')
-			var err error
-			if ve, err = w.emit(vs, cf, cfall, ct); err != nil {
-				return 0, err
-			}
+			ve = w.emit(vs, cf, cfall, ct)
 			w.tst = w.tst[:ct.lo]
 			kept++
 		}
+		if ve < 0 {
+			return bad
+		}
 		w.path = w.path[:pl]
 		w.fst = w.fst[:cf.lo]
-		j = skipWS(b, ve)
-		if b[j] == '}' {
-			break
+		if j, more = after(b, ve, '}'); j < 0 {
+			return bad
 		}
-		j = skipWS(b, j+1)
 	}
+	w.depth--
 	if kept == 0 {
 		w.addField()
 	}
 	w.out = append(w.out, '}')
-	return j + 1, nil
+	return j
 }
 
-func (w *walker) array(i int, f set, fall bool, t set) (int, error) {
+func (w *walker) array(i int, f set, fall bool, t set) int {
 	b := w.src
+	if !w.open() {
+		return bad
+	}
 	star := false
 	if !fall {
 		for _, n := range w.fst[f.lo:f.hi] {
@@ -265,15 +397,19 @@ func (w *walker) array(i int, f set, fall bool, t set) (int, error) {
 		}
 	}
 	w.out = append(w.out, '[')
-	j := skipWS(b, i+1)
+	j := valueAt(b, i+1)
+	if j < 0 {
+		return bad
+	}
 	if b[j] == ']' {
+		w.depth--
 		w.addField()
 		w.out = append(w.out, ']')
-		return j + 1, nil
+		return j + 1
 	}
 	written, pending := 0, 0 // elements written; dropped ones not yet padded
 	var nulls []int          // strict: indexes of the null elements among the pending ones
-	for idx := 0; ; idx++ {
+	for idx, more := 0, true; more; idx++ {
 		cf := set{len(w.fst), len(w.fst)}
 		cfall := fall
 		if !fall {
@@ -311,10 +447,7 @@ func (w *walker) array(i int, f set, fall bool, t set) (int, error) {
 			if written > 0 {
 				w.out = append(w.out, ',')
 			}
-			var err error
-			if ve, err = w.emit(j, cf, cfall, ct); err != nil {
-				return 0, err
-			}
+			ve = w.emit(j, cf, cfall, ct)
 			w.tst = w.tst[:ct.lo]
 			written++
 		} else {
@@ -326,7 +459,7 @@ func (w *walker) array(i int, f set, fall bool, t set) (int, error) {
 			case !star && w.strict:
 				nulls = append(nulls, idx)
 			}
-			ve = skipValue(b, j)
+			ve = w.skip(j)
 			pending++
 			if star { // "*" keeps every position
 				for ; pending > 0; pending-- {
@@ -334,14 +467,16 @@ func (w *walker) array(i int, f set, fall bool, t set) (int, error) {
 				}
 			}
 		}
+		if ve < 0 {
+			return bad
+		}
 		w.path = w.path[:pl]
 		w.fst = w.fst[:cf.lo]
-		j = skipWS(b, ve)
-		if b[j] == ']' {
-			break
+		if j, more = after(b, ve, ']'); j < 0 {
+			return bad
 		}
-		j = skipWS(b, j+1)
 	}
+	w.depth--
 	if w.strict {
 		// Trailing null elements were dropped after all.
 		for _, k := range nulls {
@@ -355,7 +490,7 @@ func (w *walker) array(i int, f set, fall bool, t set) (int, error) {
 		w.addField()
 	}
 	w.out = append(w.out, ']')
-	return j + 1, nil
+	return j
 }
 
 // nullElement writes a null array element after written others.
@@ -379,35 +514,45 @@ func (w *walker) tokenTarget(t set) *node {
 	return best
 }
 
-func (w *walker) tokenize(i int, n *node) (int, error) {
+// tokenize checks the value at src[i], to be replaced by a token of
+// pattern n, and returns the index just past it, or bad. The token itself
+// is made by finish.
+func (w *walker) tokenize(i int, n *node) int {
 	b := w.src
 	switch b[i] {
 	case '{', '[':
-		kind := "an object"
-		if b[i] == '[' {
-			kind = "an array"
+		if w.notScalar == nil {
+			kind := "an object"
+			if b[i] == '[' {
+				kind = "an array"
+			}
+			w.notScalar = &ward.Error{Code: CodeNotScalar, Field: string(w.path),
+				Message: fmt.Sprintf("input.tokenize %s matches %s at %s; only strings, numbers and booleans can be tokenized",
+					quoteShort(n.pattern), kind, quoteShort(string(w.path)))}
 		}
-		return 0, &ward.Error{Code: CodeNotScalar, Field: string(w.path),
-			Message: fmt.Sprintf("input.tokenize %s matches %s at %s; only strings, numbers and booleans can be tokenized",
-				quoteShort(n.pattern), kind, quoteShort(string(w.path)))}
+		return w.skip(i) // the rest is only checked: the error stands unless the syntax fails
 	case 'n':
-		w.out = append(w.out, "null"...)
-		w.addField()
-		return i + 4, nil
+		end := scanLiteral(b, i, "null")
+		if end >= 0 {
+			w.out = append(w.out, "null"...)
+			w.addField()
+		}
+		return end
 	}
-	end := skipValue(b, i)
+	end := scanScalar(b, i)
+	if end < 0 || w.notScalar != nil {
+		return end
+	}
 	val := b[i:end]
+	vs := len(w.vals)
 	if b[i] == '"' && !plainString(val[1:len(val)-1]) {
 		w.kbuf = appendUnquoted(w.kbuf[:0], val[1:len(val)-1])
-		w.vbuf = appendEscaped(append(w.vbuf[:0], '"'), w.kbuf)
-		w.vbuf = append(w.vbuf, '"')
-		val = w.vbuf
+		w.vals = appendEscaped(append(w.vals, '"'), w.kbuf)
+		w.vals = append(w.vals, '"')
+	} else {
+		w.vals = append(w.vals, val...)
 	}
-	token, err := w.tok(n.pattern, val)
-	if err != nil {
-		return 0, err
-	}
-	w.out = appendQuoted(w.out, token)
+	w.pending = append(w.pending, pendingToken{at: len(w.out), pattern: n.pattern, vs: vs, ve: len(w.vals)})
 	switch {
 	case len(w.tokSpan) >= 2*MaxReported:
 		w.truncated = true
@@ -418,26 +563,36 @@ func (w *walker) tokenize(i int, n *node) (int, error) {
 		w.tokSpan = append(w.tokSpan, len(w.arena), len(w.arena)+len(w.path))
 		w.arena = append(w.arena, w.path...)
 	}
-	return end, nil
+	return end
 }
 
-// leaves records the leaves of the value at src[i] (until Fields is full)
-// and returns the index just past it.
+// leaves checks the value at src[i], records its leaves (until Fields is
+// full) and returns the index just past it, or bad.
 func (w *walker) leaves(i int) int {
 	b := w.src
 	if len(w.fieldSpan) >= 2*MaxReported {
 		w.truncated = true
-		return skipValue(b, i)
+		return w.skip(i)
 	}
 	switch b[i] {
 	case '{':
-		j := skipWS(b, i+1)
+		if !w.open() {
+			return bad
+		}
+		j := valueAt(b, i+1)
+		if j < 0 {
+			return bad
+		}
 		if b[j] == '}' {
+			w.depth--
 			w.addField()
 			return j + 1
 		}
-		for {
-			ke := skipString(b, j)
+		for more := true; more; {
+			ke, vs := memberValue(b, j)
+			if vs < 0 {
+				return bad
+			}
 			key := b[j+1 : ke-1]
 			if !plainString(key) {
 				w.kbuf = appendUnquoted(w.kbuf[:0], key)
@@ -445,35 +600,51 @@ func (w *walker) leaves(i int) int {
 			}
 			pl := len(w.path)
 			w.path = appendSegment(w.path, key)
-			j = w.leaves(skipWS(b, skipWS(b, ke)+1))
-			w.path = w.path[:pl]
-			j = skipWS(b, j)
-			if b[j] == '}' {
-				return j + 1
+			ve := w.leaves(vs)
+			if ve < 0 {
+				return bad
 			}
-			j = skipWS(b, j+1)
+			w.path = w.path[:pl]
+			if j, more = after(b, ve, '}'); j < 0 {
+				return bad
+			}
 		}
+		w.depth--
+		return j
 	case '[':
-		j := skipWS(b, i+1)
+		if !w.open() {
+			return bad
+		}
+		j := valueAt(b, i+1)
+		if j < 0 {
+			return bad
+		}
 		if b[j] == ']' {
+			w.depth--
 			w.addField()
 			return j + 1
 		}
-		for idx := 0; ; idx++ {
+		for idx, more := 0, true; more; idx++ {
 			pl := len(w.path)
 			w.path = append(w.path, '/')
 			w.path = strconv.AppendInt(w.path, int64(idx), 10)
-			j = w.leaves(j)
-			w.path = w.path[:pl]
-			j = skipWS(b, j)
-			if b[j] == ']' {
-				return j + 1
+			ve := w.leaves(j)
+			if ve < 0 {
+				return bad
 			}
-			j = skipWS(b, j+1)
+			w.path = w.path[:pl]
+			if j, more = after(b, ve, ']'); j < 0 {
+				return bad
+			}
 		}
+		w.depth--
+		return j
 	}
-	w.addField()
-	return skipValue(b, i)
+	end := scanScalar(b, i)
+	if end >= 0 {
+		w.addField()
+	}
+	return end
 }
 
 // addField records the current pointer in Fields, unless Fields is full.
@@ -512,14 +683,6 @@ func (w *walker) strictError() error {
 		fmt.Fprintf(&b, " and %d more", more)
 	}
 	return &ward.Error{Code: CodeNotAllowed, Field: "payload", Message: b.String()}
-}
-
-func (w *walker) result() Result {
-	r := Result{Payload: w.out, Truncated: w.truncated}
-	all := string(w.arena) // one allocation for all the reported pointers
-	r.Fields = spans(all, w.fieldSpan)
-	r.Tokenized = spans(all, w.tokSpan)
-	return r
 }
 
 func spans(all string, span []int) []string {

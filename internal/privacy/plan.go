@@ -26,11 +26,35 @@ type Plan struct {
 // of a token: keys (on objects) and star/idx (on arrays).
 type node struct {
 	keys    map[string]*node
+	list    []keyed // keys' entries, looked up linearly when there are few
 	star    *node
 	idx     map[int]*node
 	end     bool   // a pointer ends here
 	pattern string // tokenize trie: the pointer ending here, as written
 	order   int    // tokenize trie: its position in input.tokenize
+}
+
+// keyed is a child of a node and its key.
+type keyed struct {
+	key   string
+	child *node
+}
+
+// maxLinear is the most keys a node looks up by comparing them one by one,
+// which beats hashing for a few short keys.
+const maxLinear = 8
+
+// child returns the child for key, or nil.
+func (n *node) child(key []byte) *node {
+	if len(n.keys) > maxLinear {
+		return n.keys[string(key)]
+	}
+	for i := range n.list {
+		if n.list[i].key == string(key) {
+			return n.list[i].child
+		}
+	}
+	return nil
 }
 
 func (n *node) insert(p Pointer) *node {
@@ -42,6 +66,7 @@ func (n *node) insert(p Pointer) *node {
 				n.keys = make(map[string]*node)
 			}
 			n.keys[tok] = c
+			n.list = append(n.list, keyed{tok, c})
 			if tok == "*" {
 				n.star = c
 			} else if k, ok := arrayIndex(tok); ok {

@@ -7,9 +7,12 @@ import (
 	"unicode/utf8"
 )
 
-// The scanner below walks JSON that json.Valid has accepted; it does not
-// check syntax again and may misbehave on invalid input.
+// The functions below, but skipWS, take JSON whose syntax was checked (by
+// json.Valid or by the validating scanner of valid.go); they do not check it
+// again and may misbehave on invalid input.
 
+// skipWS returns the index of the first byte at or after b[i] that is not
+// JSON whitespace, or len(b).
 func skipWS(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {
@@ -36,40 +39,6 @@ func skipString(b []byte, i int) int {
 		}
 		j = q + 1
 	}
-}
-
-// skipValue returns the index just past the value starting at b[i].
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	}
-	for i < len(b) {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-		i++
-	}
-	return i
 }
 
 // plainString reports whether the raw content of a JSON string (between the
@@ -216,13 +185,22 @@ func appendEscaped(dst, s []byte) []byte {
 // appendQuoted appends s as a JSON string.
 func appendQuoted(dst []byte, s string) []byte {
 	dst = append(dst, '"')
-	dst = appendEscaped(dst, []byte(s))
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			// Something to escape (a token never has): the general case.
+			return append(appendEscaped(dst, []byte(s)), '"')
+		}
+	}
+	dst = append(dst, s...)
 	return append(dst, '"')
 }
 
 // appendSegment appends "/" and the pointer escape of the decoded token key.
 func appendSegment(dst, key []byte) []byte {
 	dst = append(dst, '/')
+	if bytes.IndexByte(key, '~') < 0 && bytes.IndexByte(key, '/') < 0 {
+		return append(dst, key...)
+	}
 	for _, c := range key {
 		switch c {
 		case '~':

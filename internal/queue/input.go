@@ -95,18 +95,20 @@ func (s *Service) applyInput(t *store.NewTask, fn deployed, bt *batchTokens) err
 type vaultLog struct {
 	mu  sync.Mutex
 	day int64
-	m   map[string]bool
+	m   map[vaultKey]bool
 }
+
+// vaultKey names a vault entry.
+type vaultKey struct{ project, token string }
 
 // maxVaultLog bounds the log; it is emptied when full.
 const maxVaultLog = 1 << 17
 
 func (v *vaultLog) recent(project, token string, now time.Time) bool {
 	day := now.Unix() / 86400
-	k := project + "\x00" + token
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.day == day && v.m[k]
+	return v.day == day && v.m[vaultKey{project, token}]
 }
 
 // written records tokens the store has accepted.
@@ -118,9 +120,9 @@ func (v *vaultLog) written(entries []store.TokenValue, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.day != day || v.m == nil || len(v.m) >= maxVaultLog {
-		v.day, v.m = day, make(map[string]bool, len(entries))
+		v.day, v.m = day, make(map[vaultKey]bool, len(entries))
 	}
 	for _, e := range entries {
-		v.m[e.Project+"\x00"+e.Token] = true
+		v.m[vaultKey{e.Project, e.Token}] = true
 	}
 }
