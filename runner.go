@@ -41,6 +41,12 @@ type Runner struct {
 	Remote bool `json:"remote"`
 }
 
+// JoinTokenRequest is the body of POST /v1/runners/join-tokens. TTL is a Go
+// duration ("1h"); empty means the server default.
+type JoinTokenRequest struct {
+	TTL string `json:"ttl,omitempty"`
+}
+
 // JoinTokenResponse is the answer to POST /v1/runners/join-tokens: the
 // token, shown once, for `ward runner join`.
 type JoinTokenResponse struct {

@@ -30,7 +30,7 @@ func (c *Client) DrainRunner(ctx context.Context, id string) (ward.Runner, error
 // server's default (admin only).
 func (c *Client) CreateJoinToken(ctx context.Context, ttl string) (ward.JoinTokenResponse, error) {
 	var t joinToken
-	err := c.callJSON(ctx, http.MethodPost, []string{"v1", "runners", "join-tokens"}, joinTokenRequest{TTL: ttl}, &t, http.StatusCreated)
+	err := c.callJSON(ctx, http.MethodPost, []string{"v1", "runners", "join-tokens"}, ward.JoinTokenRequest{TTL: ttl}, &t, http.StatusCreated)
 	return ward.JoinTokenResponse(t), err
 }
 
@@ -69,8 +69,4 @@ func (t *joinToken) validate() error {
 		return errors.New("join token without a token or ID")
 	}
 	return nil
-}
-
-type joinTokenRequest struct {
-	TTL string `json:"ttl,omitempty"`
 }

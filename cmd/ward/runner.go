@@ -253,7 +253,7 @@ vanishes loses its leases when they expire; its tasks run again elsewhere.`,
 				ID: id.RunnerID, Source: src, Sandbox: sb, Logger: logger,
 				Slots: slots, MemoryBudgetMB: budget, ShutdownGrace: grace,
 				MaxTasks: maxTasks, MaxAge: maxAge,
-				Name: hostname(), Version: ward.Version(), Remote: true,
+				Remote: true,
 			})
 			// The first signal (main's context) drains; a second one stops.
 			runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -289,9 +289,4 @@ vanishes loses its leases when they expire; its tasks run again elsewhere.`,
 	f.DurationVar(&grace, "grace", 10*time.Second, "after a second signal, how long running tasks may finish")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
-}
-
-func hostname() string {
-	h, _ := os.Hostname()
-	return h
 }

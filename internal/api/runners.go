@@ -25,11 +25,6 @@ const (
 	maxInternalBody = 64 << 20
 )
 
-// JoinTokenRequest is the body of POST /v1/runners/join-tokens.
-type joinTokenRequest struct {
-	TTL string `json:"ttl,omitempty"` // Go duration; default 1h, at most 168h
-}
-
 // listRunners answers GET /v1/runners.
 func (s *Server) listRunners(w http.ResponseWriter, r *http.Request, _ *call) error {
 	rs, err := s.st.ListRunners(r.Context())
@@ -60,7 +55,7 @@ func (s *Server) createJoinToken(w http.ResponseWriter, r *http.Request, c *call
 	if s.ca == nil {
 		return ward.Errorf(ward.CodeInvalidState, "this server has no cluster CA: runners join servers started by `ward server` after `ward server init`")
 	}
-	var req joinTokenRequest
+	var req ward.JoinTokenRequest
 	if err := decodeJSON(http.MaxBytesReader(w, r.Body, maxJSONBody), &req); err != nil {
 		return err
 	}
@@ -279,12 +274,12 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, _ string) erro
 		resp.Errors[i] = &remote.ErrorDetail{Code: code, Message: msg}
 	}
 	if status == http.StatusConflict {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		return json.NewEncoder(w).Encode(struct {
+		// The error names the status; the answers per result still come.
+		s.writeJSON(w, r, status, struct {
 			remote.CompleteResponse
 			Error remote.ErrorDetail `json:"error"`
 		}{resp, remote.ErrorDetail{Code: ward.CodeStaleLease, Message: "a result of a lease that is no longer held was ignored"}})
+		return nil
 	}
 	s.writeJSON(w, r, status, resp)
 	return nil

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -55,7 +56,7 @@ type Options struct {
 	MaxTasks int
 	MaxAge   time.Duration
 	// Name, Version, Drivers and Remote describe the runner when it
-	// registers (Drivers default to the sandbox's, "wasm").
+	// registers (defaults: the host name, ward.Version(), "wasm").
 	Name    string
 	Version string
 	Drivers []string
@@ -128,6 +129,12 @@ func New(opts Options) *Runner {
 	}
 	if len(opts.Drivers) == 0 {
 		opts.Drivers = []string{"wasm"}
+	}
+	if opts.Name == "" {
+		opts.Name, _ = os.Hostname()
+	}
+	if opts.Version == "" {
+		opts.Version = ward.Version()
 	}
 	return &Runner{
 		opts:      opts,
@@ -302,11 +309,12 @@ func (r *Runner) leaseLoop(ctx, runCtx context.Context, tasks *sync.WaitGroup) {
 	for ctx.Err() == nil {
 		r.mu.Lock()
 		slots, mem := r.slots, r.memMB
+		spent := r.opts.MaxTasks > 0 && r.leased >= r.opts.MaxTasks
 		if r.opts.MaxTasks > 0 {
 			slots = min(slots, r.opts.MaxTasks-r.leased)
 		}
 		r.mu.Unlock()
-		if slots <= 0 && r.opts.MaxTasks > 0 && r.Leased() >= r.opts.MaxTasks {
+		if spent {
 			r.Drain("max tasks reached")
 			return
 		}

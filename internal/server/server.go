@@ -184,8 +184,6 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			Slots:          cfg.Slots,
 			MemoryBudgetMB: cfg.MemoryBudgetMB,
 			ShutdownGrace:  cfg.ShutdownGrace,
-			Name:           hostname(),
-			Version:        ward.Version(),
 		})
 	}
 	var ca *pki.CA

@@ -154,3 +154,45 @@ func (p *ConsumeJoinTokenParams) Check() error {
 func InvalidJoinToken() error {
 	return ward.Errorf(ward.CodeJoinTokenInvalid, "the join token is not valid")
 }
+
+// Check validates the state asked for: a known one.
+func (p *SetRunnerStateParams) Check() error {
+	if _, ok := runnerStateRank(p.State); !ok {
+		return ward.FieldError("state", "unknown runner state %q", p.State)
+	}
+	return nil
+}
+
+// Move decides a runner's move from state from to p.State along
+// active → draining → drained: change is false when it is there already,
+// and a move back → invalid_state.
+func (p *SetRunnerStateParams) Move(from ward.RunnerState) (change bool, err error) {
+	f, _ := runnerStateRank(from)
+	to, _ := runnerStateRank(p.State)
+	switch {
+	case to == f:
+		return false, nil
+	case to < f:
+		return false, ward.Errorf(ward.CodeInvalidState, "runner %s is %s; it cannot become %s", p.ID, from, p.State)
+	}
+	return true, nil
+}
+
+// runnerStateRank orders the runner states along a runner's life; an
+// unknown state has none.
+func runnerStateRank(st ward.RunnerState) (int, bool) {
+	switch st {
+	case ward.RunnerActive:
+		return 0, true
+	case ward.RunnerDraining:
+		return 1, true
+	case ward.RunnerDrained:
+		return 2, true
+	}
+	return 0, false
+}
+
+// RunnerNotFound is the error for an unknown runner.
+func RunnerNotFound(id string) error {
+	return ward.Errorf(ward.CodeNotFound, "runner %s not found", id)
+}

@@ -41,11 +41,6 @@ func scanRunner(sc scanner) (ward.Runner, error) {
 	return r, nil
 }
 
-// notFoundRunner is the error for an unknown runner.
-func notFoundRunner(id string) error {
-	return ward.Errorf(ward.CodeNotFound, "runner %s not found", id)
-}
-
 // RegisterRunner inserts the runner, or replaces the row of a runner known
 // by its ID (a new incarnation), as active, registered and seen at Now; it
 // returns the runner with its running count (leases an earlier incarnation
@@ -81,7 +76,7 @@ func (s *Store) RegisterRunner(ctx context.Context, p *store.RegisterRunnerParam
 func (s *Store) GetRunner(ctx context.Context, id string) (ward.Runner, error) {
 	r, err := scanRunner(s.pool.QueryRow(ctx, `SELECT `+runnerCols+` FROM runners WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return ward.Runner{}, notFoundRunner(id)
+		return ward.Runner{}, store.RunnerNotFound(id)
 	}
 	if err != nil {
 		return ward.Runner{}, fmt.Errorf("postgres: get runner: %w", err)
@@ -104,26 +99,12 @@ func (s *Store) TouchRunner(ctx context.Context, id string, now time.Time) (ward
 	r, err := scanRunner(s.pool.QueryRow(ctx, `UPDATE runners SET last_seen_at = $2 WHERE id = $1 RETURNING `+runnerCols,
 		id, micros(now)))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return ward.Runner{}, notFoundRunner(id)
+		return ward.Runner{}, store.RunnerNotFound(id)
 	}
 	if err != nil {
 		return ward.Runner{}, fmt.Errorf("postgres: touch runner: %w", err)
 	}
 	return r, nil
-}
-
-// stateRank orders the runner states along a runner's life; an unknown
-// state has none.
-func stateRank(st ward.RunnerState) (int, bool) {
-	switch st {
-	case ward.RunnerActive:
-		return 0, true
-	case ward.RunnerDraining:
-		return 1, true
-	case ward.RunnerDrained:
-		return 2, true
-	}
-	return 0, false
 }
 
 // SetRunnerState moves a runner forward along active → draining → drained
@@ -132,26 +113,21 @@ func stateRank(st ward.RunnerState) (int, bool) {
 // unknown state → invalid_argument. Its times are not changed. The row is
 // locked while the move is checked, so concurrent changes apply in turn.
 func (s *Store) SetRunnerState(ctx context.Context, p *store.SetRunnerStateParams) (ward.Runner, error) {
-	to, ok := stateRank(p.State)
-	if !ok {
-		return ward.Runner{}, ward.FieldError("state", "unknown runner state %q", p.State)
+	if err := p.Check(); err != nil {
+		return ward.Runner{}, err
 	}
 	var r ward.Runner
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var err error
 		r, err = scanRunner(tx.QueryRow(ctx, `SELECT `+runnerCols+` FROM runners WHERE id = $1 FOR UPDATE`, p.ID))
 		if errors.Is(err, pgx.ErrNoRows) {
-			return notFoundRunner(p.ID)
+			return store.RunnerNotFound(p.ID)
 		}
 		if err != nil {
 			return fmt.Errorf("postgres: set runner state: %w", err)
 		}
-		from, _ := stateRank(r.State)
-		switch {
-		case to == from:
-			return nil
-		case to < from:
-			return ward.Errorf(ward.CodeInvalidState, "runner %s is %s; it cannot become %s", p.ID, r.State, p.State)
+		if change, err := p.Move(r.State); !change {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE runners SET state = $2 WHERE id = $1`, p.ID, string(p.State)); err != nil {
 			return fmt.Errorf("postgres: set runner state: %w", err)

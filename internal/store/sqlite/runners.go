@@ -66,11 +66,6 @@ func scanRunnerRunning(sc scanner) (ward.Runner, error) {
 	return r, err
 }
 
-// notFoundRunner is the error for an unknown runner.
-func notFoundRunner(id string) error {
-	return ward.Errorf(ward.CodeNotFound, "runner %s not found", id)
-}
-
 // RegisterRunner inserts the runner, or replaces the row of a runner known
 // by its ID (a new incarnation), as active, registered and seen at Now; it
 // returns the runner with its running count (leases an earlier incarnation
@@ -121,7 +116,7 @@ func (s *Store) RegisterRunner(ctx context.Context, p *store.RegisterRunnerParam
 func (s *Store) GetRunner(ctx context.Context, id string) (ward.Runner, error) {
 	r, err := scanRunnerRunning(s.r.QueryRowContext(ctx, getRunnerSQL, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return ward.Runner{}, notFoundRunner(id)
+		return ward.Runner{}, store.RunnerNotFound(id)
 	}
 	if err != nil {
 		return ward.Runner{}, fmt.Errorf("sqlite: get runner: %w", err)
@@ -162,7 +157,7 @@ func (s *Store) TouchRunner(ctx context.Context, id string, now time.Time) (ward
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("sqlite: touch runner: %w", err)
 		} else if n == 0 {
-			return notFoundRunner(id)
+			return store.RunnerNotFound(id)
 		}
 		r, err = scanRunnerRunning(tx.QueryRowContext(ctx, getRunnerSQL, id))
 		if err != nil {
@@ -176,45 +171,26 @@ func (s *Store) TouchRunner(ctx context.Context, id string, now time.Time) (ward
 	return r, nil
 }
 
-// stateRank orders the runner states along a runner's life; an unknown
-// state has none.
-func stateRank(st ward.RunnerState) (int, bool) {
-	switch st {
-	case ward.RunnerActive:
-		return 0, true
-	case ward.RunnerDraining:
-		return 1, true
-	case ward.RunnerDrained:
-		return 2, true
-	}
-	return 0, false
-}
-
 // SetRunnerState moves a runner forward along active → draining → drained
 // (active → drained directly too) and returns it. Its current state is a
 // no-op; a move back → invalid_state; an unknown runner → not_found; an
 // unknown state → invalid_argument. Its times are not changed.
 func (s *Store) SetRunnerState(ctx context.Context, p *store.SetRunnerStateParams) (ward.Runner, error) {
-	to, ok := stateRank(p.State)
-	if !ok {
-		return ward.Runner{}, ward.FieldError("state", "unknown runner state %q", p.State)
+	if err := p.Check(); err != nil {
+		return ward.Runner{}, err
 	}
 	var r ward.Runner
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
 		r, err = scanRunnerRunning(tx.QueryRowContext(ctx, getRunnerSQL, p.ID))
 		if errors.Is(err, sql.ErrNoRows) {
-			return notFoundRunner(p.ID)
+			return store.RunnerNotFound(p.ID)
 		}
 		if err != nil {
 			return fmt.Errorf("sqlite: set runner state: %w", err)
 		}
-		from, _ := stateRank(r.State)
-		switch {
-		case to == from:
-			return nil
-		case to < from:
-			return ward.Errorf(ward.CodeInvalidState, "runner %s is %s; it cannot become %s", p.ID, r.State, p.State)
+		if change, err := p.Move(r.State); !change {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE runners SET state = ? WHERE id = ?`, string(p.State), p.ID); err != nil {
 			return fmt.Errorf("sqlite: set runner state: %w", err)
