@@ -18,23 +18,8 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// scanner is a pgx.Row or pgx.Rows.
-type scanner interface {
-	Scan(dest ...any) error
-}
-
-// projectCols are the columns scanned by scanProject.
-const projectCols = `name, created_at, retention_days`
-
-func scanProject(sc scanner) (ward.Project, error) {
-	var p ward.Project
-	var created int64
-	if err := sc.Scan(&p.Name, &created, &p.RetentionDays); err != nil {
-		return ward.Project{}, err
-	}
-	p.CreatedAt = fromMicros(created)
-	return p, nil
-}
+// scanner is one row of a query.
+type scanner = store.Scanner
 
 // CreateProject creates a project; an existing name → already_exists.
 // RetentionDays 0 means ward.DefaultRetentionDays; otherwise it must lie in
@@ -60,9 +45,9 @@ func (s *Store) CreateProject(ctx context.Context, p *store.CreateProjectParams)
 
 // GetProject returns a project, or not_found.
 func (s *Store) GetProject(ctx context.Context, name string) (ward.Project, error) {
-	p, err := scanProject(s.pool.QueryRow(ctx, `SELECT `+projectCols+` FROM projects WHERE name = $1`, name))
+	p, err := store.ScanProject(s.pool.QueryRow(ctx, `SELECT `+store.ProjectCols+` FROM projects WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return ward.Project{}, notFoundProject(name)
+		return ward.Project{}, store.ProjectNotFound(name)
 	}
 	if err != nil {
 		return ward.Project{}, fmt.Errorf("postgres: get project: %w", err)
@@ -72,7 +57,7 @@ func (s *Store) GetProject(ctx context.Context, name string) (ward.Project, erro
 
 // ListProjects returns all projects ordered by name.
 func (s *Store) ListProjects(ctx context.Context) ([]ward.Project, error) {
-	ps, err := collect(ctx, s.pool, scanProject, `SELECT `+projectCols+` FROM projects ORDER BY name`)
+	ps, err := collect(ctx, s.pool, store.ScanProject, `SELECT `+store.ProjectCols+` FROM projects ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list projects: %w", err)
 	}
@@ -108,10 +93,10 @@ func (s *Store) SetRetention(ctx context.Context, project string, days int) (war
 	if err := (ward.ProjectSettings{RetentionDays: days}).Validate(); err != nil {
 		return ward.Project{}, err
 	}
-	p, err := scanProject(s.pool.QueryRow(ctx, `UPDATE projects SET retention_days = $1 WHERE name = $2 RETURNING `+projectCols,
+	p, err := store.ScanProject(s.pool.QueryRow(ctx, `UPDATE projects SET retention_days = $1 WHERE name = $2 RETURNING `+store.ProjectCols,
 		days, project))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return ward.Project{}, notFoundProject(project)
+		return ward.Project{}, store.ProjectNotFound(project)
 	}
 	if err != nil {
 		return ward.Project{}, fmt.Errorf("postgres: set retention: %w", err)
@@ -140,7 +125,7 @@ var deleteProjectSQL = []string{
 // not_found; a project created again under the name starts empty.
 func (s *Store) DeleteProject(ctx context.Context, name string) error {
 	if name == "" { // "" owns the admin tokens
-		return notFoundProject(name)
+		return store.ProjectNotFound(name)
 	}
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		// Lock the project row: writers that check the project exists
@@ -148,7 +133,7 @@ func (s *Store) DeleteProject(ctx context.Context, name string) error {
 		var one int
 		err := tx.QueryRow(ctx, `SELECT 1 FROM projects WHERE name = $1 FOR UPDATE`, name).Scan(&one)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return notFoundProject(name)
+			return store.ProjectNotFound(name)
 		}
 		if err != nil {
 			return fmt.Errorf("postgres: delete project: %w", err)
@@ -181,11 +166,6 @@ func projectExists(ctx context.Context, q querier, name string, share bool) (boo
 	return true, nil
 }
 
-// notFoundProject is the error for a missing project.
-func notFoundProject(name string) error {
-	return ward.Errorf(ward.CodeNotFound, "project %s not found", name)
-}
-
 // CreateToken records a token's metadata. A project token's project must
 // exist (not_found); a repeated ID → already_exists.
 func (s *Store) CreateToken(ctx context.Context, p *store.CreateTokenParams) (ward.Token, error) {
@@ -197,7 +177,7 @@ func (s *Store) CreateToken(ctx context.Context, p *store.CreateTokenParams) (wa
 				return err
 			}
 			if !ok {
-				return notFoundProject(t.Project)
+				return store.ProjectNotFound(t.Project)
 			}
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO tokens (id, project, role, name, created_at, expires_at, revoked_at)
@@ -269,26 +249,6 @@ func (s *Store) CountTokens(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// functionCols are the columns scanned by scanFunction.
-const functionCols = `project, name, spec, code_digest, code_version, code_size, created_at, updated_at`
-
-func scanFunction(sc scanner) (ward.Function, error) {
-	var (
-		f                ward.Function
-		spec             string
-		created, updated int64
-	)
-	if err := sc.Scan(&f.Project, &f.Name, &spec, &f.CodeDigest, &f.CodeVersion, &f.CodeSize, &created, &updated); err != nil {
-		return ward.Function{}, err
-	}
-	if err := json.Unmarshal([]byte(spec), &f.Spec); err != nil {
-		return ward.Function{}, fmt.Errorf("function %s: decode spec: %w", f.Name, err)
-	}
-	f.CreatedAt = fromMicros(created)
-	f.UpdatedAt = fromMicros(updated)
-	return f, nil
-}
-
 // PutFunction creates or updates a function's spec; its code and creation
 // time stay. The project must exist (not_found).
 func (s *Store) PutFunction(ctx context.Context, p *store.PutFunctionParams) (ward.Function, error) {
@@ -303,14 +263,14 @@ func (s *Store) PutFunction(ctx context.Context, p *store.PutFunctionParams) (wa
 			return err
 		}
 		if !ok {
-			return notFoundProject(p.Project)
+			return store.ProjectNotFound(p.Project)
 		}
 		now := micros(p.Now)
-		f, err = scanFunction(tx.QueryRow(ctx, `INSERT INTO functions (project, name, spec, max_concurrency, created_at, updated_at)
+		f, err = store.ScanFunction(tx.QueryRow(ctx, `INSERT INTO functions (project, name, spec, max_concurrency, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $5)
 			ON CONFLICT (project, name) DO UPDATE SET spec = excluded.spec, max_concurrency = excluded.max_concurrency,
 				updated_at = excluded.updated_at
-			RETURNING `+functionCols,
+			RETURNING `+store.FunctionCols,
 			p.Project, p.Name, string(spec), p.Spec.Limits.MaxConcurrency, now))
 		if err != nil {
 			return fmt.Errorf("postgres: put function: %w", err)
@@ -322,7 +282,7 @@ func (s *Store) PutFunction(ctx context.Context, p *store.PutFunctionParams) (wa
 
 // GetFunction returns a function, or not_found.
 func (s *Store) GetFunction(ctx context.Context, project, name string) (ward.Function, error) {
-	f, err := scanFunction(s.pool.QueryRow(ctx, `SELECT `+functionCols+` FROM functions WHERE project = $1 AND name = $2`, project, name))
+	f, err := store.ScanFunction(s.pool.QueryRow(ctx, `SELECT `+store.FunctionCols+` FROM functions WHERE project = $1 AND name = $2`, project, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ward.Function{}, ward.Errorf(ward.CodeNotFound, "function %s not found", name)
 	}
@@ -335,7 +295,7 @@ func (s *Store) GetFunction(ctx context.Context, project, name string) (ward.Fun
 // ListFunctions returns a project's functions ordered by name; a missing
 // project → not_found.
 func (s *Store) ListFunctions(ctx context.Context, project string) ([]ward.Function, error) {
-	fs, err := collect(ctx, s.pool, scanFunction, `SELECT `+functionCols+` FROM functions WHERE project = $1 ORDER BY name`, project)
+	fs, err := collect(ctx, s.pool, store.ScanFunction, `SELECT `+store.FunctionCols+` FROM functions WHERE project = $1 ORDER BY name`, project)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list functions: %w", err)
 	}
@@ -343,7 +303,7 @@ func (s *Store) ListFunctions(ctx context.Context, project string) ([]ward.Funct
 		if ok, err := projectExists(ctx, s.pool, project, false); err != nil {
 			return nil, err
 		} else if !ok {
-			return nil, notFoundProject(project)
+			return nil, store.ProjectNotFound(project)
 		}
 	}
 	return fs, nil
@@ -391,9 +351,9 @@ func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Funct
 	var f ward.Function
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var err error
-		f, err = scanFunction(tx.QueryRow(ctx, `UPDATE functions
+		f, err = store.ScanFunction(tx.QueryRow(ctx, `UPDATE functions
 			SET code_digest = $1, code_version = code_version + 1, code_size = $2, updated_at = $3
-			WHERE project = $4 AND name = $5 RETURNING `+functionCols,
+			WHERE project = $4 AND name = $5 RETURNING `+store.FunctionCols,
 			p.Digest, size, micros(p.Now), p.Project, p.Function))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ward.Errorf(ward.CodeNotFound, "function %s not found", p.Function)
@@ -467,7 +427,7 @@ func scopeExists(ctx context.Context, q querier, project, function string, share
 	}
 	switch {
 	case errors.Is(err, pgx.ErrNoRows) && function == "":
-		return notFoundProject(project)
+		return store.ProjectNotFound(project)
 	case errors.Is(err, pgx.ErrNoRows):
 		return ward.Errorf(ward.CodeNotFound, "function %s not found", function)
 	case err != nil:

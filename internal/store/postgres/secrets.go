@@ -11,19 +11,6 @@ import (
 	"github.com/wardhq/ward/internal/store"
 )
 
-// secretCols are the columns scanned by scanSecret.
-const secretCols = `function, name, version, size, updated_at`
-
-func scanSecret(sc scanner) (ward.Secret, error) {
-	var sec ward.Secret
-	var updated int64
-	if err := sc.Scan(&sec.Function, &sec.Name, &sec.Version, &sec.Size, &updated); err != nil {
-		return ward.Secret{}, err
-	}
-	sec.UpdatedAt = fromMicros(updated)
-	return sec, nil
-}
-
 // PutSecret creates or replaces a secret of a project (Function "") or of
 // one of its functions. A new secret has version 1; each replacement adds
 // one. Size is p.Size, or len(p.Value) when that is 0. With IfAbsent an
@@ -50,8 +37,8 @@ func (s *Store) PutSecret(ctx context.Context, p *store.PutSecretParams) (store.
 		if p.IfAbsent {
 			// Insert only when absent; a conflict leaves the row as it is
 			// and the existing secret is read back.
-			sec, err := scanSecret(tx.QueryRow(ctx, `INSERT INTO secrets (project, function, name, value, size, version, updated_at)
-				VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT (project, function, name) DO NOTHING RETURNING `+secretCols,
+			sec, err := store.ScanSecret(tx.QueryRow(ctx, `INSERT INTO secrets (project, function, name, value, size, version, updated_at)
+				VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT (project, function, name) DO NOTHING RETURNING `+store.SecretCols,
 				p.Project, p.Function, p.Name, value, size, micros(p.Now)))
 			switch {
 			case err == nil:
@@ -60,7 +47,7 @@ func (s *Store) PutSecret(ctx context.Context, p *store.PutSecretParams) (store.
 			case !errors.Is(err, pgx.ErrNoRows):
 				return fmt.Errorf("postgres: put secret: %w", err)
 			}
-			sec, err = scanSecret(tx.QueryRow(ctx, `SELECT `+secretCols+` FROM secrets
+			sec, err = store.ScanSecret(tx.QueryRow(ctx, `SELECT `+store.SecretCols+` FROM secrets
 				WHERE project = $1 AND function = $2 AND name = $3`, p.Project, p.Function, p.Name))
 			if err != nil {
 				return fmt.Errorf("postgres: put secret: %w", err)
@@ -68,11 +55,11 @@ func (s *Store) PutSecret(ctx context.Context, p *store.PutSecretParams) (store.
 			res = store.PutSecretResult{Secret: sec, Existing: true}
 			return nil
 		}
-		sec, err := scanSecret(tx.QueryRow(ctx, `INSERT INTO secrets (project, function, name, value, size, version, updated_at)
+		sec, err := store.ScanSecret(tx.QueryRow(ctx, `INSERT INTO secrets (project, function, name, value, size, version, updated_at)
 			VALUES ($1, $2, $3, $4, $5, 1, $6)
 			ON CONFLICT (project, function, name) DO UPDATE SET value = excluded.value, size = excluded.size,
 				version = secrets.version + 1, updated_at = excluded.updated_at
-			RETURNING `+secretCols,
+			RETURNING `+store.SecretCols,
 			p.Project, p.Function, p.Name, value, size, micros(p.Now)))
 		if err != nil {
 			return fmt.Errorf("postgres: put secret: %w", err)
@@ -90,7 +77,7 @@ func (s *Store) PutSecret(ctx context.Context, p *store.PutSecretParams) (store.
 // project's global ones) ordered by name, without values. A missing
 // project (or function, when set) → not_found.
 func (s *Store) ListSecrets(ctx context.Context, project, function string) ([]ward.Secret, error) {
-	secs, err := collect(ctx, s.pool, scanSecret, `SELECT `+secretCols+` FROM secrets
+	secs, err := collect(ctx, s.pool, func(sc scanner) (ward.Secret, error) { return store.ScanSecret(sc) }, `SELECT `+store.SecretCols+` FROM secrets
 		WHERE project = $1 AND function = $2 ORDER BY name`, project, function)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list secrets: %w", err)
@@ -119,7 +106,7 @@ func (s *Store) GetSecrets(ctx context.Context, project, function string) ([]sto
 			sv.Value = []byte{}
 		}
 		return sv, nil
-	}, `SELECT `+secretCols+`, value FROM secrets
+	}, `SELECT `+store.SecretCols+`, value FROM secrets
 		WHERE project = $1 AND function IN ('', $2) ORDER BY function, name`, project, function)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: get secrets: %w", err)
@@ -128,7 +115,7 @@ func (s *Store) GetSecrets(ctx context.Context, project, function string) ([]sto
 		if ok, err := projectExists(ctx, s.pool, project, false); err != nil {
 			return nil, err
 		} else if !ok {
-			return nil, notFoundProject(project)
+			return nil, store.ProjectNotFound(project)
 		}
 	}
 	return out, nil
@@ -142,7 +129,7 @@ func (s *Store) DeleteSecret(ctx context.Context, project, function, name string
 		return fmt.Errorf("postgres: delete secret: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return ward.Errorf(ward.CodeNotFound, "secret %s not found", name)
+		return store.SecretNotFound(name)
 	}
 	return nil
 }

@@ -96,7 +96,7 @@ func checkProjects(ctx context.Context, tx pgx.Tx, p *store.InsertTasksParams) e
 			return err
 		}
 		if !ok {
-			return notFoundProject(n)
+			return store.ProjectNotFound(n)
 		}
 	}
 	return nil
@@ -286,7 +286,7 @@ func (s *Store) ListTasks(ctx context.Context, p *store.ListTasksParams) ([]stor
 		if ok, err := projectExists(ctx, s.pool, p.Project, false); err != nil {
 			return nil, err
 		} else if !ok {
-			return nil, notFoundProject(p.Project)
+			return nil, store.ProjectNotFound(p.Project)
 		}
 	}
 	return recs, nil

@@ -11,19 +11,6 @@ import (
 	"github.com/wardhq/ward/internal/store"
 )
 
-// projectCols are the columns scanned by scanProject.
-const projectCols = `name, created_at, retention_days`
-
-func scanProject(sc scanner) (ward.Project, error) {
-	var p ward.Project
-	var created int64
-	if err := sc.Scan(&p.Name, &created, &p.RetentionDays); err != nil {
-		return ward.Project{}, err
-	}
-	p.CreatedAt = fromMicros(created)
-	return p, nil
-}
-
 // CreateProject creates a project; an existing name → already_exists.
 // RetentionDays 0 means ward.DefaultRetentionDays; otherwise it must lie in
 // [1, ward.MaxRetention] (invalid_argument).
@@ -56,9 +43,9 @@ func (s *Store) CreateProject(ctx context.Context, p *store.CreateProjectParams)
 
 // GetProject returns a project, or not_found.
 func (s *Store) GetProject(ctx context.Context, name string) (ward.Project, error) {
-	p, err := scanProject(s.r.QueryRowContext(ctx, `SELECT `+projectCols+` FROM projects WHERE name = ?`, name))
+	p, err := store.ScanProject(s.r.QueryRowContext(ctx, `SELECT `+store.ProjectCols+` FROM projects WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
-		return ward.Project{}, notFoundProject(name)
+		return ward.Project{}, store.ProjectNotFound(name)
 	}
 	if err != nil {
 		return ward.Project{}, fmt.Errorf("sqlite: get project: %w", err)
@@ -68,14 +55,14 @@ func (s *Store) GetProject(ctx context.Context, name string) (ward.Project, erro
 
 // ListProjects returns all projects ordered by name.
 func (s *Store) ListProjects(ctx context.Context) ([]ward.Project, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+projectCols+` FROM projects ORDER BY name`)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+store.ProjectCols+` FROM projects ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list projects: %w", err)
 	}
 	defer rows.Close()
 	ps := []ward.Project{}
 	for rows.Next() {
-		p, err := scanProject(rows)
+		p, err := store.ScanProject(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list projects: %w", err)
 		}
@@ -97,10 +84,10 @@ func (s *Store) SetRetention(ctx context.Context, project string, days int) (war
 	var p ward.Project
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		p, err = scanProject(tx.QueryRowContext(ctx, `UPDATE projects SET retention_days = ? WHERE name = ? RETURNING `+projectCols,
+		p, err = store.ScanProject(tx.QueryRowContext(ctx, `UPDATE projects SET retention_days = ? WHERE name = ? RETURNING `+store.ProjectCols,
 			days, project))
 		if errors.Is(err, sql.ErrNoRows) {
-			return notFoundProject(project)
+			return store.ProjectNotFound(project)
 		}
 		if err != nil {
 			return fmt.Errorf("sqlite: set retention: %w", err)
@@ -136,7 +123,7 @@ var kindsSQL = fmt.Sprintf(`%d AS kind UNION ALL SELECT %d UNION ALL SELECT %d`,
 // project created again under the name starts empty.
 func (s *Store) DeleteProject(ctx context.Context, name string) error {
 	if name == "" { // "" owns the admin tokens
-		return notFoundProject(name)
+		return store.ProjectNotFound(name)
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		ok, err := projectExists(ctx, tx, name)
@@ -144,7 +131,7 @@ func (s *Store) DeleteProject(ctx context.Context, name string) error {
 			return err
 		}
 		if !ok {
-			return notFoundProject(name)
+			return store.ProjectNotFound(name)
 		}
 		for _, q := range deleteProjectSQL {
 			if _, err := tx.ExecContext(ctx, q, name); err != nil {
@@ -173,11 +160,6 @@ func projectExists(ctx context.Context, q rowQuerier, name string) (bool, error)
 	return true, nil
 }
 
-// notFoundProject is the error for a missing project.
-func notFoundProject(name string) error {
-	return ward.Errorf(ward.CodeNotFound, "project %s not found", name)
-}
-
 // CreateToken records a token's metadata. A project token's project must
 // exist (not_found); a repeated ID → already_exists.
 func (s *Store) CreateToken(ctx context.Context, p *store.CreateTokenParams) (ward.Token, error) {
@@ -189,7 +171,7 @@ func (s *Store) CreateToken(ctx context.Context, p *store.CreateTokenParams) (wa
 				return err
 			}
 			if !ok {
-				return notFoundProject(t.Project)
+				return store.ProjectNotFound(t.Project)
 			}
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, project, role, name, created_at, expires_at, revoked_at)
@@ -271,26 +253,6 @@ func (s *Store) CountTokens(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// functionCols are the columns scanned by scanFunction.
-const functionCols = `project, name, spec, code_digest, code_version, code_size, created_at, updated_at`
-
-func scanFunction(sc scanner) (ward.Function, error) {
-	var (
-		f                ward.Function
-		spec             string
-		created, updated int64
-	)
-	if err := sc.Scan(&f.Project, &f.Name, &spec, &f.CodeDigest, &f.CodeVersion, &f.CodeSize, &created, &updated); err != nil {
-		return ward.Function{}, err
-	}
-	if err := json.Unmarshal([]byte(spec), &f.Spec); err != nil {
-		return ward.Function{}, fmt.Errorf("function %s: decode spec: %w", f.Name, err)
-	}
-	f.CreatedAt = fromMicros(created)
-	f.UpdatedAt = fromMicros(updated)
-	return f, nil
-}
-
 // PutFunction creates or updates a function's spec; its code and creation
 // time stay. The project must exist (not_found).
 func (s *Store) PutFunction(ctx context.Context, p *store.PutFunctionParams) (ward.Function, error) {
@@ -305,14 +267,14 @@ func (s *Store) PutFunction(ctx context.Context, p *store.PutFunctionParams) (wa
 			return err
 		}
 		if !ok {
-			return notFoundProject(p.Project)
+			return store.ProjectNotFound(p.Project)
 		}
 		now := micros(p.Now)
-		f, err = scanFunction(tx.QueryRowContext(ctx, `INSERT INTO functions (project, name, spec, max_concurrency, created_at, updated_at)
+		f, err = store.ScanFunction(tx.QueryRowContext(ctx, `INSERT INTO functions (project, name, spec, max_concurrency, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (project, name) DO UPDATE SET spec = excluded.spec, max_concurrency = excluded.max_concurrency,
 				updated_at = excluded.updated_at
-			RETURNING `+functionCols,
+			RETURNING `+store.FunctionCols,
 			p.Project, p.Name, string(spec), p.Spec.Limits.MaxConcurrency, now, now))
 		if err != nil {
 			return fmt.Errorf("sqlite: put function: %w", err)
@@ -324,7 +286,7 @@ func (s *Store) PutFunction(ctx context.Context, p *store.PutFunctionParams) (wa
 
 // GetFunction returns a function, or not_found.
 func (s *Store) GetFunction(ctx context.Context, project, name string) (ward.Function, error) {
-	f, err := scanFunction(s.r.QueryRowContext(ctx, `SELECT `+functionCols+` FROM functions WHERE project = ? AND name = ?`, project, name))
+	f, err := store.ScanFunction(s.r.QueryRowContext(ctx, `SELECT `+store.FunctionCols+` FROM functions WHERE project = ? AND name = ?`, project, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return ward.Function{}, ward.Errorf(ward.CodeNotFound, "function %s not found", name)
 	}
@@ -337,14 +299,14 @@ func (s *Store) GetFunction(ctx context.Context, project, name string) (ward.Fun
 // ListFunctions returns a project's functions ordered by name; a missing
 // project → not_found.
 func (s *Store) ListFunctions(ctx context.Context, project string) ([]ward.Function, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+functionCols+` FROM functions WHERE project = ? ORDER BY name`, project)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+store.FunctionCols+` FROM functions WHERE project = ? ORDER BY name`, project)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list functions: %w", err)
 	}
 	defer rows.Close()
 	fs := []ward.Function{}
 	for rows.Next() {
-		f, err := scanFunction(rows)
+		f, err := store.ScanFunction(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list functions: %w", err)
 		}
@@ -357,7 +319,7 @@ func (s *Store) ListFunctions(ctx context.Context, project string) ([]ward.Funct
 		if ok, err := projectExists(ctx, s.r, project); err != nil {
 			return nil, err
 		} else if !ok {
-			return nil, notFoundProject(project)
+			return nil, store.ProjectNotFound(project)
 		}
 	}
 	return fs, nil
@@ -404,9 +366,9 @@ func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Funct
 	var f ward.Function
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		f, err = scanFunction(tx.QueryRowContext(ctx, `UPDATE functions
+		f, err = store.ScanFunction(tx.QueryRowContext(ctx, `UPDATE functions
 			SET code_digest = ?, code_version = code_version + 1, code_size = ?, updated_at = ?
-			WHERE project = ? AND name = ? RETURNING `+functionCols,
+			WHERE project = ? AND name = ? RETURNING `+store.FunctionCols,
 			p.Digest, size, micros(p.Now), p.Project, p.Function))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ward.Errorf(ward.CodeNotFound, "function %s not found", p.Function)
@@ -476,7 +438,7 @@ func scopeExists(ctx context.Context, q rowQuerier, project, function string) er
 	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows) && function == "":
-		return notFoundProject(project)
+		return store.ProjectNotFound(project)
 	case errors.Is(err, sql.ErrNoRows):
 		return ward.Errorf(ward.CodeNotFound, "function %s not found", function)
 	case err != nil:

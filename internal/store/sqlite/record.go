@@ -27,10 +27,8 @@ const (
 // bodyID is the task_bodies row ID of one body of the task with seq.
 func bodyID(seq int64, kind int) int64 { return seq*4 + int64(kind) }
 
-// scanner is *sql.Row or *sql.Rows.
-type scanner interface {
-	Scan(dest ...any) error
-}
+// scanner is one row of a query.
+type scanner = store.Scanner
 
 // numTaskCols is the number of columns in taskCols.
 const numTaskCols = 31

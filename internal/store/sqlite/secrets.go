@@ -10,25 +10,6 @@ import (
 	"github.com/wardhq/ward/internal/store"
 )
 
-// secretCols are the columns scanned by scanSecret.
-const secretCols = `function, name, version, size, updated_at`
-
-func scanSecret(sc scanner, extra ...any) (ward.Secret, error) {
-	var sec ward.Secret
-	var updated int64
-	if err := sc.Scan(append([]any{&sec.Function, &sec.Name, &sec.Version, &sec.Size, &updated}, extra...)...); err != nil {
-		return ward.Secret{}, err
-	}
-	sec.UpdatedAt = fromMicros(updated)
-	return sec, nil
-}
-
-// notFoundSecret is the error for a missing secret; it names the secret,
-// never its value.
-func notFoundSecret(name string) error {
-	return ward.Errorf(ward.CodeNotFound, "secret %s not found", name)
-}
-
 // PutSecret creates or replaces a secret of a project (Function "") or of
 // one of its functions. A new secret has version 1; each replacement adds
 // one. Size is p.Size, or len(p.Value) when that is 0. With IfAbsent an
@@ -54,7 +35,7 @@ func (s *Store) PutSecret(ctx context.Context, p *store.PutSecretParams) (store.
 			return err
 		}
 		if p.IfAbsent {
-			sec, err := scanSecret(tx.QueryRowContext(ctx, `SELECT `+secretCols+` FROM secrets
+			sec, err := store.ScanSecret(tx.QueryRowContext(ctx, `SELECT `+store.SecretCols+` FROM secrets
 				WHERE project = ? AND function = ? AND name = ?`, p.Project, p.Function, p.Name))
 			switch {
 			case err == nil:
@@ -64,11 +45,11 @@ func (s *Store) PutSecret(ctx context.Context, p *store.PutSecretParams) (store.
 				return fmt.Errorf("sqlite: put secret: %w", err)
 			}
 		}
-		sec, err := scanSecret(tx.QueryRowContext(ctx, `INSERT INTO secrets (project, function, name, value, size, version, updated_at)
+		sec, err := store.ScanSecret(tx.QueryRowContext(ctx, `INSERT INTO secrets (project, function, name, value, size, version, updated_at)
 			VALUES (?, ?, ?, ?, ?, 1, ?)
 			ON CONFLICT (project, function, name) DO UPDATE SET value = excluded.value, size = excluded.size,
 				version = secrets.version + 1, updated_at = excluded.updated_at
-			RETURNING `+secretCols,
+			RETURNING `+store.SecretCols,
 			p.Project, p.Function, p.Name, value, size, micros(p.Now)))
 		if err != nil {
 			return fmt.Errorf("sqlite: put secret: %w", err)
@@ -86,7 +67,7 @@ func (s *Store) PutSecret(ctx context.Context, p *store.PutSecretParams) (store.
 // project's global ones) ordered by name, without values. A missing
 // project (or function, when set) → not_found.
 func (s *Store) ListSecrets(ctx context.Context, project, function string) ([]ward.Secret, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+secretCols+` FROM secrets WHERE project = ? AND function = ? ORDER BY name`,
+	rows, err := s.r.QueryContext(ctx, `SELECT `+store.SecretCols+` FROM secrets WHERE project = ? AND function = ? ORDER BY name`,
 		project, function)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list secrets: %w", err)
@@ -94,7 +75,7 @@ func (s *Store) ListSecrets(ctx context.Context, project, function string) ([]wa
 	defer rows.Close()
 	secs := []ward.Secret{}
 	for rows.Next() {
-		sec, err := scanSecret(rows)
+		sec, err := store.ScanSecret(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list secrets: %w", err)
 		}
@@ -117,7 +98,7 @@ func (s *Store) ListSecrets(ctx context.Context, project, function string) ([]wa
 // not_found; a missing function has no local secrets (a task of a deleted
 // function still sees the global ones).
 func (s *Store) GetSecrets(ctx context.Context, project, function string) ([]store.SecretValue, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+secretCols+`, value FROM secrets
+	rows, err := s.r.QueryContext(ctx, `SELECT `+store.SecretCols+`, value FROM secrets
 		WHERE project = ? AND function IN ('', ?) ORDER BY function, name`, project, function)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: get secrets: %w", err)
@@ -126,7 +107,7 @@ func (s *Store) GetSecrets(ctx context.Context, project, function string) ([]sto
 	out := []store.SecretValue{}
 	for rows.Next() {
 		var value []byte
-		sec, err := scanSecret(rows, &value)
+		sec, err := store.ScanSecret(rows, &value)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: get secrets: %w", err)
 		}
@@ -142,7 +123,7 @@ func (s *Store) GetSecrets(ctx context.Context, project, function string) ([]sto
 		if ok, err := projectExists(ctx, s.r, project); err != nil {
 			return nil, err
 		} else if !ok {
-			return nil, notFoundProject(project)
+			return nil, store.ProjectNotFound(project)
 		}
 	}
 	return out, nil
@@ -164,7 +145,7 @@ func (s *Store) DeleteSecret(ctx context.Context, project, function, name string
 		return err
 	}
 	if n == 0 {
-		return notFoundSecret(name)
+		return store.SecretNotFound(name)
 	}
 	return nil
 }

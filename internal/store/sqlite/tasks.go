@@ -179,7 +179,7 @@ func (s *Store) checkProjects(ctx context.Context, tx *sql.Tx, p *store.InsertTa
 		var one int
 		switch err := exists.QueryRowContext(ctx, name).Scan(&one); {
 		case errors.Is(err, sql.ErrNoRows):
-			return notFoundProject(name)
+			return store.ProjectNotFound(name)
 		case err != nil:
 			return fmt.Errorf("sqlite: look up project: %w", err)
 		}
@@ -297,7 +297,7 @@ func (s *Store) ListTasks(ctx context.Context, p *store.ListTasksParams) ([]stor
 		if ok, err := projectExists(ctx, s.r, p.Project); err != nil {
 			return nil, err
 		} else if !ok {
-			return nil, notFoundProject(p.Project)
+			return nil, store.ProjectNotFound(p.Project)
 		}
 	}
 	return recs, nil
