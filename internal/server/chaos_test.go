@@ -127,7 +127,9 @@ func (pg *privatePostgres) database(name string) string {
 
 // TestChaos runs 5,000 tasks on a cluster of two `ward server` and two
 // `ward runner` processes on PostgreSQL, and meanwhile kills one server and
-// one runner with SIGKILL and starts them again, then restarts PostgreSQL.
+// one runner with SIGKILL — while that runner holds leases, which must expire
+// and their tasks run again — and starts them again, then restarts
+// PostgreSQL. Every 50th task sleeps 500 ms, so leases are held at any time.
 // Every task must end succeeded, exactly once: its recorded result is the
 // one of its last attempt. The number of re-executions is printed.
 //
@@ -142,13 +144,35 @@ func TestChaos(t *testing.T) {
 	storeDSN, keystoreDSN := pg.database("ward_store"), pg.database("ward_keys")
 	c := newCluster(t, bin, storeDSN, keystoreDSN, 2)
 	c.deploy("env", "env", ward.FunctionSpec{})
+	c.deploy("sleep", "sleep", ward.FunctionSpec{})
 	r1, r1Dir := c.runner("runner-1", []string{c.internal[0], c.internal[1]}, "--slots", "16")
 	r2, _ := c.runner("runner-2", []string{c.internal[1], c.internal[0]}, "--slots", "16")
 
 	r1ID := runnerIDIn(t, r1Dir)
 	const total = 5000
 	start := time.Now()
-	ids := submitMany(t, c.admin, "env", total)
+	// Every 50th task sleeps: at any moment each runner holds some leases.
+	var ids, sleepIDs []string
+	for len(ids)+len(sleepIDs) < total {
+		reqs := make([]ward.SubmitRequest, 500)
+		for i := range reqs {
+			reqs[i] = ward.SubmitRequest{Function: "env"}
+			if (len(ids)+len(sleepIDs)+i)%50 == 0 {
+				reqs[i].Function = "sleep"
+			}
+		}
+		tasks, err := c.admin.SubmitBatch(context.Background(), ward.DefaultProject, reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range tasks {
+			if tk.Function == "sleep" {
+				sleepIDs = append(sleepIDs, tk.ID)
+			} else {
+				ids = append(ids, tk.ID)
+			}
+		}
+	}
 	t.Logf("submitted %d tasks in %s", total, time.Since(start).Round(time.Millisecond))
 
 	succeeded := func() int {
@@ -167,15 +191,18 @@ func TestChaos(t *testing.T) {
 		}
 	}
 
-	waitFor("1,000 tasks", func() bool { return succeeded() >= 1000 })
-	if n := succeeded(); n >= total {
-		t.Fatal("all tasks ended before the first kill; the test proves nothing")
-	}
+	// Kill runner-1 while it holds leases, so that their expiry is tested.
+	waitFor("1,000 tasks and leases held by runner-1", func() bool {
+		return succeeded() >= 1000 && runningOf(t, storeDSN, r1ID) > 0
+	})
 	t.Logf("SIGKILL runner-1 and server-1 with %d tasks succeeded", succeeded())
 	r1.kill()
 	c.servers[0].kill()
 	held := runningOf(t, storeDSN, r1ID)
 	t.Logf("runner-1 held %d leases when it was killed", held)
+	if n := succeeded(); n >= total || held == 0 {
+		t.Fatalf("at the kill, %d tasks had succeeded and runner-1 held %d leases; the test proves nothing", n, held)
+	}
 	c.servers[0].start()
 	r1.start()
 	waitReady(t, c.publicURL[0]+"/readyz", 2*time.Minute)
@@ -218,6 +245,11 @@ func TestChaos(t *testing.T) {
 		}
 		if env["WARD_TASK_ID"] != id || env["WARD_ATTEMPT"] != strconv.Itoa(tk.Attempts) {
 			t.Fatalf("task %s (attempts %d) holds the result of %s attempt %s", id, tk.Attempts, env["WARD_TASK_ID"], env["WARD_ATTEMPT"])
+		}
+	}
+	for _, id := range sleepIDs {
+		if res, err := cl.Result(ctx, ward.DefaultProject, id); err != nil || string(res) != "slept\n" {
+			t.Fatalf("sleep task %s: result %q, %v", id, res, err)
 		}
 	}
 	fenced := r1.logCount("result of a lost lease ignored") + r2.logCount("result of a lost lease ignored")
