@@ -374,6 +374,14 @@ func TestUsageErrors(t *testing.T) {
 		{"config", "set"},
 		{"deploy", "Bad_Name", "x.wasm"},
 		{"login", "http://x"},
+		{"runner", "drain"},
+		{"runner", "join", "https://x:7071"}, // no token
+		{"runner", "run"},
+		{"runner", "run", "https://x:7071", "--max-tasks", "-1"},
+		{"runner", "run", "https://x:7071", "--max-age", "soon"},
+		{"server", "--addr", "127.0.0.1:7070", "--internal-addr", "127.0.0.1:7070"},
+		{"server", "--internal-addr", ""},
+		{"server", "ca", "stage"}, // no --keys
 	}
 	for _, args := range tests {
 		c := newCLI(t, api.srv.URL)
