@@ -85,7 +85,7 @@ type Task struct {
 
 // PayloadInfo describes a payload after projection and tokenization.
 type PayloadInfo struct {
-	Fields    []string `json:"fields"`              // concrete JSON Pointers of the leaves kept
+	Fields    []string `json:"fields,omitempty"`    // concrete JSON Pointers of what the stored payload holds (one task's read only)
 	Tokenized []string `json:"tokenized,omitempty"` // pointers whose values are tokens
 	Truncated bool     `json:"truncated,omitempty"` // the lists were cut
 }

@@ -287,7 +287,10 @@ func (g *globals) printTask(tk ward.Task) error {
 
 // payloadSummary says in a few words what a projected payload holds.
 func payloadSummary(in *ward.PayloadInfo) string {
-	s := fmt.Sprintf("%d field(s), %d tokenized", len(in.Fields), len(in.Tokenized))
+	s := fmt.Sprintf("%d tokenized", len(in.Tokenized))
+	if len(in.Fields) > 0 { // a read of one task; submissions and lists leave them out
+		s = fmt.Sprintf("%d field(s), %s", len(in.Fields), s)
+	}
 	if in.Truncated {
 		s += ", lists cut short"
 	}

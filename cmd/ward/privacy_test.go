@@ -318,6 +318,14 @@ func TestTaskInspect(t *testing.T) {
 	if !strings.Contains(r.stdout, "Payload holds:  2 field(s), 1 tokenized, lists cut short (ward task inspect lists them)") {
 		t.Errorf("task get = %s", r.stdout)
 	}
+	api.mu.Lock()
+	submitted := api.addTask("fraud", ward.StatusQueued, nil) // as a submission or a list shows it
+	submitted.task.Input = &ward.PayloadInfo{Tokenized: []string{"/customer/id"}}
+	api.mu.Unlock()
+	r = c.run(t, "task", "get", submitted.task.ID)
+	if !strings.Contains(r.stdout, "Payload holds:  1 tokenized (ward task inspect lists them)") {
+		t.Errorf("task get without fields = %s", r.stdout)
+	}
 	r = c.run(t, "task", "inspect", plain.task.ID)
 	if !strings.Contains(r.stdout, "Input rules:   none: the payload is stored as it was submitted") || strings.Contains(r.stdout, "Fields:") {
 		t.Errorf("inspect without rules = %s", r.stdout)

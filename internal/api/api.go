@@ -29,6 +29,7 @@ type Queue interface {
 	Wait(ctx context.Context, project, id string, d time.Duration) (store.TaskRecord, error)
 	List(ctx context.Context, p *store.ListTasksParams) ([]store.TaskRecord, error)
 	Body(ctx context.Context, project, id string, b store.Body) ([]byte, error)
+	Describe(ctx context.Context, rec *store.TaskRecord) error
 	Cancel(ctx context.Context, project, id string) (store.TaskRecord, error)
 	Retry(ctx context.Context, project, id string) (store.TaskRecord, error)
 	Invoke(ctx context.Context, p *queue.InvokeParams) (store.TaskRecord, []byte, error)

@@ -217,6 +217,9 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request, c *call) error 
 			return err
 		}
 	}
+	if err := s.q.Describe(r.Context(), &rec); err != nil {
+		return err
+	}
 	s.writeJSON(w, r, http.StatusOK, rec.Task)
 	return nil
 }

@@ -150,6 +150,8 @@ type walker struct {
 	strict  bool
 	dropped int
 	drops   []string
+
+	skipNullElements bool // Pointers: null array elements are not leaves
 }
 
 // pendingToken is a tokenized value whose token is yet to be made.
@@ -628,7 +630,12 @@ func (w *walker) leaves(i int) int {
 			pl := len(w.path)
 			w.path = append(w.path, '/')
 			w.path = strconv.AppendInt(w.path, int64(idx), 10)
-			ve := w.leaves(j)
+			var ve int
+			if w.skipNullElements && b[j] == 'n' {
+				ve = scanLiteral(b, j, "null")
+			} else {
+				ve = w.leaves(j)
+			}
 			if ve < 0 {
 				return bad
 			}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -84,7 +85,35 @@ func (s *Service) applyInput(t *store.NewTask, fn deployed, bt *batchTokens) err
 		return err
 	}
 	t.Payload = res.Payload
-	t.Input = &ward.PayloadInfo{Fields: res.Fields, Tokenized: res.Tokenized, Truncated: res.Truncated}
+	// The record keeps which pointers were tokenized; which ones the payload
+	// holds is read from the payload itself when someone asks (Describe),
+	// which keeps a long list of pointers off every task row.
+	t.Input = &ward.PayloadInfo{Tokenized: res.Tokenized, Truncated: res.Truncated && len(res.Tokenized) == privacy.MaxReported}
+	return nil
+}
+
+// Describe fills in the pointers a task's stored payload holds (never its
+// values) when its function had input rules: read from the stored payload,
+// so a payload already purged leaves the list empty.
+func (s *Service) Describe(ctx context.Context, rec *store.TaskRecord) error {
+	if rec.Input == nil || len(rec.Input.Fields) > 0 || rec.Sealed {
+		return nil
+	}
+	b, err := s.st.GetTaskBody(ctx, rec.Project, rec.ID, store.BodyPayload)
+	if errors.Is(err, ward.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	fields, truncated, err := privacy.Pointers(b)
+	clear(b)
+	if err != nil {
+		return fmt.Errorf("queue: task %s: stored payload: %w", rec.ID, err)
+	}
+	info := *rec.Input
+	info.Fields, info.Truncated = fields, info.Truncated || truncated
+	rec.Input = &info
 	return nil
 }
 
