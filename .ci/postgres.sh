@@ -13,7 +13,9 @@
 # with trust authentication and durability off: test data only.
 #
 # Environment: WARD_PG_DIR (default /tmp/ward-pg) holds the cluster, its
-# socket, log and chosen port; WARD_PG_PORT is the first port to try.
+# socket, log and chosen port; WARD_PG_PORT is the first port to try;
+# WARD_PG_DURABLE=1 (the benchmark command's setting) keeps fsync and full
+# page writes on, with synchronous_commit off.
 set -euo pipefail
 
 dir="${WARD_PG_DIR:-/tmp/ward-pg}"
@@ -84,6 +86,11 @@ if [ ! -f "$data/PG_VERSION" ]; then
 		{ cat "$dir/initdb.log" >&2; exit 1; }
 fi
 
+durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+if [ "${WARD_PG_DURABLE:-}" = 1 ]; then
+	durability="-c fsync=on -c synchronous_commit=off -c full_page_writes=on"
+fi
+
 if pg_ctl status >/dev/null 2>&1; then
 	port="$(cat "$dir/port")"
 else
@@ -92,7 +99,7 @@ else
 	while ! port_free "$port"; do port=$((port + 1)); done
 	echo "$port" >"$dir/port"
 	pg_ctl start -w -t 60 -l "$dir/server.log" \
-		-o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+		-o "-c listen_addresses=127.0.0.1 -p $port -k $dir $durability -c max_connections=200" \
 		>&2 || { tail -20 "$dir/server.log" >&2; exit 1; }
 fi
 

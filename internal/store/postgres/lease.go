@@ -39,6 +39,13 @@ const leaseScanSQL = `SELECT t.seq, t.priority, t.run_at, t.memory_mb, t.project
 	LIMIT $8
 	FOR UPDATE OF t SKIP LOCKED`
 
+// leasePlanSQL makes the lease scans of one transaction walk the queued
+// index in lease order and stop at their limit. Without it the planner,
+// whose statistics of a table that grew quickly say few tasks are queued,
+// reads every queued task and sorts them: measured at 17 ms a scan with
+// 20,000 queued, against well under 1 ms.
+const leasePlanSQL = `SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off`
+
 // leaseSQL moves the tasks given as (seq, lease ID) arrays to running and
 // returns taskCols, seq and the payload of each.
 var leaseSQL = `UPDATE tasks t SET status = 'running', attempts = t.attempts + 1, started_at = $1, runner_id = $2,
@@ -74,6 +81,9 @@ func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.L
 	expires := micros(p.Now.Add(p.TTL))
 	var leases []store.Lease
 	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, leasePlanSQL); err != nil {
+			return fmt.Errorf("postgres: lease: %w", err)
+		}
 		picks, err := pickTasks(ctx, tx, p, now)
 		if err != nil || len(picks) == 0 {
 			return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -330,11 +331,17 @@ func (s *Store) CountRunning(ctx context.Context, project, function string) (int
 	return n, nil
 }
 
+// nextRunAtSQL finds the earliest run_at of a queued task with one probe
+// of the queued index per priority (it is ordered by priority first, so a
+// plain min(run_at) would read every queued entry).
+var nextRunAtSQL = `SELECT min(x.run_at) FROM generate_series(0, ` + strconv.Itoa(ward.MaxPriority) + `) AS p (priority),
+	LATERAL (SELECT run_at FROM tasks WHERE status = 'queued' AND priority = p.priority ORDER BY run_at LIMIT 1) AS x`
+
 // NextRunAt returns the earliest run_at of a queued task, or ok=false when
 // no task is queued.
 func (s *Store) NextRunAt(ctx context.Context) (time.Time, bool, error) {
 	var m *int64
-	if err := s.pool.QueryRow(ctx, `SELECT min(run_at) FROM tasks WHERE status = 'queued'`).Scan(&m); err != nil {
+	if err := s.pool.QueryRow(ctx, nextRunAtSQL).Scan(&m); err != nil {
 		return time.Time{}, false, fmt.Errorf("postgres: next run: %w", err)
 	}
 	if m == nil {
