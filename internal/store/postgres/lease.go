@@ -307,7 +307,69 @@ const completeSQL = `WITH u AS (
 		WHERE b.seq = u.seq AND ((b.kind = 1 AND length($13::bytea) = 0) OR (b.kind = 2 AND length($14::bytea) = 0)))
 	SELECT seq FROM u`
 
-// CompleteTasks applies finished runs in one transaction (one round trip);
+// completeManySQL applies a batch of completions, one per task, given as
+// parallel arrays, in one statement: the tasks running under the given
+// lease move as completeSQL moves one, and their result and log bodies are
+// written or cleared. It returns the IDs of the tasks it moved.
+const completeManySQL = `WITH c AS (
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
+			$8::int[], $9::bigint[], $10::bigint[], $11::bigint[], $12::int[], $13::bytea[], $14::bytea[])
+			AS c (id, lease_id, status, now, run_at, error_code, error_message, exit_code, peak, cpu, dur, inc, result, log)),
+	u AS (
+		UPDATE tasks t SET status = c.status,
+			finished_at = CASE WHEN c.status = 'queued' THEN NULL ELSE c.now END,
+			run_at = CASE WHEN c.status = 'queued' THEN c.run_at ELSE t.run_at END,
+			started_at = CASE WHEN c.status = 'queued' THEN NULL ELSE t.started_at END,
+			error_code = c.error_code, error_message = c.error_message, exit_code = c.exit_code,
+			usage_peak_memory = c.peak, usage_cpu_ms = c.cpu, usage_duration_ms = c.dur,
+			platform_tries = t.platform_tries + c.inc,
+			lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
+		FROM c WHERE t.id = c.id AND t.status = 'running' AND t.lease_id = c.lease_id
+		RETURNING t.seq, t.id),
+	put AS (
+		INSERT INTO task_bodies (seq, kind, data)
+		SELECT u.seq, b.kind, b.data FROM u JOIN c ON c.id = u.id, LATERAL (VALUES (1, c.result), (2, c.log)) AS b (kind, data)
+		WHERE length(b.data) > 0
+		ON CONFLICT (seq, kind) DO UPDATE SET data = excluded.data),
+	del AS (
+		DELETE FROM task_bodies b USING u JOIN c ON c.id = u.id
+		WHERE b.seq = u.seq AND ((b.kind = 1 AND length(c.result) = 0) OR (b.kind = 2 AND length(c.log) = 0)))
+	SELECT id FROM u`
+
+// completeArgs are the columns of completeManySQL, one element per
+// completion.
+type completeArgs struct {
+	id, lease, status []string
+	now, runAt        []int64
+	errCode, errMsg   []*string
+	exit              []*int
+	peak, cpu, dur    []*int64
+	inc               []int
+	result, log       [][]byte
+}
+
+func (a *completeArgs) add(c *store.Completion) {
+	ec, em := taskErrorArgs(c.Error)
+	peak, cpu, dur := usageArgs(c.Usage)
+	inc := 0
+	if c.Status == ward.StatusQueued && c.PlatformRetry {
+		inc = 1
+	}
+	result, log := c.Result, c.Log
+	if result == nil {
+		result = []byte{}
+	}
+	if log == nil {
+		log = []byte{}
+	}
+	a.id, a.lease, a.status = append(a.id, c.TaskID), append(a.lease, c.LeaseID), append(a.status, string(c.Status))
+	a.now, a.runAt = append(a.now, micros(c.Now)), append(a.runAt, micros(c.RunAt))
+	a.errCode, a.errMsg, a.exit = append(a.errCode, ec), append(a.errMsg, em), append(a.exit, c.ExitCode)
+	a.peak, a.cpu, a.dur, a.inc = append(a.peak, peak), append(a.cpu, cpu), append(a.dur, dur), append(a.inc, inc)
+	a.result, a.log = append(a.result, result), append(a.log, log)
+}
+
+// CompleteTasks applies finished runs in one transaction (one statement);
 // errs[i] belongs to Completions[i], and the completions apply one after
 // the other. A completion applies only while its task is running under its
 // lease ID; otherwise its error is ward.ErrStaleLease and the task is not
@@ -320,35 +382,67 @@ const completeSQL = `WITH u AS (
 // platform try. Any other status is invalid_argument for that completion.
 func (s *Store) CompleteTasks(ctx context.Context, p *store.CompleteParams) ([]error, error) {
 	errs := make([]error, len(p.Completions))
-	b := &pgx.Batch{}
+	var args completeArgs
 	var queued []int
+	seen := make(map[string]bool, len(p.Completions))
+	repeated := false
 	for i := range p.Completions {
 		c := &p.Completions[i]
 		if err := c.Check(); err != nil {
 			errs[i] = err
 			continue
 		}
-		ec, em := taskErrorArgs(c.Error)
-		peak, cpu, dur := usageArgs(c.Usage)
-		inc := 0
-		if c.Status == ward.StatusQueued && c.PlatformRetry {
-			inc = 1
-		}
-		result, log := c.Result, c.Log
-		if result == nil {
-			result = []byte{}
-		}
-		if log == nil {
-			log = []byte{}
-		}
-		b.Queue(completeSQL, c.TaskID, c.LeaseID, string(c.Status), micros(c.Now), micros(c.RunAt),
-			ec, em, c.ExitCode, peak, cpu, dur, inc, result, log)
+		repeated = repeated || seen[c.TaskID]
+		seen[c.TaskID] = true
+		args.add(c)
 		queued = append(queued, i)
 	}
 	if len(queued) == 0 {
 		return errs, nil
 	}
+	if repeated {
+		// One statement updates a task once; a batch naming a task twice
+		// goes one completion at a time.
+		return errs, s.completeEach(ctx, p, queued, errs)
+	}
 	err := s.tx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, completeManySQL, args.id, args.lease, args.status, args.now, args.runAt,
+			args.errCode, args.errMsg, args.exit, args.peak, args.cpu, args.dur, args.inc, args.result, args.log)
+		if err != nil {
+			return fmt.Errorf("postgres: complete tasks: %w", err)
+		}
+		done, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("postgres: complete tasks: %w", err)
+		}
+		moved := make(map[string]bool, len(done))
+		for _, id := range done {
+			moved[id] = true
+		}
+		for _, i := range queued {
+			if id := p.Completions[i].TaskID; !moved[id] {
+				errs[i] = ward.Errorf(ward.CodeStaleLease, "task %s: lease not held", id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// completeEach applies the completions p.Completions[i], i in queued, one
+// statement each, in order, in one transaction (one round trip).
+func (s *Store) completeEach(ctx context.Context, p *store.CompleteParams, queued []int, errs []error) error {
+	b := &pgx.Batch{}
+	for _, i := range queued {
+		var a completeArgs
+		a.add(&p.Completions[i])
+		b.Queue(completeSQL, a.id[0], a.lease[0], a.status[0], a.now[0], a.runAt[0],
+			a.errCode[0], a.errMsg[0], a.exit[0], a.peak[0], a.cpu[0], a.dur[0], a.inc[0], a.result[0], a.log[0])
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
 		br := tx.SendBatch(ctx, b)
 		var first error
 		for _, i := range queued {
@@ -368,10 +462,6 @@ func (s *Store) CompleteTasks(ctx context.Context, p *store.CompleteParams) ([]e
 		}
 		return first
 	})
-	if err != nil {
-		return nil, err
-	}
-	return errs, nil
 }
 
 // Reaping statements; running tasks are few, and indexed.

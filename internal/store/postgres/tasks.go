@@ -11,19 +11,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/store"
 )
-
-// insertTaskSQL inserts one task and, when the payload is not empty, its
-// payload body, in one statement.
-const insertTaskSQL = `WITH t AS (
-		INSERT INTO tasks (id, project, function, code_digest, priority, max_attempts, timeout_s, memory_mb, backoff_s,
-			created_at, run_at, labels, parent_id, payload_size, submitted_by, status, sealed, input_info)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'queued', $16, $17)
-		RETURNING seq)
-	INSERT INTO task_bodies (seq, kind, data) SELECT seq, 0, $18::bytea FROM t WHERE length($18::bytea) > 0`
 
 // idemKey is an idempotency key in a project.
 type idemKey struct{ project, key string }
@@ -161,55 +153,95 @@ func resolveIdempotency(ctx context.Context, tx pgx.Tx, tasks []store.NewTask, n
 	return fresh, dups, nil
 }
 
+// insertManySQL inserts a batch of tasks given as parallel arrays, in
+// array order (so seq follows the batch), and their non-empty payload
+// bodies, in one statement.
+const insertManySQL = `WITH x AS (
+		SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::int[], $9::int[],
+			$10::int[], $11::bigint[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::bool[], $17::text[], $18::bytea[])
+			WITH ORDINALITY AS x (id, project, function, code_digest, priority, max_attempts, timeout_s, memory_mb,
+				backoff_s, run_at, labels, parent_id, payload_size, submitted_by, sealed, input_info, payload, ord)),
+	t AS (
+		INSERT INTO tasks (id, project, function, code_digest, priority, max_attempts, timeout_s, memory_mb, backoff_s,
+			created_at, run_at, labels, parent_id, payload_size, submitted_by, status, sealed, input_info)
+		SELECT id, project, function, code_digest, priority, max_attempts, timeout_s, memory_mb, backoff_s,
+			$1, run_at, labels, parent_id, payload_size, submitted_by, 'queued', sealed, input_info
+		FROM x ORDER BY ord
+		RETURNING seq, id)
+	INSERT INTO task_bodies (seq, kind, data)
+	SELECT t.seq, 0, x.payload FROM t JOIN x ON x.id = t.id WHERE length(x.payload) > 0`
+
+// insertArgs are the columns of insertManySQL, one element per task.
+type insertArgs struct {
+	id, project, function, digest, parent, submittedBy  []string
+	priority, maxAttempts, timeoutS, memoryMB, backoffS []int
+	runAt, size                                         []int64
+	labels, input                                       []*string
+	sealed                                              []bool
+	payload                                             [][]byte
+}
+
+func (a *insertArgs) add(t *store.NewTask) error {
+	labels, err := labelsArg(t.Labels)
+	if err != nil {
+		return err
+	}
+	input, err := inputArg(t.Input)
+	if err != nil {
+		return err
+	}
+	payload := t.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	a.id, a.project, a.function = append(a.id, t.ID), append(a.project, t.Project), append(a.function, t.Function)
+	a.digest, a.parent, a.submittedBy = append(a.digest, t.CodeDigest), append(a.parent, t.ParentID), append(a.submittedBy, t.SubmittedBy)
+	a.priority, a.maxAttempts, a.timeoutS = append(a.priority, t.Priority), append(a.maxAttempts, t.MaxAttempts), append(a.timeoutS, t.TimeoutS)
+	a.memoryMB, a.backoffS = append(a.memoryMB, t.MemoryMB), append(a.backoffS, t.BackoffS)
+	a.runAt, a.size = append(a.runAt, micros(t.RunAt)), append(a.size, int64(t.Size()))
+	a.labels, a.input, a.sealed, a.payload = append(a.labels, labels), append(a.input, input), append(a.sealed, t.Sealed), append(a.payload, payload)
+	return nil
+}
+
 // insertFresh inserts tasks[i] for i in fresh, with their payloads and
-// idempotency keys, at now, as one batch (one round trip).
+// idempotency keys, at now, in one round trip: one statement for the tasks
+// and one per idempotency key.
 func insertFresh(ctx context.Context, tx pgx.Tx, tasks []store.NewTask, fresh []int, now int64) error {
 	if len(fresh) == 0 {
 		return nil
 	}
-	b := &pgx.Batch{}
+	var a insertArgs
 	for _, i := range fresh {
-		t := &tasks[i]
-		labels, err := labelsArg(t.Labels)
-		if err != nil {
+		if err := a.add(&tasks[i]); err != nil {
 			return err
 		}
-		input, err := inputArg(t.Input)
-		if err != nil {
-			return err
-		}
-		payload := t.Payload
-		if payload == nil {
-			payload = []byte{}
-		}
-		b.Queue(insertTaskSQL, t.ID, t.Project, t.Function, t.CodeDigest, t.Priority, t.MaxAttempts,
-			t.TimeoutS, t.MemoryMB, t.BackoffS, now, micros(t.RunAt), labels, t.ParentID, t.Size(), t.SubmittedBy,
-			t.Sealed, input, payload)
 	}
-	var keyed []int
+	b := &pgx.Batch{}
+	b.Queue(insertManySQL, now, a.id, a.project, a.function, a.digest, a.priority, a.maxAttempts, a.timeoutS, a.memoryMB,
+		a.backoffS, a.runAt, a.labels, a.parent, a.size, a.submittedBy, a.sealed, a.input, a.payload)
+	keyed := 0
 	for _, i := range fresh {
 		t := &tasks[i]
 		if t.IdempotencyKey == "" {
 			continue
 		}
-		keyed = append(keyed, i)
+		keyed++
 		b.Queue(`INSERT INTO idempotency_keys (project, key, task_id, created_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (project, key) DO UPDATE SET task_id = excluded.task_id, created_at = excluded.created_at`,
 			t.Project, t.IdempotencyKey, t.ID, now)
 	}
 	br := tx.SendBatch(ctx, b)
 	var first error
-	for j := range len(fresh) + len(keyed) {
-		_, err := br.Exec()
-		if err == nil || first != nil {
-			continue
-		}
-		switch {
-		case j < len(fresh) && isUniqueViolation(err, "tasks_id_key"):
-			first = ward.Errorf(ward.CodeAlreadyExists, "task %s already exists", tasks[fresh[j]].ID)
-		case j < len(fresh):
+	if _, err := br.Exec(); err != nil {
+		var pe *pgconn.PgError
+		if isUniqueViolation(err, "tasks_id_key") && errors.As(err, &pe) {
+			first = ward.Errorf(ward.CodeAlreadyExists, "%s already exists", duplicateTask(pe.Detail, a.id))
+		} else {
 			first = fmt.Errorf("postgres: insert tasks: %w", err)
-		default:
+		}
+	}
+	for range keyed {
+		if _, err := br.Exec(); err != nil && first == nil {
 			first = fmt.Errorf("postgres: record idempotency key: %w", err)
 		}
 	}
@@ -217,6 +249,17 @@ func insertFresh(ctx context.Context, tx pgx.Tx, tasks []store.NewTask, fresh []
 		first = fmt.Errorf("postgres: insert tasks: %w", err)
 	}
 	return first
+}
+
+// duplicateTask names the task a unique violation's detail names
+// ("Key (id)=(t_…) already exists.") when it is one of ids.
+func duplicateTask(detail string, ids []string) string {
+	if _, rest, ok := strings.Cut(detail, "=("); ok {
+		if id, _, ok := strings.Cut(rest, ")"); ok && slices.Contains(ids, id) {
+			return "task " + id
+		}
+	}
+	return "a task of the batch"
 }
 
 // prefixed qualifies every column of a comma-separated list with prefix.
