@@ -444,3 +444,58 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifyRemembers checks the verified-token memory: a token verified
+// once is recognised again, still expires at its exp (with the leeway), and
+// a token differing in one byte is checked afresh.
+func TestVerifyRemembers(t *testing.T) {
+	t.Parallel()
+	key := newKey(t)
+	now := t0
+	v := NewIssuer(key, testIss, testAud, func() time.Time { return now })
+	exp := t0.Add(time.Hour).Truncate(time.Second) // tokens carry whole seconds
+	want := Principal{TokenID: NewTokenID(), Project: "shop", Role: ward.RoleDeveloper, ExpiresAt: exp}
+	tok, err := v.Mint(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		p, err := v.Verify(tok)
+		if err != nil || p != want {
+			t.Fatalf("Verify #%d = %+v, %v; want %+v", i+1, p, err, want)
+		}
+	}
+	if len(v.verified) != 1 {
+		t.Fatalf("%d tokens remembered, want 1", len(v.verified))
+	}
+	// A changed signature byte is not the remembered token.
+	bad := []byte(tok)
+	bad[len(bad)-2] ^= 1
+	_, err = v.Verify(string(bad))
+	assertUnauthenticated(t, "tampered", string(bad), err)
+
+	now = exp.Add(leeway - time.Second)
+	if _, err := v.Verify(tok); err != nil {
+		t.Fatalf("within the leeway: %v", err)
+	}
+	now = exp.Add(leeway + time.Second)
+	_, err = v.Verify(tok)
+	assertUnauthenticated(t, "remembered but expired", tok, err)
+}
+
+func TestVerifyMemoryBounded(t *testing.T) {
+	t.Parallel()
+	v := NewIssuer(newKey(t), testIss, testAud, fixedClock(t0))
+	for range maxVerified + 10 {
+		tok, err := v.Mint(Principal{TokenID: NewTokenID(), Role: ward.RoleAdmin, ExpiresAt: t0.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(v.verified); n > maxVerified || n == 0 {
+		t.Fatalf("%d tokens remembered, want 1..%d", n, maxVerified)
+	}
+}

@@ -31,38 +31,51 @@ func (s *Service) Lease(ctx context.Context, req *runner.LeaseRequest) ([]runner
 		deadline = t.C
 	}
 	for {
-		woken := s.wake.wait()
+		woken, gen := s.wake.wait()
 		now := s.now()
-		// Not cancelled with ctx: a lease granted must reach the runner.
-		leases, err := s.st.LeaseTasks(context.WithoutCancel(ctx), &store.LeaseParams{
-			RunnerID:     req.RunnerID,
-			Max:          min(req.Max, maxLeaseBatch),
-			FreeMemoryMB: req.FreeMemoryMB,
-			TTL:          s.leaseTTL,
-			Now:          now,
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(leases) > 0 {
-			// If this fails (the store is failing), the leases expire and the
-			// tasks run again as a platform retry.
-			return s.jobs(context.WithoutCancel(ctx), leases)
-		}
-		if req.Wait <= 0 {
-			return nil, nil
-		}
-		// Sleep until woken, the next delayed task is due, or a poll tick
-		// (another server may have enqueued).
-		next := time.Second
-		if at, ok, err := s.st.NextRunAt(ctx); err == nil && ok {
-			if d := at.Sub(now); d > 0 && d < next {
-				next = d
-			} else if d <= 0 {
-				// Due but not leasable (budget or concurrency): wait for a change.
-				next = time.Second
+		next := maxIdle
+		if until, idle := s.idle.idle(gen, now); idle {
+			// Nothing was due when last looked, and nothing has changed.
+			if req.Wait <= 0 {
+				return nil, nil
+			}
+			next = until.Sub(now)
+		} else {
+			max := min(req.Max, maxLeaseBatch)
+			// Not cancelled with ctx: a lease granted must reach the runner.
+			leases, err := s.st.LeaseTasks(context.WithoutCancel(ctx), &store.LeaseParams{
+				RunnerID:     req.RunnerID,
+				Max:          max,
+				FreeMemoryMB: req.FreeMemoryMB,
+				TTL:          s.leaseTTL,
+				Now:          now,
+			})
+			if err != nil {
+				return nil, err
+			}
+			if len(leases) < max {
+				// The scan took what it could: note whether anything is
+				// left due, so that the next call need not scan again.
+				at, queued, err := s.st.NextRunAt(ctx)
+				if err == nil {
+					s.idle.record(gen, now, at, queued)
+					if d := at.Sub(now); queued && d > 0 && d < next {
+						next = d
+					}
+				}
+			}
+			if len(leases) > 0 {
+				// If this fails (the store is failing), the leases expire and the
+				// tasks run again as a platform retry.
+				return s.jobs(context.WithoutCancel(ctx), leases)
+			}
+			if req.Wait <= 0 {
+				return nil, nil
 			}
 		}
+		// Sleep until woken, the next delayed task is due, or a poll tick
+		// (another server may have enqueued). Due tasks that could not be
+		// leased (budget or concurrency) wait for a wake too.
 		tick := time.NewTimer(next)
 		select {
 		case <-woken:
@@ -218,12 +231,20 @@ func (s *Service) Complete(ctx context.Context, results []runner.Result) ([]erro
 	if err != nil {
 		return nil, err
 	}
+	requeued := false
 	for i, c := range cs {
 		if errs[i] == nil && c.Status.Terminal() {
 			s.waiters.notify(c.TaskID)
 		}
+		requeued = requeued || (errs[i] == nil && c.Status == ward.StatusQueued)
 	}
-	s.workAvailable(ctx)
+	// A freed slot matters to due tasks held back by a budget or a
+	// concurrency limit, and a retry is new work; when nothing was due and
+	// nothing was requeued there is nobody to wake.
+	_, gen := s.wake.wait()
+	if _, idle := s.idle.idle(gen, now); !idle || requeued {
+		s.workAvailable(ctx)
+	}
 	return errs, nil
 }
 

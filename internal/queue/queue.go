@@ -49,6 +49,7 @@ type Service struct {
 	maxBackoff time.Duration
 
 	wake    *signal          // work may be available
+	idle    idleGate         // no work was due when last looked
 	waiters *waiters         // per-task terminal notifications
 	env     *cache[funcEnv]  // merged config and secrets per function
 	funcs   *cache[deployed] // function records, for submissions
@@ -175,19 +176,21 @@ func backoff(base time.Duration, n int, limit time.Duration) time.Duration {
 	return min(d, limit)
 }
 
-// signal wakes every current waiter at once.
+// signal wakes every current waiter at once, and counts its broadcasts.
 type signal struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu  sync.Mutex
+	ch  chan struct{}
+	gen uint64
 }
 
 func newSignal() *signal { return &signal{ch: make(chan struct{})} }
 
-// wait returns a channel closed at the next broadcast.
-func (s *signal) wait() <-chan struct{} {
+// wait returns a channel closed at the next broadcast, and the number of
+// broadcasts so far.
+func (s *signal) wait() (<-chan struct{}, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ch
+	return s.ch, s.gen
 }
 
 // workAvailable wakes this server's lease waits and, for a shared store,
@@ -203,7 +206,46 @@ func (s *signal) broadcast() {
 	s.mu.Lock()
 	close(s.ch)
 	s.ch = make(chan struct{})
+	s.gen++
 	s.mu.Unlock()
+}
+
+// idleGate remembers that the store had no due queued task, so that lease
+// calls skip the store (a write transaction each) until something may have
+// changed: a broadcast of the wake signal, the next queued task's run_at,
+// or, at the latest, maxIdle later — the poll that notices what another
+// server enqueued should its notification be lost.
+type idleGate struct {
+	mu    sync.Mutex
+	set   bool
+	gen   uint64    // the wake signal's broadcasts when it was seen idle
+	until time.Time // when a queued task becomes due, or the poll
+}
+
+// maxIdle bounds how long the gate trusts what it saw.
+const maxIdle = time.Second
+
+// record notes what NextRunAt said after a lease at wake generation gen:
+// idle unless a queued task is due at now.
+func (g *idleGate) record(gen uint64, now, next time.Time, queued bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if queued && !next.After(now) {
+		g.set = false
+		return
+	}
+	g.set, g.gen, g.until = true, gen, now.Add(maxIdle)
+	if queued && next.Before(g.until) {
+		g.until = next
+	}
+}
+
+// idle reports whether nothing can be due at now at wake generation gen,
+// and until when.
+func (g *idleGate) idle(gen uint64, now time.Time) (time.Time, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.until, g.set && g.gen == gen && now.Before(g.until)
 }
 
 // waiters notifies long-polling readers when a task may have changed.

@@ -224,3 +224,22 @@ func BenchmarkSubmitInput(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkInvoke is a synchronous invoke of the trivial function over
+// HTTP, one at a time: the latency of the whole path (auth, store the
+// task, lease it, run it, complete it, answer).
+func BenchmarkInvoke(b *testing.B) {
+	n := startNode(b, b.TempDir(), server.Config{ShutdownGrace: time.Second})
+	deployEcho(b, n.cl, "echo")
+	ctx := context.Background()
+	payload := []byte(`{"name":"ada"}`)
+	for b.Loop() {
+		res, err := n.cl.Invoke(ctx, ward.DefaultProject, "echo", payload)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if string(res.Body) != string(payload) {
+			b.Fatalf("invoke answered %q", res.Body)
+		}
+	}
+}

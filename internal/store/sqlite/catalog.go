@@ -43,7 +43,7 @@ func (s *Store) CreateProject(ctx context.Context, p *store.CreateProjectParams)
 
 // GetProject returns a project, or not_found.
 func (s *Store) GetProject(ctx context.Context, name string) (ward.Project, error) {
-	p, err := store.ScanProject(s.r.QueryRowContext(ctx, `SELECT `+store.ProjectCols+` FROM projects WHERE name = ?`, name))
+	p, err := store.ScanProject(s.row(ctx, `SELECT `+store.ProjectCols+` FROM projects WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return ward.Project{}, store.ProjectNotFound(name)
 	}
@@ -204,7 +204,7 @@ func (s *Store) GetToken(ctx context.Context, id string) (ward.Token, error) {
 		created, expires int64
 		revoked          sql.NullInt64
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT project, role, name, created_at, expires_at, revoked_at FROM tokens WHERE id = ?`, id).
+	err := s.row(ctx, `SELECT project, role, name, created_at, expires_at, revoked_at FROM tokens WHERE id = ?`, id).
 		Scan(&t.Project, &role, &t.Name, &created, &expires, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ward.Token{}, ward.Errorf(ward.CodeNotFound, "token %s not found", id)
@@ -247,7 +247,7 @@ func (s *Store) RevokeToken(ctx context.Context, p *store.RevokeTokenParams) err
 // expired ones included.
 func (s *Store) CountTokens(ctx context.Context) (int, error) {
 	var n int
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM tokens`).Scan(&n); err != nil {
+	if err := s.row(ctx, `SELECT count(*) FROM tokens`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite: count tokens: %w", err)
 	}
 	return n, nil
@@ -286,7 +286,7 @@ func (s *Store) PutFunction(ctx context.Context, p *store.PutFunctionParams) (wa
 
 // GetFunction returns a function, or not_found.
 func (s *Store) GetFunction(ctx context.Context, project, name string) (ward.Function, error) {
-	f, err := store.ScanFunction(s.r.QueryRowContext(ctx, `SELECT `+store.FunctionCols+` FROM functions WHERE project = ? AND name = ?`, project, name))
+	f, err := store.ScanFunction(s.row(ctx, `SELECT `+store.FunctionCols+` FROM functions WHERE project = ? AND name = ?`, project, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return ward.Function{}, ward.Errorf(ward.CodeNotFound, "function %s not found", name)
 	}
@@ -389,7 +389,7 @@ func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Funct
 // another project only, or none, → not_found.
 func (s *Store) GetCode(ctx context.Context, project, digest string) ([]byte, error) {
 	var b []byte
-	err := s.r.QueryRowContext(ctx, `SELECT data FROM code_blobs WHERE project = ? AND digest = ?`, project, digest).Scan(&b)
+	err := s.row(ctx, `SELECT data FROM code_blobs WHERE project = ? AND digest = ?`, project, digest).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ward.Errorf(ward.CodeNotFound, "code %s not found", digest)
 	}
@@ -451,7 +451,7 @@ func scopeExists(ctx context.Context, q rowQuerier, project, function string) er
 // project (or function, when set) → not_found.
 func (s *Store) GetConfig(ctx context.Context, project, function string) (ward.Config, error) {
 	var data string
-	err := s.r.QueryRowContext(ctx, `SELECT data FROM config WHERE project = ? AND function = ?`, project, function).Scan(&data)
+	err := s.row(ctx, `SELECT data FROM config WHERE project = ? AND function = ?`, project, function).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		if err := scopeExists(ctx, s.r, project, function); err != nil {
 			return nil, err

@@ -114,7 +114,7 @@ func (s *Store) RegisterRunner(ctx context.Context, p *store.RegisterRunnerParam
 // GetRunner returns a runner with its running count; an unknown ID →
 // not_found.
 func (s *Store) GetRunner(ctx context.Context, id string) (ward.Runner, error) {
-	r, err := scanRunnerRunning(s.r.QueryRowContext(ctx, getRunnerSQL, id))
+	r, err := scanRunnerRunning(s.row(ctx, getRunnerSQL, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return ward.Runner{}, store.RunnerNotFound(id)
 	}

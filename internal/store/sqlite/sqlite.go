@@ -32,6 +32,8 @@ type Store struct {
 	r   *sql.DB // read-only pool
 	log *slog.Logger
 	st  *stmts // statements prepared on w
+
+	reads readStmts // the hot reads, prepared on r
 }
 
 var _ store.Store = (*Store)(nil)
@@ -136,7 +138,7 @@ func ensureFile(path string, logger *slog.Logger) error {
 
 // Close closes the database. Calls in flight may fail.
 func (s *Store) Close() error {
-	serr := s.st.close()
+	serr := errors.Join(s.st.close(), s.reads.close())
 	if _, err := s.w.Exec("PRAGMA optimize"); err != nil {
 		s.log.Warn("sqlite: optimize on close", "err", err)
 	}

@@ -244,7 +244,7 @@ func (s *Store) resolveIdempotency(ctx context.Context, tx *sql.Tx, tasks []stor
 // GetTask returns a task of the project; a task of another project is
 // not_found too.
 func (s *Store) GetTask(ctx context.Context, project, id string) (store.TaskRecord, error) {
-	rec, err := scanTask(s.r.QueryRowContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = ? AND project = ?`, id, project))
+	rec, err := scanTask(s.row(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = ? AND project = ?`, id, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.TaskRecord{}, notFoundTask(id)
 	}
@@ -267,7 +267,7 @@ func (s *Store) ListTasks(ctx context.Context, p *store.ListTasksParams) ([]stor
 	}
 	var before int64
 	if p.Before != "" {
-		err := s.r.QueryRowContext(ctx, `SELECT seq FROM tasks WHERE id = ? AND project = ?`, p.Before, p.Project).Scan(&before)
+		err := s.row(ctx, `SELECT seq FROM tasks WHERE id = ? AND project = ?`, p.Before, p.Project).Scan(&before)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ward.FieldError("cursor", "unknown cursor")
 		}
@@ -342,7 +342,7 @@ func (s *Store) GetTaskBody(ctx context.Context, project, id string, body store.
 		return nil, ward.FieldError("body", "unknown body %q", body)
 	}
 	var data []byte
-	err := s.r.QueryRowContext(ctx, `SELECT b.data FROM tasks t LEFT JOIN task_bodies b ON b.id = t.seq * 4 + ?
+	err := s.row(ctx, `SELECT b.data FROM tasks t LEFT JOIN task_bodies b ON b.id = t.seq * 4 + ?
 		WHERE t.id = ? AND t.project = ?`, kind, id, project).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFoundTask(id)
@@ -356,7 +356,7 @@ func (s *Store) GetTaskBody(ctx context.Context, project, id string, body store.
 // CountRunning returns the number of running tasks of a function.
 func (s *Store) CountRunning(ctx context.Context, project, function string) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM tasks WHERE status = 'running' AND project = ? AND function = ?`,
+	err := s.row(ctx, `SELECT count(*) FROM tasks WHERE status = 'running' AND project = ? AND function = ?`,
 		project, function).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: count running: %w", err)
@@ -378,7 +378,7 @@ var nextRunAtSQL = func() string {
 // no task is queued.
 func (s *Store) NextRunAt(ctx context.Context) (time.Time, bool, error) {
 	var m sql.NullInt64
-	if err := s.r.QueryRowContext(ctx, nextRunAtSQL).Scan(&m); err != nil {
+	if err := s.row(ctx, nextRunAtSQL).Scan(&m); err != nil {
 		return time.Time{}, false, fmt.Errorf("sqlite: next run: %w", err)
 	}
 	if !m.Valid {
