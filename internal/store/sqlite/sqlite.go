@@ -33,7 +33,8 @@ type Store struct {
 	log *slog.Logger
 	st  *stmts // statements prepared on w
 
-	reads readStmts // the hot reads, prepared on r
+	reads   readStmts   // the hot reads, prepared on r
+	inserts insertGroup // InsertTasks calls, committed together
 }
 
 var _ store.Store = (*Store)(nil)

@@ -39,29 +39,30 @@ func (s *Store) InsertTasks(ctx context.Context, p *store.InsertTasksParams) ([]
 	if err := s.prepareBatch(ctx, batchPutTokens, len(p.Tokens)); err != nil {
 		return nil, err
 	}
+	return s.inserts.do(ctx, s, p)
+}
+
+// insertBatch inserts the tasks and tokens of p within tx.
+func (s *Store) insertBatch(ctx context.Context, tx *sql.Tx, p *store.InsertTasksParams) ([]store.InsertResult, error) {
 	out := make([]store.InsertResult, len(p.Tasks))
 	now := micros(p.Now)
-	qctx := context.WithoutCancel(ctx) // the transaction still ends with ctx
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if err := s.checkProjects(qctx, tx, p); err != nil {
-			return err
-		}
-		fresh, dups, err := s.resolveIdempotency(ctx, tx, p.Tasks, now, out)
-		if err != nil {
-			return err
-		}
-		if err := s.insertFresh(qctx, tx, p.Tasks, fresh, now); err != nil {
-			return err
-		}
-		for _, i := range fresh {
-			out[i] = store.InsertResult{Task: store.NewRecord(&p.Tasks[i], fromMicros(now))}
-		}
-		for _, d := range dups {
-			out[d[0]] = store.InsertResult{Task: out[d[1]].Task, Existing: true}
-		}
-		return s.putTokens(qctx, tx, p.Tokens, now)
-	})
+	if err := s.checkProjects(ctx, tx, p); err != nil {
+		return nil, err
+	}
+	fresh, dups, err := s.resolveIdempotency(ctx, tx, p.Tasks, now, out)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.insertFresh(ctx, tx, p.Tasks, fresh, now); err != nil {
+		return nil, err
+	}
+	for _, i := range fresh {
+		out[i] = store.InsertResult{Task: store.NewRecord(&p.Tasks[i], fromMicros(now))}
+	}
+	for _, d := range dups {
+		out[d[0]] = store.InsertResult{Task: out[d[1]].Task, Existing: true}
+	}
+	if err := s.putTokens(ctx, tx, p.Tokens, now); err != nil {
 		return nil, err
 	}
 	return out, nil
