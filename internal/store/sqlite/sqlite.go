@@ -35,6 +35,7 @@ type Store struct {
 
 	reads   readStmts   // the hot reads, prepared on r
 	inserts insertGroup // InsertTasks calls, committed together
+	ckpt    *checkpointer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -58,12 +59,13 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	// foreign keys, and sync the WAL at checkpoints only (a commit survives
 	// a crash of the process, not necessarily of the machine).
 	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)", busyTimeoutMs)
-	// The write connection: WAL, a 32 MB page cache, checkpoints every 4000
-	// pages (~16 MB of WAL; fewer, larger checkpoints cost less than the
-	// default 1000), and BEGIN IMMEDIATE so a transaction takes the write
-	// lock up front.
+	// The write connection: WAL, a 32 MB page cache, and BEGIN IMMEDIATE so
+	// a transaction takes the write lock up front. The checkpointer copies
+	// the WAL into the database from a connection of its own; the write
+	// connection checkpoints itself only past 64,000 pages (~256 MB of
+	// WAL), should the checkpointer fall behind.
 	w, err := sql.Open("sqlite", path+"?"+pragmas+"&_pragma=journal_mode(WAL)&_pragma=cache_size(-32000)"+
-		"&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(4000)&_txlock=immediate")
+		"&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(64000)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -111,7 +113,17 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		r.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	return &Store{w: w, r: r, log: logger, st: st}, nil
+	ck, err := sql.Open("sqlite", path+"?"+pragmas)
+	if err != nil {
+		st.close()
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: open %s for checkpoints: %w", path, err)
+	}
+	ck.SetMaxOpenConns(1)
+	s := &Store{w: w, r: r, log: logger, st: st}
+	s.ckpt = startCheckpointer(ck, s)
+	return s, nil
 }
 
 // ensureFile creates the database file with mode 0600 if it does not exist,
@@ -139,7 +151,7 @@ func ensureFile(path string, logger *slog.Logger) error {
 
 // Close closes the database. Calls in flight may fail.
 func (s *Store) Close() error {
-	serr := errors.Join(s.st.close(), s.reads.close())
+	serr := errors.Join(s.ckpt.close(), s.st.close(), s.reads.close())
 	if _, err := s.w.Exec("PRAGMA optimize"); err != nil {
 		s.log.Warn("sqlite: optimize on close", "err", err)
 	}
