@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"sync"
@@ -15,6 +13,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/sandbox"
 	"github.com/wardhq/ward/internal/sandbox/wasm"
 )
@@ -58,8 +57,7 @@ func sandboxRunner(ctx context.Context, module []byte) (rawRun, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sum := sha256.Sum256(module)
-	digest := "sha256:" + hex.EncodeToString(sum[:])
+	digest := ward.Digest(module)
 	if err := sb.Prepare(ctx, sandbox.Artifact{Digest: digest, Code: module}); err != nil {
 		sb.Close(ctx)
 		return nil, nil, err
