@@ -81,13 +81,6 @@ func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return nil
 }
 
-// isUniqueViolation reports whether err is a unique constraint violation
-// of the named constraint ("" = any).
-func isUniqueViolation(err error, constraint string) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505" && (constraint == "" || pe.ConstraintName == constraint)
-}
-
 // micros converts t to the stored form, unix microseconds.
 func micros(t time.Time) int64 { return t.UnixMicro() }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/store"
@@ -155,7 +154,8 @@ func resolveIdempotency(ctx context.Context, tx pgx.Tx, tasks []store.NewTask, n
 
 // insertManySQL inserts a batch of tasks given as parallel arrays, in
 // array order (so seq follows the batch), and their non-empty payload
-// bodies, in one statement.
+// bodies, in one statement, and returns the IDs it inserted: a task whose
+// ID is stored already is left out. The IDs must differ from each other.
 const insertManySQL = `WITH x AS (
 		SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::int[], $9::int[],
 			$10::int[], $11::bigint[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::bool[], $17::text[], $18::bytea[])
@@ -167,9 +167,12 @@ const insertManySQL = `WITH x AS (
 		SELECT id, project, function, code_digest, priority, max_attempts, timeout_s, memory_mb, backoff_s,
 			$1, run_at, labels, parent_id, payload_size, submitted_by, 'queued', sealed, input_info
 		FROM x ORDER BY ord
-		RETURNING seq, id)
-	INSERT INTO task_bodies (seq, kind, data)
-	SELECT t.seq, 0, x.payload FROM t JOIN x ON x.id = t.id WHERE length(x.payload) > 0`
+		ON CONFLICT (id) DO NOTHING
+		RETURNING seq, id),
+	b AS (
+		INSERT INTO task_bodies (seq, kind, data)
+		SELECT t.seq, 0, x.payload FROM t JOIN x ON x.id = t.id WHERE length(x.payload) > 0)
+	SELECT id FROM t`
 
 // insertArgs are the columns of insertManySQL, one element per task.
 type insertArgs struct {
@@ -211,7 +214,13 @@ func insertFresh(ctx context.Context, tx pgx.Tx, tasks []store.NewTask, fresh []
 		return nil
 	}
 	var a insertArgs
+	seen := make(map[string]bool, len(fresh))
 	for _, i := range fresh {
+		id := tasks[i].ID
+		if seen[id] {
+			return ward.Errorf(ward.CodeAlreadyExists, "task %s already exists", id)
+		}
+		seen[id] = true
 		if err := a.add(&tasks[i]); err != nil {
 			return err
 		}
@@ -232,13 +241,15 @@ func insertFresh(ctx context.Context, tx pgx.Tx, tasks []store.NewTask, fresh []
 	}
 	br := tx.SendBatch(ctx, b)
 	var first error
-	if _, err := br.Exec(); err != nil {
-		var pe *pgconn.PgError
-		if isUniqueViolation(err, "tasks_id_key") && errors.As(err, &pe) {
-			first = ward.Errorf(ward.CodeAlreadyExists, "%s already exists", duplicateTask(pe.Detail, a.id))
-		} else {
-			first = fmt.Errorf("postgres: insert tasks: %w", err)
+	rows, err := br.Query()
+	if err == nil {
+		var inserted []string
+		if inserted, err = pgx.CollectRows(rows, pgx.RowTo[string]); err == nil {
+			first = takenID(a.id, inserted)
 		}
+	}
+	if err != nil {
+		first = fmt.Errorf("postgres: insert tasks: %w", err)
 	}
 	for range keyed {
 		if _, err := br.Exec(); err != nil && first == nil {
@@ -251,15 +262,22 @@ func insertFresh(ctx context.Context, tx pgx.Tx, tasks []store.NewTask, fresh []
 	return first
 }
 
-// duplicateTask names the task a unique violation's detail names
-// ("Key (id)=(t_…) already exists.") when it is one of ids.
-func duplicateTask(detail string, ids []string) string {
-	if _, rest, ok := strings.Cut(detail, "=("); ok {
-		if id, _, ok := strings.Cut(rest, ")"); ok && slices.Contains(ids, id) {
-			return "task " + id
+// takenID returns already_exists naming the first of ids, in batch order,
+// that the insert left out, or nil when it inserted them all.
+func takenID(ids, inserted []string) error {
+	if len(inserted) == len(ids) {
+		return nil
+	}
+	done := make(map[string]bool, len(inserted))
+	for _, id := range inserted {
+		done[id] = true
+	}
+	for _, id := range ids {
+		if !done[id] {
+			return ward.Errorf(ward.CodeAlreadyExists, "task %s already exists", id)
 		}
 	}
-	return "a task of the batch"
+	return nil
 }
 
 // prefixed qualifies every column of a comma-separated list with prefix.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +94,9 @@ func testInsertErrors(t *testing.T, e *env) {
 	next := e.task("p", "f")
 	_, err = e.s.InsertTasks(e.ctx, &store.InsertTasksParams{Tasks: []store.NewTask{next, dup}, Now: at(time.Second)})
 	wantCode(t, "InsertTasks(duplicate ID)", err, ward.CodeAlreadyExists)
+	if !strings.Contains(err.Error(), ok.ID) {
+		t.Fatalf("InsertTasks(duplicate ID) = %v; want the ID named", err)
+	}
 	if got := e.get("p", ok.ID); got.Function != "f" {
 		t.Fatalf("duplicate insert changed the task: %s", mustJSON(t, got))
 	}
