@@ -81,6 +81,15 @@ func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return nil
 }
 
+// limitArg is a LIMIT argument: NULL (no limit) for 0.
+func limitArg(n int) *int64 {
+	if n <= 0 {
+		return nil
+	}
+	l := int64(n)
+	return &l
+}
+
 // micros converts t to the stored form, unix microseconds.
 func micros(t time.Time) int64 { return t.UnixMicro() }
 

@@ -421,11 +421,7 @@ func (s *Store) PurgeTasks(ctx context.Context, p *store.PurgeParams) (int, erro
 	if err := store.CheckLimit(p.Limit); err != nil {
 		return 0, err
 	}
-	var limit *int64 // NULL: no limit
-	if p.Limit > 0 {
-		l := int64(p.Limit)
-		limit = &l
-	}
+	limit := limitArg(p.Limit)
 	q := `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks
 		WHERE project = $1 AND finished_at IS NOT NULL AND finished_at < $2
 		AND status IN ('succeeded', 'failed', 'cancelled') AND ($3 = '' OR function = $3)

@@ -88,11 +88,7 @@ func (s *Store) PurgeTokens(ctx context.Context, p *store.PurgeTokensParams) (in
 	if err := store.CheckLimit(p.Limit); err != nil {
 		return 0, err
 	}
-	var limit *int64 // NULL: no limit
-	if p.Limit > 0 {
-		l := int64(p.Limit)
-		limit = &l
-	}
+	limit := limitArg(p.Limit)
 	tag, err := s.pool.Exec(ctx, `DELETE FROM token_vault WHERE project = $1 AND token IN (
 		SELECT token FROM token_vault WHERE project = $1 AND updated_at < $2
 		ORDER BY updated_at, token LIMIT $3 FOR UPDATE SKIP LOCKED)`,
