@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,17 +12,13 @@ import (
 // without the write connection checkpointing: the checkpointer copies them.
 func TestCheckpointer(t *testing.T) {
 	t.Parallel()
-	s := openTest(t, filepath.Join(t.TempDir(), "ward.db"))
+	s := openWithProject(t)
 	ctx := t.Context()
-	now := time.Unix(1000, 0)
-	if _, err := s.CreateProject(ctx, &store.CreateProjectParams{Name: "p", Now: now}); err != nil {
-		t.Fatal(err)
-	}
 	tasks := make([]store.NewTask, 200)
 	for i := range tasks {
-		tasks[i] = store.NewTask{ID: fmt.Sprintf("t_%03d", i), Project: "p", Function: "f", RunAt: now, TimeoutS: 30, MemoryMB: 64, MaxAttempts: 1, Payload: make([]byte, 2000)}
+		tasks[i] = newTask(fmt.Sprintf("t_%03d", i), "p", make([]byte, 2000))
 	}
-	if _, err := s.InsertTasks(ctx, &store.InsertTasksParams{Now: now, Tasks: tasks}); err != nil {
+	if _, err := s.InsertTasks(ctx, &store.InsertTasksParams{Now: projectTime, Tasks: tasks}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)

@@ -19,15 +19,10 @@ import (
 // call whose caller has gone writes nothing.
 func TestInsertGroup(t *testing.T) {
 	t.Parallel()
-	s := openTest(t, filepath.Join(t.TempDir(), "ward.db"))
+	s := openWithProject(t)
 	ctx := t.Context()
-	now := time.Unix(1000, 0)
-	if _, err := s.CreateProject(ctx, &store.CreateProjectParams{Name: "p", Now: now}); err != nil {
-		t.Fatal(err)
-	}
-	task := func(id, project string) store.NewTask {
-		return store.NewTask{ID: id, Project: project, Function: "f", RunAt: now, TimeoutS: 30, MemoryMB: 64, MaxAttempts: 1, Payload: []byte(id)}
-	}
+	now := projectTime
+	task := func(id, project string) store.NewTask { return newTask(id, project, []byte(id)) }
 
 	// Prepare the statements for one task (preparing needs the write
 	// connection), then hold the connection so that the calls below queue.
@@ -94,4 +89,22 @@ func TestInsertGroup(t *testing.T) {
 			}
 		}
 	}
+}
+
+// projectTime is when openWithProject's project and newTask's tasks are made.
+var projectTime = time.Unix(1000, 0)
+
+// openWithProject opens a store in a new directory with project p.
+func openWithProject(t *testing.T) *Store {
+	t.Helper()
+	s := openTest(t, filepath.Join(t.TempDir(), "ward.db"))
+	if _, err := s.CreateProject(t.Context(), &store.CreateProjectParams{Name: "p", Now: projectTime}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// newTask is a task of function f, due at projectTime.
+func newTask(id, project string, payload []byte) store.NewTask {
+	return store.NewTask{ID: id, Project: project, Function: "f", RunAt: projectTime, TimeoutS: 30, MemoryMB: 64, MaxAttempts: 1, Payload: payload}
 }
