@@ -41,8 +41,9 @@ type Result struct {
 	// Tokenized holds the concrete pointers whose value was tokenized, in
 	// document order, at most MaxReported.
 	Tokenized []string
-	// Truncated says Fields or Tokenized were cut at MaxReported.
-	Truncated bool
+	// Truncated says Fields or Tokenized were cut at MaxReported, and
+	// TokenizedTruncated that Tokenized was.
+	Truncated, TokenizedTruncated bool
 }
 
 // Apply projects payload on the plan's fields, checks it when the plan is
@@ -142,10 +143,11 @@ type walker struct {
 	vals      []byte
 	notScalar error // the first tokenize pointer matching a container
 
-	arena     []byte // the reported pointers, back to back
-	fieldSpan []int  // start, end offsets in arena of the Fields
-	tokSpan   []int  // start, end offsets in arena of the Tokenized
-	truncated bool
+	arena        []byte // the reported pointers, back to back
+	fieldSpan    []int  // start, end offsets in arena of the Fields
+	tokSpan      []int  // start, end offsets in arena of the Tokenized
+	truncated    bool   // fieldSpan or tokSpan is full
+	tokTruncated bool   // tokSpan is full
 
 	strict  bool
 	dropped int
@@ -232,7 +234,7 @@ func (w *walker) finish() (Result, error) {
 		return Result{}, w.strictError()
 	}
 	out = append(out, w.out[last:]...)
-	r := Result{Payload: out, Truncated: w.truncated}
+	r := Result{Payload: out, Truncated: w.truncated, TokenizedTruncated: w.tokTruncated}
 	all := string(w.arena) // one allocation for all the reported pointers
 	r.Fields = spans(all, w.fieldSpan)
 	r.Tokenized = spans(all, w.tokSpan)
@@ -557,7 +559,7 @@ func (w *walker) tokenize(i int, n *node) int {
 	w.pending = append(w.pending, pendingToken{at: len(w.out), pattern: n.pattern, vs: vs, ve: len(w.vals)})
 	switch {
 	case len(w.tokSpan) >= 2*MaxReported:
-		w.truncated = true
+		w.truncated, w.tokTruncated = true, true
 		w.addField()
 	case w.addField():
 		w.tokSpan = append(w.tokSpan, w.fieldSpan[len(w.fieldSpan)-2:]...)

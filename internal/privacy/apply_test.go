@@ -163,7 +163,7 @@ func TestReportedTruncated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Fields) != MaxReported || !r.Truncated || r.Fields[0] != "/a/0/v" || r.Fields[MaxReported-1] != "/a/127/s" {
+	if len(r.Fields) != MaxReported || !r.Truncated || r.TokenizedTruncated || r.Fields[0] != "/a/0/v" || r.Fields[MaxReported-1] != "/a/127/s" {
 		t.Fatalf("Fields: %d, truncated %v, first %q, last %q", len(r.Fields), r.Truncated, r.Fields[0], r.Fields[len(r.Fields)-1])
 	}
 	if string(r.Payload) != string(payload) {
@@ -175,8 +175,8 @@ func TestReportedTruncated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Tokenized) != MaxReported || len(r.Fields) != MaxReported || !r.Truncated || r.Tokenized[MaxReported-1] != "/a/255/s" {
-		t.Fatalf("Tokenized: %d, Fields: %d, truncated %v", len(r.Tokenized), len(r.Fields), r.Truncated)
+	if len(r.Tokenized) != MaxReported || len(r.Fields) != MaxReported || !r.Truncated || !r.TokenizedTruncated || r.Tokenized[MaxReported-1] != "/a/255/s" {
+		t.Fatalf("Tokenized: %d, Fields: %d, truncated %v, tokenized truncated %v", len(r.Tokenized), len(r.Fields), r.Truncated, r.TokenizedTruncated)
 	}
 	if n := strings.Count(string(r.Payload), TokenPrefix); n != MaxReported+50 {
 		t.Fatalf("%d tokens in the payload, want every value tokenized", n)

@@ -88,7 +88,7 @@ func (s *Service) applyInput(t *store.NewTask, fn deployed, bt *batchTokens) err
 	// The record keeps which pointers were tokenized; which ones the payload
 	// holds is read from the payload itself when someone asks (Describe),
 	// which keeps a long list of pointers off every task row.
-	t.Input = &ward.PayloadInfo{Tokenized: res.Tokenized, Truncated: res.Truncated && len(res.Tokenized) == privacy.MaxReported}
+	t.Input = &ward.PayloadInfo{Tokenized: res.Tokenized, Truncated: res.TokenizedTruncated}
 	return nil
 }
 
