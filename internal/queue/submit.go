@@ -23,6 +23,10 @@ type SubmitParams struct {
 	// List names the batch's list in field errors (default "tasks"; a
 	// fan-out's is "functions").
 	List string
+
+	// taskID, when set, is the ID of the one task: Invoke waits on it
+	// before the task exists.
+	taskID string
 }
 
 // Submit validates and enqueues tasks in one transaction: all or nothing.
@@ -51,6 +55,9 @@ func (s *Service) Submit(ctx context.Context, p *SubmitParams) ([]store.InsertRe
 		t, err := newTask(p, r, fn.Function, now)
 		if err != nil {
 			return nil, s.fieldErr(p, i, err)
+		}
+		if p.taskID != "" {
+			t.ID = p.taskID
 		}
 		if err := s.applyInput(&t, fn, bt); err != nil {
 			return nil, s.fieldErr(p, i, err)
@@ -214,20 +221,30 @@ func (s *Service) Get(ctx context.Context, project, id string) (store.TaskRecord
 
 // Wait returns the task once it is terminal, or as it is after d.
 func (s *Service) Wait(ctx context.Context, project, id string, d time.Duration) (store.TaskRecord, error) {
+	return s.wait(ctx, project, id, d, nil)
+}
+
+// wait is Wait; ch, when not nil, is a waiter on id registered before the
+// task could finish, so that the first read of the task is skipped.
+func (s *Service) wait(ctx context.Context, project, id string, d time.Duration, ch chan struct{}) (store.TaskRecord, error) {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	// Another server may finish the task; poll now and then as well.
 	poll := time.NewTicker(time.Second)
 	defer poll.Stop()
+	var t store.TaskRecord
 	for {
-		ch := s.waiters.add(id)
-		t, err := s.st.GetTask(ctx, project, id)
-		if err != nil || t.Status.Terminal() || d <= 0 {
-			s.waiters.remove(id, ch)
-			return t, err
+		if ch == nil {
+			ch = s.waiters.add(id)
+			var err error
+			t, err = s.st.GetTask(ctx, project, id)
+			if err != nil || t.Status.Terminal() || d <= 0 {
+				s.waiters.remove(id, ch)
+				return t, err
+			}
 		}
 		select {
-		case <-ch:
+		case <-ch: // notify removed it
 		case <-poll.C:
 			s.waiters.remove(id, ch)
 		case <-deadline.C:
@@ -237,6 +254,7 @@ func (s *Service) Wait(ctx context.Context, project, id string, d time.Duration)
 			s.waiters.remove(id, ch)
 			return t, ctx.Err()
 		}
+		ch = nil
 	}
 }
 
@@ -304,14 +322,18 @@ func (s *Service) Invoke(ctx context.Context, p *InvokeParams) (store.TaskRecord
 	if req.PayloadB64 == nil {
 		req.PayloadB64 = []byte{}
 	}
-	res, err := s.Submit(ctx, &SubmitParams{Project: p.Project, SubmittedBy: p.SubmittedBy, Requests: []ward.SubmitRequest{req}})
+	// The waiter is registered before the task exists, so the wait needs
+	// not read the task it has just inserted.
+	id := NewTaskID()
+	ch := s.waiters.add(id)
+	res, err := s.Submit(ctx, &SubmitParams{Project: p.Project, SubmittedBy: p.SubmittedBy, Requests: []ward.SubmitRequest{req}, taskID: id})
 	if err != nil {
+		s.waiters.remove(id, ch)
 		return store.TaskRecord{}, nil, err
 	}
-	id := res[0].Task.ID
 	// Wait for the run (including a platform retry) plus a margin.
 	wait := time.Duration(res[0].Task.TimeoutS)*time.Second + 5*time.Second
-	t, err := s.Wait(ctx, p.Project, id, wait)
+	t, err := s.wait(ctx, p.Project, id, wait, ch)
 	if err != nil || !t.Status.Terminal() {
 		// Nobody waits for the answer any more: make sure it never runs late.
 		if _, cerr := s.Cancel(context.WithoutCancel(ctx), p.Project, id); cerr != nil && !errors.Is(cerr, ward.ErrInvalidState) {
