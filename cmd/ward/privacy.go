@@ -39,10 +39,10 @@ func newTaskInspectCmd(g *globals) *cobra.Command {
 		Short: "Show a task and what its stored payload holds (pointers, never values)",
 		Long: `Show a task's metadata and what ward stored of its payload: the size, whether
 it is sealed, and, for a function with input rules, the JSON Pointers of the
-fields the payload still holds (read from the stored payload, so none once
-it is purged) and of those whose values are tokens. No value is ever
-printed, so inspect needs no payload scope. -o json prints the task record,
-whose "input" holds the same lists.`,
+fields the payload still holds (read from the stored payload: none once it
+is purged) and of those whose values are tokens, never the values. No
+value is ever printed, so inspect needs no payload scope. -o json prints the
+task record, whose "input" holds the same lists.`,
 		Example: `  ward task inspect t_01J…
   ward task inspect t_01J… -o json`,
 		Args: cobra.ExactArgs(1),
