@@ -27,6 +27,11 @@ const (
 	CodeBodyTooLarge     Code = "body_too_large"    // the request body exceeds the API's cap
 	CodePayloadTooLarge  Code = "payload_too_large" // the payload exceeds the function's max_payload_kb
 	CodeInvalidModule    Code = "invalid_module"    // uploaded code is not a valid module
+	CodeInvalidImage     Code = "invalid_image"     // an uploaded archive is not a usable container image
+	CodeDigestMismatch   Code = "digest_mismatch"   // an image blob's content does not match its digest
+	CodeUnsafeLayer      Code = "unsafe_layer"      // an image layer holds a path or link that leaves the root, or a device node
+	CodeNoCommand        Code = "image_no_command"  // an image's config names no command to run
+	CodeRuntimeMismatch  Code = "runtime_mismatch"  // code or a change that does not fit the function's runtime
 	CodeNoCode           Code = "no_code"           // the function has no code yet
 	CodeUnsupportedMedia Code = "unsupported_media_type"
 	CodeMethodNotAllowed Code = "method_not_allowed"

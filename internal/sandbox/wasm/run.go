@@ -38,8 +38,8 @@ func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim li
 	runCtx, cancel := context.WithTimeout(ctx, lim.timeout)
 	defer cancel()
 	meter := &memoryMeter{limit: lim.memory, pages: &s.pages}
-	stdout := &resultWriter{limit: lim.stdout, onOverflow: cancel}
-	stderr := &logWriter{limit: lim.stderr}
+	stdout := &sandbox.ResultWriter{Limit: lim.stdout, OnOverflow: cancel}
+	stderr := &sandbox.LogWriter{Limit: lim.stderr}
 	mounts := wazero.NewFSConfig().(sysfs.FSConfig).
 		WithSysFSMount(wardFS, "/ward").(sysfs.FSConfig).
 		WithSysFSMount(newMemFS(false, lim.tmp, s.now), "/tmp")
@@ -59,7 +59,7 @@ func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim li
 		meter.recycle()
 	}
 
-	out := sandbox.Outcome{Stdout: stdout.buf, Stderr: stderr.finish(spec.Redact)}
+	out := sandbox.Outcome{Stdout: stdout.Bytes(), Stderr: stderr.Finish(spec.Redact)}
 	out.Usage.PeakMemoryBytes = int64(meter.peak.Load())
 	var exit *sys.ExitError
 	isExit := errors.As(err, &exit)
@@ -67,7 +67,7 @@ func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim li
 	case pe != nil:
 		s.log.ErrorContext(ctx, "wasm sandbox: panic while running a module", "digest", spec.Digest, "panic", pe.Error())
 		return out, ward.Errorf(ward.CodeInternal, "wasm sandbox: internal error while running the module")
-	case stdout.overflow:
+	case stdout.Overflowed():
 		out.Code = ward.CodeOutputLimit
 		out.Message = fmt.Sprintf("the result exceeded the stdout limit of %d bytes", lim.stdout)
 		return out, nil

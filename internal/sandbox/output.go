@@ -1,4 +1,4 @@
-package wasm
+package sandbox
 
 import (
 	"bytes"
@@ -6,53 +6,61 @@ import (
 	"errors"
 	"slices"
 	"strings"
-
-	"github.com/wardhq/ward/internal/sandbox"
 )
 
 // redacted replaces every secret value in a log.
 const redacted = "[REDACTED]"
 
-// errOutputLimit is what the guest's write to stdout fails with once the
+// ErrOutputLimit is what a task's write to stdout fails with once the
 // result is over its cap.
-var errOutputLimit = errors.New("stdout limit exceeded")
+var ErrOutputLimit = errors.New("stdout limit exceeded")
 
-// resultWriter collects stdout. The first write past the limit keeps what
-// fits, marks the run as over its output limit and calls onOverflow, which
-// ends the run.
-type resultWriter struct {
+// ResultWriter collects a run's stdout up to Limit bytes. The first write
+// past the limit keeps what fits, marks the run as over its output limit
+// and calls OnOverflow (when set), which should end the run. It is not safe
+// for concurrent writes.
+type ResultWriter struct {
+	Limit      int
+	OnOverflow func()
 	buf        []byte
-	limit      int
 	overflow   bool
-	onOverflow func()
 }
 
+// Bytes returns what was collected.
+func (w *ResultWriter) Bytes() []byte { return w.buf }
+
+// Overflowed reports whether a write went past the limit.
+func (w *ResultWriter) Overflowed() bool { return w.overflow }
+
 // Write implements io.Writer.
-func (w *resultWriter) Write(p []byte) (int, error) {
+func (w *ResultWriter) Write(p []byte) (int, error) {
 	if w.overflow {
-		return 0, errOutputLimit
+		return 0, ErrOutputLimit
 	}
-	if room := w.limit - len(w.buf); len(p) > room {
+	if room := w.Limit - len(w.buf); len(p) > room {
 		w.buf = append(w.buf, p[:room]...)
 		w.overflow = true
-		w.onOverflow()
-		return room, errOutputLimit
+		if w.OnOverflow != nil {
+			w.OnOverflow()
+		}
+		return room, ErrOutputLimit
 	}
 	w.buf = append(w.buf, p...)
 	return len(p), nil
 }
 
-// logWriter collects stderr: the first limit bytes are kept, the rest is
-// dropped. Writing never fails, so a chatty task is not a failed task.
-type logWriter struct {
+// LogWriter collects a run's stderr: the first Limit bytes are kept, the
+// rest is dropped. Writing never fails, so a chatty task is not a failed
+// task. It is not safe for concurrent writes.
+type LogWriter struct {
+	Limit     int
 	buf       []byte
-	limit     int
 	truncated bool
 }
 
 // Write implements io.Writer.
-func (w *logWriter) Write(p []byte) (int, error) {
-	room := w.limit - len(w.buf)
+func (w *LogWriter) Write(p []byte) (int, error) {
+	room := w.Limit - len(w.buf)
 	if len(p) > room {
 		w.truncated = true
 		w.buf = append(w.buf, p[:room]...)
@@ -62,27 +70,27 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// finish returns the log with every secret replaced by [REDACTED], cut to
+// Finish returns the log with every secret replaced by [REDACTED], cut to
 // the limit and, when anything was dropped, ending with
-// sandbox.TruncatedMarker. Redacting the whole collected log, not each
+// TruncatedMarker. Redacting the whole collected log, not each
 // write, catches values split across writes. Where the log was cut, a tail
 // that could be the start of a secret is dropped as well.
-func (w *logWriter) finish(secrets []string) []byte {
+func (w *LogWriter) Finish(secrets []string) []byte {
 	secrets = usable(secrets)
 	out := w.buf
 	truncated := w.truncated
 	if len(secrets) > 0 {
 		out = redact(out, secrets)
 	}
-	if len(out) > w.limit { // redaction made it longer
-		out = out[:w.limit]
+	if len(out) > w.Limit { // redaction made it longer
+		out = out[:w.Limit]
 		truncated = true
 	}
 	if !truncated {
 		return out
 	}
 	out = out[:len(out)-secretPrefixSuffix(out, secrets)]
-	return append(out[:len(out):len(out)], sandbox.TruncatedMarker...)
+	return append(out[:len(out):len(out)], TruncatedMarker...)
 }
 
 // usable returns the non-empty secrets, longest first, so the longest

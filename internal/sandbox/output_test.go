@@ -1,40 +1,37 @@
-package wasm
+package sandbox
 
 import (
-	"strings"
 	"testing"
-
-	"github.com/wardhq/ward/internal/sandbox"
 )
 
 func TestResultWriter(t *testing.T) {
 	t.Parallel()
 	overflows := 0
-	w := &resultWriter{limit: 10, onOverflow: func() { overflows++ }}
+	w := &ResultWriter{Limit: 10, OnOverflow: func() { overflows++ }}
 	if n, err := w.Write([]byte("12345")); n != 5 || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
 	if n, err := w.Write([]byte("67890")); n != 5 || err != nil || w.overflow {
 		t.Fatalf("Write up to the limit = %d, %v, overflow %v", n, err, w.overflow)
 	}
-	if n, err := w.Write([]byte("x")); n != 0 || err != errOutputLimit || !w.overflow {
+	if n, err := w.Write([]byte("x")); n != 0 || err != ErrOutputLimit || !w.overflow {
 		t.Fatalf("Write past the limit = %d, %v, overflow %v", n, err, w.overflow)
 	}
-	if n, err := w.Write([]byte("y")); n != 0 || err != errOutputLimit {
+	if n, err := w.Write([]byte("y")); n != 0 || err != ErrOutputLimit {
 		t.Fatalf("Write after overflow = %d, %v", n, err)
 	}
 	if overflows != 1 || string(w.buf) != "1234567890" {
 		t.Errorf("overflows = %d, buf = %q; want 1, 1234567890", overflows, w.buf)
 	}
-	w = &resultWriter{limit: 4, onOverflow: func() { overflows++ }}
-	if n, err := w.Write([]byte("abcdef")); n != 4 || err != errOutputLimit || string(w.buf) != "abcd" {
-		t.Errorf("straddling Write = %d, %v, buf %q; want 4, errOutputLimit, abcd", n, err, w.buf)
+	w = &ResultWriter{Limit: 4, OnOverflow: func() { overflows++ }}
+	if n, err := w.Write([]byte("abcdef")); n != 4 || err != ErrOutputLimit || string(w.buf) != "abcd" {
+		t.Errorf("straddling Write = %d, %v, buf %q; want 4, ErrOutputLimit, abcd", n, err, w.buf)
 	}
 }
 
 func TestLogWriter(t *testing.T) {
 	t.Parallel()
-	const marker = sandbox.TruncatedMarker
+	const marker = TruncatedMarker
 	cases := []struct {
 		name    string
 		writes  []string
@@ -59,28 +56,14 @@ func TestLogWriter(t *testing.T) {
 		{"nothing kept", []string{"abc"}, 0, nil, marker},
 	}
 	for _, tc := range cases {
-		w := &logWriter{limit: tc.limit}
+		w := &LogWriter{Limit: tc.limit}
 		for _, s := range tc.writes {
 			if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
 				t.Fatalf("%s: Write = %d, %v; a log write never fails", tc.name, n, err)
 			}
 		}
-		if got := string(w.finish(tc.secrets)); got != tc.want {
+		if got := string(w.Finish(tc.secrets)); got != tc.want {
 			t.Errorf("%s: log = %q, want %q", tc.name, got, tc.want)
 		}
-	}
-}
-
-func TestShorten(t *testing.T) {
-	t.Parallel()
-	if got := shorten("first line\nsecond"); got != "first line" {
-		t.Errorf("shorten kept %q", got)
-	}
-	long := strings.Repeat("é", maxMessage)
-	if got := shorten(long); len(got) > maxMessage+len("…") || !strings.HasSuffix(got, "…") {
-		t.Errorf("shorten of %d bytes = %d bytes", len(long), len(got))
-	}
-	if got := shorten("bad \xff byte"); got != "bad ? byte" {
-		t.Errorf("shorten = %q, want invalid UTF-8 replaced", got)
 	}
 }
