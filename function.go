@@ -104,8 +104,8 @@ func (s FunctionSpec) WithDefaults() FunctionSpec {
 // Validate checks a spec after WithDefaults; the error names the field.
 func (s FunctionSpec) Validate() error {
 	switch {
-	case s.Runtime != RuntimeWasm:
-		return FieldError("runtime", "must be %q (oci is not available yet)", RuntimeWasm)
+	case s.Runtime != RuntimeWasm && s.Runtime != RuntimeOCI:
+		return FieldError("runtime", "must be %q or %q", RuntimeWasm, RuntimeOCI)
 	case s.Limits.MemoryMB < 1 || s.Limits.MemoryMB > MaxMemoryMB:
 		return FieldError("limits.memory_mb", "must be between 1 and %d", MaxMemoryMB)
 	case s.Limits.TimeoutS < 1 || s.Limits.TimeoutS > MaxTimeoutS:

@@ -19,7 +19,7 @@ func TestDigest(t *testing.T) {
 func TestSpecValidateNamesTheField(t *testing.T) {
 	t.Parallel()
 	for field, mutate := range map[string]func(*FunctionSpec){
-		"runtime":                func(s *FunctionSpec) { s.Runtime = "oci" },
+		"runtime":                func(s *FunctionSpec) { s.Runtime = "docker" },
 		"limits.memory_mb":       func(s *FunctionSpec) { s.Limits.MemoryMB = MaxMemoryMB + 1 },
 		"limits.timeout_s":       func(s *FunctionSpec) { s.Limits.TimeoutS = -1 },
 		"limits.max_concurrency": func(s *FunctionSpec) { s.Limits.MaxConcurrency = -1 },
@@ -37,6 +37,11 @@ func TestSpecValidateNamesTheField(t *testing.T) {
 	}
 	if err := DefaultSpec().Validate(); err != nil {
 		t.Fatalf("default spec: %v", err)
+	}
+	oci := DefaultSpec()
+	oci.Runtime = RuntimeOCI
+	if err := oci.Validate(); err != nil {
+		t.Fatalf("oci spec: %v", err)
 	}
 }
 

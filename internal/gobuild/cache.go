@@ -305,8 +305,9 @@ func isLocalPath(s string) bool {
 		filepath.IsAbs(s) || strings.HasPrefix(s, `.\`) || strings.HasPrefix(s, `..\`)
 }
 
-// readCache returns a cached module, or false when there is none usable.
-func readCache(path string, log *slog.Logger) ([]byte, bool) {
+// readCache returns a cached build starting with magic, or false when
+// there is none usable.
+func readCache(path string, magic []byte, log *slog.Logger) ([]byte, bool) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -314,7 +315,7 @@ func readCache(path string, log *slog.Logger) ([]byte, bool) {
 		}
 		return nil, false
 	}
-	if !bytes.HasPrefix(b, wasmMagic) {
+	if !bytes.HasPrefix(b, magic) {
 		log.Warn("gobuild: ignoring corrupt cache entry", "path", path)
 		return nil, false
 	}
@@ -328,7 +329,7 @@ func writeCache(path string, b []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*.wasm") // created 0600
+	f, err := os.CreateTemp(dir, ".tmp-*") // created 0600
 	if err != nil {
 		return err
 	}

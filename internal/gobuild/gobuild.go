@@ -1,6 +1,7 @@
-// Package gobuild builds a Go main package into a WASI module
-// (GOOS=wasip1 GOARCH=wasm) with the local Go toolchain, and optionally
-// caches the result by the content of everything that can change it.
+// Package gobuild builds a Go main package with the local Go toolchain —
+// into a WASI module (GOOS=wasip1 GOARCH=wasm) for wasm functions, or a
+// static Linux executable for container images — and optionally caches the
+// result by the content of everything that can change it.
 package gobuild
 
 import (
@@ -46,6 +47,17 @@ const waitDelay = 5 * time.Second
 // wasmMagic starts every WebAssembly binary module: "\0asm" and version 1.
 var wasmMagic = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
 
+// elfMagic starts every ELF executable.
+var elfMagic = []byte{0x7f, 'E', 'L', 'F'}
+
+// target is what a build produces.
+type target struct {
+	goos, goarch string
+	magic        []byte // how the output starts
+	kind         string // what the output is, for messages
+	ext          string // cache file extension
+}
+
 // Wasm builds the main package in opts.Dir for GOOS=wasip1 GOARCH=wasm and
 // returns the module. The package is built within its own module, with
 // -trimpath, CGO_ENABLED=0 and GOWORK=off; the rest of the environment (PATH,
@@ -56,6 +68,21 @@ var wasmMagic = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
 // carries the first lines of the compiler's output. A missing toolchain
 // gives an error wrapping ErrNoToolchain.
 func Wasm(ctx context.Context, opts Options) ([]byte, error) {
+	return buildFor(ctx, opts, target{goos: "wasip1", goarch: "wasm", magic: wasmMagic, kind: "wasm module", ext: ".wasm"})
+}
+
+// Linux builds the main package in opts.Dir into a statically linked Linux
+// executable for goarch (e.g. runtime.GOARCH) and returns it, in the same way
+// and with the same errors as Wasm.
+func Linux(ctx context.Context, opts Options, goarch string) ([]byte, error) {
+	if goarch == "" || strings.ContainsAny(goarch, "/\\ ") {
+		return nil, ward.Errorf(ward.CodeInvalidArgument, "gobuild: invalid architecture %q", goarch)
+	}
+	return buildFor(ctx, opts, target{goos: "linux", goarch: goarch, magic: elfMagic, kind: "Linux executable", ext: ".linux-" + goarch})
+}
+
+// buildFor builds opts.Dir for t, through the cache when there is one.
+func buildFor(ctx context.Context, opts Options, t target) ([]byte, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -72,7 +99,7 @@ func Wasm(ctx context.Context, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := buildEnv(os.Environ())
+	env := buildEnv(os.Environ(), t)
 	version, err := goVersion(ctx, goBin, dir, env)
 	if err != nil {
 		return nil, err
@@ -88,15 +115,15 @@ func Wasm(ctx context.Context, opts Options) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		cachePath = filepath.Join(cacheDir, key+".wasm")
-		if b, ok := readCache(cachePath, log); ok {
+		cachePath = filepath.Join(cacheDir, key+t.ext)
+		if b, ok := readCache(cachePath, t.magic, log); ok {
 			log.Debug("gobuild: cache hit", "dir", dir, "key", key)
 			return b, nil
 		}
 		log.Debug("gobuild: cache miss", "dir", dir, "key", key)
 	}
 
-	b, err := build(ctx, goBin, dir, env)
+	b, err := build(ctx, goBin, dir, env, t)
 	if err != nil {
 		return nil, err
 	}
@@ -163,11 +190,11 @@ func lookGo(name string) (string, error) {
 	return p, nil
 }
 
-// buildEnv returns parent with the cross-compilation settings forced.
-func buildEnv(parent []string) []string {
+// buildEnv returns parent with the cross-compilation settings for t forced.
+func buildEnv(parent []string, t target) []string {
 	forced := map[string]string{
-		"GOOS":        "wasip1",
-		"GOARCH":      "wasm",
+		"GOOS":        t.goos,
+		"GOARCH":      t.goarch,
 		"CGO_ENABLED": "0",
 		"GOWORK":      "off",
 	}
@@ -208,14 +235,14 @@ func goVersion(ctx context.Context, goBin, dir string, env []string) (string, er
 	return v, nil
 }
 
-// build runs go build in dir and returns the module.
-func build(ctx context.Context, goBin, dir string, env []string) ([]byte, error) {
+// build runs go build in dir and returns what it built.
+func build(ctx context.Context, goBin, dir string, env []string, t target) ([]byte, error) {
 	tmp, err := os.MkdirTemp("", "ward-gobuild-")
 	if err != nil {
 		return nil, fmt.Errorf("gobuild: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	out := filepath.Join(tmp, "main.wasm")
+	out := filepath.Join(tmp, "main")
 
 	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-o", out, ".")
 	cmd.Dir = dir
@@ -240,8 +267,8 @@ func build(ctx context.Context, goBin, dir string, env []string) ([]byte, error)
 	if err != nil {
 		return nil, fmt.Errorf("gobuild: read build output: %w", err)
 	}
-	if !bytes.HasPrefix(b, wasmMagic) {
-		return nil, ward.Errorf(ward.CodeInvalidArgument, "gobuild: %s is not a main package (go build produced no wasm module)", dir)
+	if !bytes.HasPrefix(b, t.magic) {
+		return nil, ward.Errorf(ward.CodeInvalidArgument, "gobuild: %s is not a main package (go build produced no %s)", dir, t.kind)
 	}
 	return b, nil
 }

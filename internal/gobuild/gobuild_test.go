@@ -320,7 +320,7 @@ func TestWasmCancelled(t *testing.T) {
 func TestBuildEnv(t *testing.T) {
 	t.Parallel()
 	parent := []string{"PATH=/bin", "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=1", "GOWORK=/x/go.work", "HOME=/home/u", "GOFLAGS=-mod=mod"}
-	env := buildEnv(parent)
+	env := buildEnv(parent, target{goos: "wasip1", goarch: "wasm"})
 	got := map[string][]string{}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -334,6 +334,44 @@ func TestBuildEnv(t *testing.T) {
 		if len(got[k]) != 1 || got[k][0] != v {
 			t.Errorf("%s = %v, want exactly [%s]", k, got[k], v)
 		}
+	}
+}
+
+// TestLinux builds a static Linux executable, runs it, and checks the
+// cache keeps wasm and Linux builds of one package apart.
+func TestLinux(t *testing.T) {
+	t.Parallel()
+	requireGo(t)
+	mod := t.TempDir()
+	writeTree(t, mod, map[string]string{"go.mod": goMod, "main.go": embedMain, "msg.txt": "from linux"})
+	cache := t.TempDir()
+	exe, err := Linux(t.Context(), Options{Dir: mod, CacheDir: cache}, runtime.GOARCH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(exe, elfMagic) {
+		t.Fatalf("output starts %x, want an ELF executable", exe[:min(4, len(exe))])
+	}
+	if runtime.GOOS == "linux" {
+		path := filepath.Join(t.TempDir(), "exe")
+		if err := os.WriteFile(path, exe, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(path).Output()
+		if err != nil || string(out) != "from linux" {
+			t.Errorf("running the build: %q, %v", out, err)
+		}
+	}
+	wasm, err := Wasm(t.Context(), Options{Dir: mod, CacheDir: cache})
+	if err != nil || !bytes.HasPrefix(wasm, wasmMagic) {
+		t.Fatalf("wasm build after a Linux build of the same package: %v", err)
+	}
+	again, err := Linux(t.Context(), Options{Dir: mod, CacheDir: cache}, runtime.GOARCH)
+	if err != nil || !bytes.Equal(again, exe) {
+		t.Errorf("cached Linux build differs or failed: %v", err)
+	}
+	if _, err := Linux(t.Context(), Options{Dir: mod}, "../x"); ward.CodeOf(err) != ward.CodeInvalidArgument {
+		t.Errorf("bad architecture: %v, want invalid_argument", err)
 	}
 }
 
