@@ -17,10 +17,17 @@ var _ runner.Source = (*Service)(nil)
 // maxLeaseBatch bounds one lease call.
 const maxLeaseBatch = 256
 
-// Lease implements runner.Source: it leases due tasks, or waits for a
-// submission, a freed slot or the next delayed task, up to req.Wait. A
-// cancelled ctx ends only the wait; a lease already granted is returned.
+// Lease implements runner.Source: it leases due tasks of req.Runtimes (all
+// runtimes when empty), or waits for a submission, a freed slot or the
+// next delayed task, up to req.Wait. A cancelled ctx ends only the wait; a
+// lease already granted is returned. Runtimes that name "" or too many →
+// invalid_argument.
 func (s *Service) Lease(ctx context.Context, req *runner.LeaseRequest) ([]runner.Job, error) {
+	names, err := store.RuntimeNames(req.Runtimes)
+	if err != nil {
+		return nil, err
+	}
+	key := runtimesKey(names)
 	if err := s.checkActive(context.WithoutCancel(ctx), req.RunnerID); err != nil {
 		return nil, err
 	}
@@ -34,7 +41,7 @@ func (s *Service) Lease(ctx context.Context, req *runner.LeaseRequest) ([]runner
 		woken, gen := s.wake.wait()
 		now := s.now()
 		next := maxIdle
-		if until, idle := s.idle.idle(gen, now); idle {
+		if until, idle := s.idle.idle(key, gen, now); idle {
 			// Nothing was due when last looked, and nothing has changed.
 			if req.Wait <= 0 {
 				return nil, nil
@@ -47,6 +54,7 @@ func (s *Service) Lease(ctx context.Context, req *runner.LeaseRequest) ([]runner
 				RunnerID:     req.RunnerID,
 				Max:          max,
 				FreeMemoryMB: req.FreeMemoryMB,
+				Runtimes:     req.Runtimes,
 				TTL:          s.leaseTTL,
 				Now:          now,
 			})
@@ -54,11 +62,12 @@ func (s *Service) Lease(ctx context.Context, req *runner.LeaseRequest) ([]runner
 				return nil, err
 			}
 			if len(leases) < max {
-				// The scan took what it could: note whether anything is
-				// left due, so that the next call need not scan again.
-				at, queued, err := s.st.NextRunAt(ctx)
+				// The scan took what it could: note whether anything of
+				// these runtimes is left due, so that the next call for
+				// them need not scan again.
+				at, queued, err := s.st.NextRunAt(ctx, req.Runtimes...)
 				if err == nil {
-					s.idle.record(gen, now, at, queued)
+					s.idle.record(key, gen, now, at, queued)
 					if d := at.Sub(now); queued && d > 0 && d < next {
 						next = d
 					}
@@ -119,6 +128,7 @@ func (s *Service) jobs(ctx context.Context, leases []store.Lease) ([]runner.Job,
 			Project:    t.Project,
 			Function:   t.Function,
 			CodeDigest: t.CodeDigest,
+			Runtime:    t.Runtime,
 			Retry: runner.RetryState{
 				Attempt:       t.Attempts,
 				MaxAttempts:   t.MaxAttempts,
@@ -239,10 +249,10 @@ func (s *Service) Complete(ctx context.Context, results []runner.Result) ([]erro
 		requeued = requeued || (errs[i] == nil && c.Status == ward.StatusQueued)
 	}
 	// A freed slot matters to due tasks held back by a budget or a
-	// concurrency limit, and a retry is new work; when nothing was due and
-	// nothing was requeued there is nobody to wake.
+	// concurrency limit, and a retry is new work; when nothing was due for
+	// any runtimes leased and nothing was requeued there is nobody to wake.
 	_, gen := s.wake.wait()
-	if _, idle := s.idle.idle(gen, now); !idle || requeued {
+	if !s.idle.allIdle(gen, now) || requeued {
 		s.workAvailable(ctx)
 	}
 	return errs, nil

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/hex"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -210,14 +211,23 @@ func (s *signal) broadcast() {
 	s.mu.Unlock()
 }
 
-// idleGate remembers that the store had no due queued task, so that lease
-// calls skip the store (a write transaction each) until something may have
+// idleGate remembers, for each set of runtimes leased, that the store had
+// no due queued task of those runtimes, so that lease calls for that set
+// skip the store (a write transaction each) until something may have
 // changed: a broadcast of the wake signal, the next queued task's run_at,
 // or, at the latest, maxIdle later — the poll that notices what another
-// server enqueued should its notification be lost.
+// server enqueued should its notification be lost. What is due for one set
+// says nothing of another: a due oci task keeps the gate of runners that
+// run oci open, not that of runners that run only wasm, which would
+// otherwise scan for it at every call and never take it.
 type idleGate struct {
-	mu    sync.Mutex
-	set   bool
+	mu sync.Mutex
+	m  map[string]idleState // by runtimesKey
+}
+
+// idleState is what the last look for one set of runtimes saw.
+type idleState struct {
+	set   bool      // nothing was due
 	gen   uint64    // the wake signal's broadcasts when it was seen idle
 	until time.Time // when a queued task becomes due, or the poll
 }
@@ -225,27 +235,58 @@ type idleGate struct {
 // maxIdle bounds how long the gate trusts what it saw.
 const maxIdle = time.Second
 
-// record notes what NextRunAt said after a lease at wake generation gen:
-// idle unless a queued task is due at now.
-func (g *idleGate) record(gen uint64, now, next time.Time, queued bool) {
+// maxIdleSets bounds the sets of runtimes the gate keeps: past it, it
+// forgets them all, which only costs the next lease of each set a scan.
+const maxIdleSets = 64
+
+// runtimesKey names a set of runtimes (store.RuntimeNames: distinct and
+// sorted; none = every runtime) in the idle gate.
+func runtimesKey(names []string) string { return strings.Join(names, "\x00") }
+
+// record notes what NextRunAt said for the runtimes key after a lease at
+// wake generation gen: idle unless a queued task of them is due at now.
+func (g *idleGate) record(key string, gen uint64, now, next time.Time, queued bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if _, known := g.m[key]; g.m == nil || (!known && len(g.m) >= maxIdleSets) {
+		g.m = map[string]idleState{}
+	}
 	if queued && !next.After(now) {
-		g.set = false
+		g.m[key] = idleState{}
 		return
 	}
-	g.set, g.gen, g.until = true, gen, now.Add(maxIdle)
-	if queued && next.Before(g.until) {
-		g.until = next
+	st := idleState{set: true, gen: gen, until: now.Add(maxIdle)}
+	if queued && next.Before(st.until) {
+		st.until = next
 	}
+	g.m[key] = st
 }
 
-// idle reports whether nothing can be due at now at wake generation gen,
-// and until when.
-func (g *idleGate) idle(gen uint64, now time.Time) (time.Time, bool) {
+// idle reports whether nothing of the runtimes key can be due at now at
+// wake generation gen, and until when.
+func (g *idleGate) idle(key string, gen uint64, now time.Time) (time.Time, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.until, g.set && g.gen == gen && now.Before(g.until)
+	st := g.m[key]
+	return st.until, st.idle(gen, now)
+}
+
+// allIdle reports whether the gate has seen some set of runtimes and every
+// set it has seen is idle at now at wake generation gen: then no lease call
+// can find anything due, whatever runtimes it asks for.
+func (g *idleGate) allIdle(gen uint64, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, st := range g.m {
+		if !st.idle(gen, now) {
+			return false
+		}
+	}
+	return len(g.m) > 0
+}
+
+func (st idleState) idle(gen uint64, now time.Time) bool {
+	return st.set && st.gen == gen && now.Before(st.until)
 }
 
 // waiters notifies long-polling readers when a task may have changed.

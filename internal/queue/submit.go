@@ -159,6 +159,7 @@ func newTask(p *SubmitParams, r *ward.SubmitRequest, fn ward.Function, now time.
 		Project:        p.Project,
 		Function:       fn.Name,
 		CodeDigest:     fn.CodeDigest,
+		Runtime:        spec.Runtime,
 		Priority:       r.Priority,
 		RunAt:          now.Add(time.Duration(r.DelayS) * time.Second),
 		TimeoutS:       timeout,

@@ -38,6 +38,9 @@ type LeaseRequest struct {
 	Max          int           `json:"max"`
 	FreeMemoryMB int           `json:"free_memory_mb"`
 	Wait         time.Duration `json:"wait_ns"`
+	// Runtimes are the runtimes the runner can run (its sandbox drivers'):
+	// only tasks of those are leased to it. Empty means every runtime.
+	Runtimes []ward.Runtime `json:"runtimes,omitempty"`
 }
 
 // HeartbeatReply is a Source's answer to a heartbeat.
@@ -59,6 +62,7 @@ type Job struct {
 	Project    string        `json:"project"`
 	Function   string        `json:"function"`
 	CodeDigest string        `json:"code_digest"`
+	Runtime    ward.Runtime  `json:"runtime,omitempty"` // the sandbox to run it in; "" is wasm
 	Retry      RetryState    `json:"retry"`
 	MemoryMB   int           `json:"memory_mb"`
 	Timeout    time.Duration `json:"timeout_ns"`
@@ -70,6 +74,14 @@ type Job struct {
 	// and redacted from the log. Shared between jobs: do not modify.
 	Secrets  map[string][]byte `json:"secrets,omitempty"`
 	QueuedAt time.Time         `json:"queued_at"`
+}
+
+// runtime returns the job's runtime.
+func (j *Job) runtime() ward.Runtime {
+	if j.Runtime == "" {
+		return ward.RuntimeWasm
+	}
+	return j.Runtime
 }
 
 // RetryState is what the queue needs to choose a finished run's next state.

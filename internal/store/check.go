@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"time"
 
 	"github.com/wardhq/ward"
@@ -48,12 +49,42 @@ func (p *ListTasksParams) PageSize() (int, error) {
 	return min(p.Limit, ward.MaxPageSize), nil
 }
 
+// MaxLeaseRuntimes is the most distinct runtimes a lease or a NextRunAt
+// probe may name.
+const MaxLeaseRuntimes = 8
+
 // Check validates a lease request.
 func (p *LeaseParams) Check() error {
 	if p.RunnerID == "" {
 		return ward.FieldError("runner_id", "is required")
 	}
+	if _, err := RuntimeNames(p.Runtimes); err != nil {
+		return err
+	}
 	return CheckTTL(p.TTL)
+}
+
+// RuntimeNames returns the distinct runtimes of a lease or a NextRunAt
+// probe as strings, sorted; nil when there are none (every runtime). An
+// empty runtime, or more than MaxLeaseRuntimes distinct ones →
+// invalid_argument.
+func RuntimeNames(runtimes []ward.Runtime) ([]string, error) {
+	if len(runtimes) == 0 {
+		return nil, nil
+	}
+	names := make([]string, 0, len(runtimes))
+	for i, r := range runtimes {
+		if r == "" {
+			return nil, ward.FieldError("runtimes", "runtime %d is empty", i)
+		}
+		names = append(names, string(r))
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	if len(names) > MaxLeaseRuntimes {
+		return nil, ward.FieldError("runtimes", "at most %d runtimes, got %d", MaxLeaseRuntimes, len(names))
+	}
+	return names, nil
 }
 
 // CheckTTL validates a lease's time to live.

@@ -37,10 +37,20 @@ func NewRecord(t *NewTask, now time.Time) TaskRecord {
 			Sealed:      t.Sealed,
 			Input:       CloneInput(t.Input),
 		},
+		Runtime:     t.TaskRuntime(),
 		SubmittedBy: t.SubmittedBy,
 		MemoryMB:    t.MemoryMB,
 		BackoffS:    t.BackoffS,
 	}
+}
+
+// TaskRuntime is the runtime the task runs in: Runtime, or
+// ward.RuntimeWasm when it is "".
+func (t *NewTask) TaskRuntime() ward.Runtime {
+	if t.Runtime == "" {
+		return ward.RuntimeWasm
+	}
+	return t.Runtime
 }
 
 // Size is the task's payload size as submitted: PayloadSize when the payload

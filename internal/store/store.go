@@ -101,8 +101,12 @@ type Store interface {
 	// PurgeTokens deletes up to Limit (0 = all) of a project's token vault
 	// entries last written before UpdatedBefore; it returns how many.
 	PurgeTokens(ctx context.Context, p *PurgeTokensParams) (int, error)
-	// NextRunAt returns the earliest run_at of a queued task, or ok=false.
-	NextRunAt(ctx context.Context) (t time.Time, ok bool, err error)
+	// NextRunAt returns the earliest run_at of a queued task of one of
+	// runtimes, or ok=false when there is none. No runtimes means every
+	// runtime; the runtimes are those of LeaseParams.Runtimes, so that a
+	// runner's lease and its probe for the next due task see the same
+	// tasks, and a task of a runtime the runner lacks never looks due to it.
+	NextRunAt(ctx context.Context, runtimes ...ward.Runtime) (t time.Time, ok bool, err error)
 	// PurgeTasks deletes up to Limit finished tasks (succeeded, failed,
 	// cancelled) of a project, and their bodies, that finished before
 	// FinishedBefore; Function narrows it to one function. It returns how
@@ -180,7 +184,8 @@ const (
 // TaskRecord is a task with the fields only the platform sees.
 type TaskRecord struct {
 	ward.Task
-	SubmittedBy    string // token ID of the submitter
+	Runtime        ward.Runtime // the sandbox runtime the task runs in
+	SubmittedBy    string       // token ID of the submitter
 	MemoryMB       int
 	BackoffS       int
 	PlatformTries  int // platform retries used so far
@@ -271,10 +276,13 @@ type PurgeParams struct {
 
 // NewTask is one task to insert; the caller has validated and defaulted it.
 type NewTask struct {
-	ID             string
-	Project        string
-	Function       string
-	CodeDigest     string
+	ID         string
+	Project    string
+	Function   string
+	CodeDigest string
+	// Runtime is the sandbox runtime the task runs in: its function's
+	// spec.runtime. "" means ward.RuntimeWasm.
+	Runtime        ward.Runtime
 	Priority       int
 	RunAt          time.Time
 	TimeoutS       int
@@ -336,8 +344,12 @@ type LeaseParams struct {
 	RunnerID     string
 	Max          int // free slots
 	FreeMemoryMB int // free memory budget; each leased task's memory_mb must fit
-	TTL          time.Duration
-	Now          time.Time
+	// Runtimes are the runtimes the runner can run: only tasks of one of
+	// them are leased. Empty means every runtime. At most
+	// MaxLeaseRuntimes distinct ones, none of them "".
+	Runtimes []ward.Runtime
+	TTL      time.Duration
+	Now      time.Time
 }
 
 // Lease is a leased task with what the runner needs to run it.

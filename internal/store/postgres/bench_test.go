@@ -52,8 +52,19 @@ func BenchmarkInsertTasks100(b *testing.B) {
 	}
 }
 
-// BenchmarkLeaseComplete10 leases 10 tasks and completes them.
+// BenchmarkLeaseComplete10 leases 10 tasks and completes them; "wasm"
+// leases as a wasm-only runner does, naming its runtime.
 func BenchmarkLeaseComplete10(b *testing.B) {
+	benchLeaseComplete10(b, nil)
+}
+
+// BenchmarkLeaseComplete10Wasm is BenchmarkLeaseComplete10 for a lease
+// naming the wasm runtime, as runners do.
+func BenchmarkLeaseComplete10Wasm(b *testing.B) {
+	benchLeaseComplete10(b, []ward.Runtime{ward.RuntimeWasm})
+}
+
+func benchLeaseComplete10(b *testing.B, runtimes []ward.Runtime) {
 	s := benchStore(b)
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	i := 0
@@ -64,7 +75,8 @@ func BenchmarkLeaseComplete10(b *testing.B) {
 		}
 		i++
 		b.StartTimer()
-		ls, err := s.LeaseTasks(b.Context(), &store.LeaseParams{RunnerID: "r", Max: 10, FreeMemoryMB: 1000, TTL: time.Minute, Now: now})
+		ls, err := s.LeaseTasks(b.Context(), &store.LeaseParams{RunnerID: "r", Max: 10, FreeMemoryMB: 1000, Runtimes: runtimes,
+			TTL: time.Minute, Now: now})
 		if err != nil || len(ls) != 10 {
 			b.Fatalf("lease: %d, %v", len(ls), err)
 		}

@@ -25,16 +25,18 @@ type candidate struct {
 	limit         int // the function's max_concurrency; 0 = none
 }
 
-// leaseScanSQL selects due queued tasks that fit a memory budget, in lease
-// order after a (priority, run_at, seq) cursor, skipping excluded
-// functions, and row-locks them (skipping rows other leases hold). It
-// returns each task's function's max_concurrency (0 for none or a deleted
-// function).
+// leaseScanSQL selects due queued tasks that fit a memory budget, of the
+// runtimes $9 (empty = every runtime), in lease order after a (priority,
+// run_at, seq) cursor, skipping excluded functions, and row-locks them
+// (skipping rows other leases hold). It returns each task's function's
+// max_concurrency (0 for none or a deleted function). The runtime is a
+// filter on the rows the ordered index scan reads, as the memory budget is.
 const leaseScanSQL = `SELECT t.seq, t.priority, t.run_at, t.memory_mb, t.project, t.function, coalesce(f.max_concurrency, 0)
 	FROM tasks t LEFT JOIN functions f ON f.project = t.project AND f.name = t.function
 	WHERE t.status = 'queued' AND t.run_at <= $1 AND t.memory_mb <= $2
 	AND ($3::int IS NULL OR t.priority < $3::int OR (t.priority = $3::int AND (t.run_at, t.seq) > ($4::bigint, $5::bigint)))
 	AND NOT EXISTS (SELECT 1 FROM unnest($6::text[], $7::text[]) AS x (p, f) WHERE x.p = t.project AND x.f = t.function)
+	AND (cardinality($9::text[]) = 0 OR t.runtime = ANY ($9::text[]))
 	ORDER BY t.priority DESC, t.run_at, t.seq
 	LIMIT $8
 	FOR UPDATE OF t SKIP LOCKED`
@@ -70,12 +72,20 @@ var leaseSQL = `UPDATE tasks t SET status = 'running', attempts = t.attempts + 1
 // another lease holds at that moment is skipped by this one. Candidate rows
 // are locked FOR UPDATE SKIP LOCKED, so concurrent leases never take the
 // same task. Tasks of a deleted function have no concurrency limit.
+//
+// Runtimes, when set, limits the lease to tasks of those runtimes: the
+// scans filter the others out as they read, so a task of another runtime
+// never blocks the tasks behind it.
 func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.Lease, error) {
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
 	if p.Max <= 0 {
 		return nil, nil
+	}
+	runtimes, _ := store.RuntimeNames(p.Runtimes) // checked above
+	if runtimes == nil {
+		runtimes = []string{}
 	}
 	now := micros(p.Now)
 	expires := micros(p.Now.Add(p.TTL))
@@ -84,7 +94,7 @@ func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.L
 		if _, err := tx.Exec(ctx, leasePlanSQL); err != nil {
 			return fmt.Errorf("postgres: lease: %w", err)
 		}
-		picks, err := pickTasks(ctx, tx, p, now)
+		picks, err := pickTasks(ctx, tx, p, runtimes, now)
 		if err != nil || len(picks) == 0 {
 			return err
 		}
@@ -98,10 +108,10 @@ func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.L
 }
 
 // pickTasks chooses the tasks to lease and returns their seqs in lease
-// order. Each scan asks only for tasks that fit the memory left and whose
-// function is not blocked, so a blocked function's backlog never starves
-// the tasks behind it.
-func pickTasks(ctx context.Context, tx pgx.Tx, p *store.LeaseParams, now int64) ([]int64, error) {
+// order. Each scan asks only for tasks of the runtimes (empty = every
+// runtime) that fit the memory left and whose function is not blocked, so
+// a blocked function's backlog never starves the tasks behind it.
+func pickTasks(ctx context.Context, tx pgx.Tx, p *store.LeaseParams, runtimes []string, now int64) ([]int64, error) {
 	var picks []int64
 	free := p.FreeMemoryMB
 	slots := map[fnKey]*fnSlots{}
@@ -111,7 +121,7 @@ func pickTasks(ctx context.Context, tx pgx.Tx, p *store.LeaseParams, now int64) 
 	var curRun, curSeq int64
 	for len(picks) < p.Max && free >= 0 {
 		need := p.Max - len(picks)
-		cands, err := scanCandidates(ctx, tx, now, free, curPrio, curRun, curSeq, bp, bf, need)
+		cands, err := scanCandidates(ctx, tx, now, free, curPrio, curRun, curSeq, bp, bf, runtimes, need)
 		if err != nil {
 			return nil, err
 		}
@@ -146,13 +156,14 @@ func pickTasks(ctx context.Context, tx pgx.Tx, p *store.LeaseParams, now int64) 
 	return picks, nil
 }
 
-// scanCandidates reads up to limit candidates after the cursor.
+// scanCandidates reads up to limit candidates of the runtimes after the
+// cursor.
 func scanCandidates(ctx context.Context, tx pgx.Tx, now int64, free int, prio *int, runAt, seq int64,
-	bp, bf []string, limit int) ([]candidate, error) {
+	bp, bf, runtimes []string, limit int) ([]candidate, error) {
 	if bp == nil {
 		bp, bf = []string{}, []string{}
 	}
-	rows, err := tx.Query(ctx, leaseScanSQL, now, free, prio, runAt, seq, bp, bf, limit)
+	rows, err := tx.Query(ctx, leaseScanSQL, now, free, prio, runAt, seq, bp, bf, limit, runtimes)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: lease: scan: %w", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/store"
 	"github.com/wardhq/ward/internal/store/postgres/pgtest"
@@ -124,6 +126,57 @@ func TestMigrationsRefuseNewerSchema(t *testing.T) {
 	_, err := Open(t.Context(), dsn, nil)
 	if err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("Open on a newer schema: %v, want a refusal", err)
+	}
+}
+
+// TestMigrateTaskRuntime upgrades a schema of version 2 holding a queued
+// task and checks migration 3 makes it a wasm task, leased as such.
+func TestMigrateTaskRuntime(t *testing.T) {
+	pgtest.URL(t)
+	t.Parallel()
+	ctx := t.Context()
+	dsn := pgtest.DSN(t)
+	conn, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ms, err := store.LoadMigrations(migrationsFS)
+	if err != nil || len(ms) < 3 {
+		t.Fatalf("migrations: %d, %v", len(ms), err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
+		ms[0].SQL, ms[1].SQL,
+		`INSERT INTO schema_migrations (version, name, applied_at) VALUES (1, '` + ms[0].Name + `', 0), (2, '` + ms[1].Name + `', 0)`,
+		`INSERT INTO projects (name, created_at, retention_days) VALUES ('p', 0, 7)`,
+		`INSERT INTO tasks (id, project, function, code_digest, status, priority, max_attempts, timeout_s, memory_mb, backoff_s,
+			created_at, run_at, payload_size) VALUES ('t_1', 'p', 'f', 'sha256:00', 'queued', 0, 1, 30, 64, 5, 1, 1, 0)`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%.40s…: %v", q, err)
+		}
+	}
+	s := openTest(t, dsn)
+	rec, err := s.GetTask(ctx, "p", "t_1")
+	if err != nil || rec.Runtime != ward.RuntimeWasm {
+		t.Fatalf("GetTask after migration = %+v, %v; want runtime wasm", rec, err)
+	}
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	lease := func(rt ward.Runtime) []store.Lease {
+		t.Helper()
+		ls, err := s.LeaseTasks(ctx, &store.LeaseParams{RunnerID: "r", Max: 1, FreeMemoryMB: 64,
+			Runtimes: []ward.Runtime{rt}, TTL: time.Minute, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ls
+	}
+	if ls := lease(ward.RuntimeOCI); len(ls) != 0 {
+		t.Fatalf("oci lease after migration took %d tasks, want none", len(ls))
+	}
+	if ls := lease(ward.RuntimeWasm); len(ls) != 1 || ls[0].Task.ID != "t_1" {
+		t.Fatalf("wasm lease after migration took %d tasks, want t_1", len(ls))
 	}
 }
 

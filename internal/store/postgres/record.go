@@ -15,7 +15,7 @@ const taskCols = `id, project, function, code_digest, status, priority, attempts
 	timeout_s, memory_mb, backoff_s, platform_tries, created_at, run_at, started_at, finished_at,
 	error_code, error_message, exit_code, usage_peak_memory, usage_cpu_ms, usage_duration_ms,
 	labels, parent_id, payload_size, submitted_by, lease_id, runner_id, lease_expires_at, sealed,
-	input_info`
+	input_info, runtime`
 
 // Body kinds: a task body's row in task_bodies has (seq, kind).
 const (
@@ -42,6 +42,7 @@ type taskRow struct {
 	leaseExpires                                        *int64
 	sealed                                              bool
 	input                                               *string
+	runtime                                             string
 }
 
 // dest returns the scan destinations of taskCols followed by extra.
@@ -50,7 +51,7 @@ func (r *taskRow) dest(extra ...any) []any {
 		&r.timeoutS, &r.memoryMB, &r.backoffS, &r.platformTries, &r.created, &r.runAt, &r.started, &r.finished,
 		&r.errCode, &r.errMsg, &r.exitCode, &r.peak, &r.cpu, &r.dur,
 		&r.labels, &r.parentID, &r.payloadSize, &r.submittedBy, &r.leaseID, &r.runnerID, &r.leaseExpires, &r.sealed,
-		&r.input}, extra...)
+		&r.input, &r.runtime}, extra...)
 }
 
 // scanTask scans one row of taskCols followed by extra destinations.
@@ -85,6 +86,7 @@ func (r *taskRow) record() (store.TaskRecord, error) {
 			PayloadSize: r.payloadSize,
 			Sealed:      r.sealed,
 		},
+		Runtime:       ward.Runtime(r.runtime),
 		MemoryMB:      r.memoryMB,
 		BackoffS:      r.backoffS,
 		PlatformTries: r.platformTries,

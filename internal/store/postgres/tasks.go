@@ -158,14 +158,15 @@ func resolveIdempotency(ctx context.Context, tx pgx.Tx, tasks []store.NewTask, n
 // ID is stored already is left out. The IDs must differ from each other.
 const insertManySQL = `WITH x AS (
 		SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::int[], $9::int[],
-			$10::int[], $11::bigint[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::bool[], $17::text[], $18::bytea[])
+			$10::int[], $11::bigint[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::bool[], $17::text[], $18::bytea[],
+			$19::text[])
 			WITH ORDINALITY AS x (id, project, function, code_digest, priority, max_attempts, timeout_s, memory_mb,
-				backoff_s, run_at, labels, parent_id, payload_size, submitted_by, sealed, input_info, payload, ord)),
+				backoff_s, run_at, labels, parent_id, payload_size, submitted_by, sealed, input_info, payload, runtime, ord)),
 	t AS (
 		INSERT INTO tasks (id, project, function, code_digest, priority, max_attempts, timeout_s, memory_mb, backoff_s,
-			created_at, run_at, labels, parent_id, payload_size, submitted_by, status, sealed, input_info)
+			created_at, run_at, labels, parent_id, payload_size, submitted_by, status, sealed, input_info, runtime)
 		SELECT id, project, function, code_digest, priority, max_attempts, timeout_s, memory_mb, backoff_s,
-			$1, run_at, labels, parent_id, payload_size, submitted_by, 'queued', sealed, input_info
+			$1, run_at, labels, parent_id, payload_size, submitted_by, 'queued', sealed, input_info, runtime
 		FROM x ORDER BY ord
 		ON CONFLICT (id) DO NOTHING
 		RETURNING seq, id),
@@ -177,6 +178,7 @@ const insertManySQL = `WITH x AS (
 // insertArgs are the columns of insertManySQL, one element per task.
 type insertArgs struct {
 	id, project, function, digest, parent, submittedBy  []string
+	runtime                                             []string
 	priority, maxAttempts, timeoutS, memoryMB, backoffS []int
 	runAt, size                                         []int64
 	labels, input                                       []*string
@@ -203,6 +205,7 @@ func (a *insertArgs) add(t *store.NewTask) error {
 	a.memoryMB, a.backoffS = append(a.memoryMB, t.MemoryMB), append(a.backoffS, t.BackoffS)
 	a.runAt, a.size = append(a.runAt, micros(t.RunAt)), append(a.size, int64(t.Size()))
 	a.labels, a.input, a.sealed, a.payload = append(a.labels, labels), append(a.input, input), append(a.sealed, t.Sealed), append(a.payload, payload)
+	a.runtime = append(a.runtime, string(t.TaskRuntime()))
 	return nil
 }
 
@@ -227,7 +230,7 @@ func insertFresh(ctx context.Context, tx pgx.Tx, tasks []store.NewTask, fresh []
 	}
 	b := &pgx.Batch{}
 	b.Queue(insertManySQL, now, a.id, a.project, a.function, a.digest, a.priority, a.maxAttempts, a.timeoutS, a.memoryMB,
-		a.backoffS, a.runAt, a.labels, a.parent, a.size, a.submittedBy, a.sealed, a.input, a.payload)
+		a.backoffS, a.runAt, a.labels, a.parent, a.size, a.submittedBy, a.sealed, a.input, a.payload, a.runtime)
 	keyed := 0
 	for _, i := range fresh {
 		t := &tasks[i]
@@ -392,17 +395,27 @@ func (s *Store) CountRunning(ctx context.Context, project, function string) (int
 	return n, nil
 }
 
-// nextRunAtSQL finds the earliest run_at of a queued task with one probe
-// of the queued index per priority (it is ordered by priority first, so a
-// plain min(run_at) would read every queued entry).
+// nextRunAtSQL finds the earliest run_at of a queued task of the runtimes
+// $1 (empty = every runtime) with one probe of the queued index per
+// priority (it is ordered by priority first, so a plain min(run_at) would
+// read every queued entry); a probe reads its priority's entries in run_at
+// order up to the first of those runtimes.
 var nextRunAtSQL = `SELECT min(x.run_at) FROM generate_series(0, ` + strconv.Itoa(ward.MaxPriority) + `) AS p (priority),
-	LATERAL (SELECT run_at FROM tasks WHERE status = 'queued' AND priority = p.priority ORDER BY run_at LIMIT 1) AS x`
+	LATERAL (SELECT run_at FROM tasks WHERE status = 'queued' AND priority = p.priority
+		AND (cardinality($1::text[]) = 0 OR runtime = ANY ($1::text[])) ORDER BY run_at LIMIT 1) AS x`
 
-// NextRunAt returns the earliest run_at of a queued task, or ok=false when
-// no task is queued.
-func (s *Store) NextRunAt(ctx context.Context) (time.Time, bool, error) {
+// NextRunAt returns the earliest run_at of a queued task of one of
+// runtimes (none = every runtime), or ok=false when there is none.
+func (s *Store) NextRunAt(ctx context.Context, runtimes ...ward.Runtime) (time.Time, bool, error) {
+	names, err := store.RuntimeNames(runtimes)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	if names == nil {
+		names = []string{}
+	}
 	var m *int64
-	if err := s.pool.QueryRow(ctx, nextRunAtSQL).Scan(&m); err != nil {
+	if err := s.pool.QueryRow(ctx, nextRunAtSQL, names).Scan(&m); err != nil {
 		return time.Time{}, false, fmt.Errorf("postgres: next run: %w", err)
 	}
 	if m == nil {

@@ -132,14 +132,22 @@ func cpuTime(b *testing.B) time.Duration {
 // BenchmarkLeaseBacklog measures one lease of 256 tasks and their
 // completion with 100,000 tasks queued ahead: "blocked" puts 50,000 of them,
 // first in line, behind a function already at its max_concurrency of 1,
-// so every lease must pass over that backlog.
+// so every lease must pass over that backlog. "wasm" leases as a wasm-only
+// runner does, naming its runtime; "oci-ahead" does too, with the 50,000
+// first in line oci tasks it must pass over.
 func BenchmarkLeaseBacklog(b *testing.B) {
-	for _, blocked := range []bool{false, true} {
-		name := "plain"
-		if blocked {
-			name = "blocked"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, bc := range []struct {
+		name     string
+		ahead    string // the function of the first 50,000 tasks; "" = none
+		runtime  ward.Runtime
+		runtimes []ward.Runtime
+	}{
+		{name: "plain"},
+		{name: "blocked", ahead: "slow"},
+		{name: "wasm", runtimes: []ward.Runtime{ward.RuntimeWasm}},
+		{name: "oci-ahead", ahead: "box", runtime: ward.RuntimeOCI, runtimes: []ward.Runtime{ward.RuntimeWasm}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
 			s, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"), nil)
 			if err != nil {
@@ -156,32 +164,37 @@ func BenchmarkLeaseBacklog(b *testing.B) {
 				b.Fatal(err)
 			}
 			seq := 0
-			insert := func(fn string, n int) {
+			insert := func(fn string, rt ward.Runtime, n int) {
 				tasks := make([]store.NewTask, 0, 1000)
 				for range n / 1000 {
 					tasks = tasks[:0]
 					for range 1000 {
 						seq++
 						tasks = append(tasks, store.NewTask{ID: fmt.Sprintf("t_%012d", seq), Project: "bench", Function: fn,
-							RunAt: now, TimeoutS: 30, MemoryMB: 1, MaxAttempts: 1, Payload: []byte(`{}`)})
+							Runtime: rt, RunAt: now, TimeoutS: 30, MemoryMB: 1, MaxAttempts: 1, Payload: []byte(`{}`)})
 					}
 					if _, err := s.InsertTasks(ctx, &store.InsertTasksParams{Tasks: tasks, Now: now}); err != nil {
 						b.Fatal(err)
 					}
 				}
 			}
-			if blocked {
-				insert("slow", 50_000)
+			switch bc.ahead {
+			case "slow":
+				insert("slow", "", 50_000)
 				if ls, err := s.LeaseTasks(ctx, &store.LeaseParams{RunnerID: "hog", Max: 1, FreeMemoryMB: 1, TTL: time.Hour, Now: now}); err != nil || len(ls) != 1 {
 					b.Fatalf("lease the one slot: %d, %v", len(ls), err)
 				}
-				insert("echo", 50_000)
-			} else {
-				insert("echo", 100_000)
+				insert("echo", "", 50_000)
+			case "":
+				insert("echo", "", 100_000)
+			default:
+				insert(bc.ahead, bc.runtime, 50_000)
+				insert("echo", "", 50_000)
 			}
 			b.ResetTimer()
 			for b.Loop() {
-				ls, err := s.LeaseTasks(ctx, &store.LeaseParams{RunnerID: "r", Max: 256, FreeMemoryMB: 1 << 20, TTL: time.Minute, Now: now})
+				ls, err := s.LeaseTasks(ctx, &store.LeaseParams{RunnerID: "r", Max: 256, FreeMemoryMB: 1 << 20, Runtimes: bc.runtimes,
+					TTL: time.Minute, Now: now})
 				if err != nil || len(ls) != 256 {
 					b.Fatalf("lease: %d, %v", len(ls), err)
 				}
@@ -193,8 +206,48 @@ func BenchmarkLeaseBacklog(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StopTimer()
-				insert("echo", 1000) // keep the backlog deep
+				insert("echo", "", 1000) // keep the backlog deep
 				b.StartTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkNextRunAt measures the next-due probe of the queue's idle gate
+// with 10,000 oci tasks queued ahead of one wasm task, for every runtime
+// and for wasm alone (which passes over the oci ones).
+func BenchmarkNextRunAt(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := s.CreateProject(ctx, &store.CreateProjectParams{Name: "bench", Now: now}); err != nil {
+		b.Fatal(err)
+	}
+	tasks := make([]store.NewTask, 0, 10_001)
+	for i := range 10_001 {
+		rt := ward.RuntimeOCI
+		if i == 10_000 {
+			rt = ward.RuntimeWasm
+		}
+		tasks = append(tasks, store.NewTask{ID: fmt.Sprintf("t_%012d", i), Project: "bench", Function: "f", Runtime: rt,
+			RunAt: now.Add(time.Duration(i) * time.Microsecond), TimeoutS: 30, MemoryMB: 1, MaxAttempts: 1})
+	}
+	if _, err := s.InsertTasks(ctx, &store.InsertTasksParams{Tasks: tasks, Now: now}); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name     string
+		runtimes []ward.Runtime
+	}{{"all", nil}, {"wasm", []ward.Runtime{ward.RuntimeWasm}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, ok, err := s.NextRunAt(ctx, bc.runtimes...); err != nil || !ok {
+					b.Fatalf("NextRunAt = %t, %v", ok, err)
+				}
 			}
 		})
 	}

@@ -104,7 +104,7 @@ var deleteProjectSQL = []string{
 	`DELETE FROM task_bodies WHERE id IN (SELECT t.seq * 4 + k.kind FROM tasks t INDEXED BY tasks_project,
 		(SELECT ` + kindsSQL + `) k WHERE t.project = ?)`,
 	`DELETE FROM idempotency_keys WHERE project = ?`,
-	`DELETE FROM tasks WHERE project = ?`,
+	`DELETE FROM tasks INDEXED BY tasks_project WHERE project = ?`,
 	`DELETE FROM token_vault WHERE project = ?`,
 	`DELETE FROM secrets WHERE project = ?`,
 	`DELETE FROM config WHERE project = ?`,

@@ -29,6 +29,10 @@ type fnSlots struct{ limit, running int }
 // considered. A function whose spec sets max_concurrency N > 0 never has more
 // than N running tasks in the whole store. Tasks of a deleted function have
 // no concurrency limit.
+//
+// Runtimes, when set, limits the lease to tasks of those runtimes: the
+// others are filtered out by the same index scans, so a task of another
+// runtime never blocks the tasks behind it.
 func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.Lease, error) {
 	if err := p.Check(); err != nil {
 		return nil, err
@@ -36,7 +40,12 @@ func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.L
 	if p.Max <= 0 {
 		return nil, nil
 	}
+	names, _ := store.RuntimeNames(p.Runtimes) // checked above
+	runtimes := padRuntimes(names)
 	if err := s.prepareBatch(ctx, batchLease, p.Max); err != nil {
+		return nil, err
+	}
+	if err := s.prepareBatch(ctx, batchLeaseScan, len(runtimes)); err != nil {
 		return nil, err
 	}
 	now := micros(p.Now)
@@ -48,7 +57,7 @@ func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.L
 		if err != nil {
 			return err
 		}
-		picks, err := s.pickTasks(qctx, tx, p, now, limits)
+		picks, err := s.pickTasks(qctx, tx, p, runtimes, now, limits)
 		if err != nil || len(picks) == 0 {
 			return err
 		}
@@ -134,11 +143,13 @@ func (s *Store) functionSlots(ctx context.Context, tx *sql.Tx) (map[fnKey]*fnSlo
 }
 
 // pickTasks chooses the tasks to lease and returns their seqs. It scans each
-// priority in lease order; every scan asks only for tasks that fit the
-// memory left and whose function is not at its limit at that moment, so a
-// blocked function's backlog is filtered by the index scan and never starves
-// the tasks behind it.
-func (s *Store) pickTasks(ctx context.Context, tx *sql.Tx, p *store.LeaseParams, now int64, limits map[fnKey]*fnSlots) ([]int64, error) {
+// priority in lease order; every scan asks only for tasks of the runtimes
+// (padRuntimes; none = every runtime) that fit the memory left and whose
+// function is not at its limit at that moment, so a blocked function's
+// backlog, or another runtime's, is filtered by the index scan and never
+// starves the tasks behind it.
+func (s *Store) pickTasks(ctx context.Context, tx *sql.Tx, p *store.LeaseParams, runtimes []any, now int64,
+	limits map[fnKey]*fnSlots) ([]int64, error) {
 	var picks []int64
 	free := p.FreeMemoryMB
 	var static *sql.Stmt
@@ -146,12 +157,14 @@ func (s *Store) pickTasks(ctx context.Context, tx *sql.Tx, p *store.LeaseParams,
 		curRun, curSeq := int64(math.MinInt64), int64(0)
 		for len(picks) < p.Max {
 			need := p.Max - len(picks)
-			args := []any{prio, now, free, curRun, curSeq}
+			args := append([]any{prio, now, free, curRun, curSeq}, runtimes...)
 			var rows *sql.Rows
 			var err error
-			if q, extra := scanExcluding(limits); q == "" {
+			if q, extra := scanExcluding(limits, len(runtimes)); q == "" {
 				if static == nil {
-					static = tx.StmtContext(ctx, s.st.leaseScan)
+					if static, err = s.scanStmt(ctx, tx, len(runtimes)); err != nil {
+						return nil, err
+					}
 				}
 				rows, err = static.QueryContext(ctx, append(args, need)...)
 			} else {
@@ -196,9 +209,19 @@ func (s *Store) pickTasks(ctx context.Context, tx *sql.Tx, p *store.LeaseParams,
 	return picks, nil
 }
 
-// scanExcluding returns the scan query that also skips the functions at
-// their limit, with the extra arguments; "" when none is.
-func scanExcluding(limits map[fnKey]*fnSlots) (string, []any) {
+// scanStmt returns the prepared lease scan for n runtimes (0 = every
+// runtime) bound to tx.
+func (s *Store) scanStmt(ctx context.Context, tx *sql.Tx, n int) (*sql.Stmt, error) {
+	if n == 0 {
+		return tx.StmtContext(ctx, s.st.leaseScan), nil
+	}
+	return s.batchStmt(ctx, tx, batchLeaseScan, n)
+}
+
+// scanExcluding returns the scan query for n runtimes that also skips the
+// functions at their limit, with the extra arguments (after the runtimes);
+// "" when none is.
+func scanExcluding(limits map[fnKey]*fnSlots, runtimes int) (string, []any) {
 	var extra []any
 	for k, sl := range limits {
 		if sl.running >= sl.limit {
@@ -208,7 +231,7 @@ func scanExcluding(limits map[fnKey]*fnSlots) (string, []any) {
 	if len(extra) == 0 {
 		return "", nil
 	}
-	q := leaseScanSQL + ` AND (project, function) NOT IN (VALUES ` +
+	q := leaseScanSQL + runtimesIn(runtimes) + ` AND (project, function) NOT IN (VALUES ` +
 		strings.TrimSuffix(strings.Repeat(`(?, ?), `, len(extra)/2), `, `) + `)` + leaseScanOrder
 	return q, extra
 }

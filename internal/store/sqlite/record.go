@@ -15,7 +15,7 @@ const taskCols = `id, project, function, code_digest, status, priority, attempts
 	timeout_s, memory_mb, backoff_s, platform_tries, created_at, run_at, started_at, finished_at,
 	error_code, error_message, exit_code, usage_peak_memory, usage_cpu_ms, usage_duration_ms,
 	labels, parent_id, payload_size, submitted_by, lease_id, runner_id, lease_expires_at, sealed,
-	input_info`
+	input_info, runtime`
 
 // Body kinds: a task body's row in task_bodies has id seq*4 + kind.
 const (
@@ -31,7 +31,7 @@ func bodyID(seq int64, kind int) int64 { return seq*4 + int64(kind) }
 type scanner = store.Scanner
 
 // numTaskCols is the number of columns in taskCols.
-const numTaskCols = 31
+const numTaskCols = 32
 
 // taskScanner scans rows of taskCols, followed by extra destinations, into
 // records. It scans into plain interface values and converts them itself,
@@ -79,6 +79,7 @@ func (s *taskScanner) scan(sc scanner) (store.TaskRecord, error) {
 			PayloadSize: int(integer(v[24])),
 			Sealed:      integer(v[29]) != 0,
 		},
+		Runtime:       ward.Runtime(text(v[31])),
 		MemoryMB:      int(integer(v[9])),
 		BackoffS:      int(integer(v[10])),
 		PlatformTries: int(integer(v[11])),

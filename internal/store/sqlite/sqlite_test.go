@@ -369,7 +369,11 @@ func TestQueryPlans(t *testing.T) {
 		want        []string
 	}{
 		{"lease scan", leaseScanSQL + leaseScanOrder, []string{"COVERING INDEX tasks_queued (priority=? AND run_at>? AND run_at<?)"}},
-		{"lease scan excluding", mustExcluding(), []string{"COVERING INDEX tasks_queued"}},
+		{"lease scan excluding", mustExcluding(0), []string{"COVERING INDEX tasks_queued"}},
+		{"lease scan, 1 runtime", leaseScanRuntimesSQL(1), []string{"COVERING INDEX tasks_queued (priority=? AND run_at>? AND run_at<?)"}},
+		{"lease scan, 2 runtimes", leaseScanRuntimesSQL(2), []string{"COVERING INDEX tasks_queued (priority=? AND run_at>? AND run_at<?)"}},
+		{"lease scan, 8 runtimes", leaseScanRuntimesSQL(8), []string{"COVERING INDEX tasks_queued (priority=? AND run_at>? AND run_at<?)"}},
+		{"lease scan excluding, runtimes", mustExcluding(2), []string{"COVERING INDEX tasks_queued (priority=? AND run_at>? AND run_at<?)"}},
 		{"function limits", `SELECT f.project, f.name, f.max_concurrency,
 			(SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.project = f.project AND t.function = f.name)
 			FROM functions f INDEXED BY functions_limited WHERE f.max_concurrency > 0`,
@@ -378,6 +382,8 @@ func TestQueryPlans(t *testing.T) {
 		{"complete", completeSQL(2), []string{"tasks USING INDEX sqlite_autoindex_tasks_1 (id=?)"}},
 		{"heartbeat", heartbeatSQL(2), []string{"tasks USING INDEX sqlite_autoindex_tasks_1 (id=?)"}},
 		{"next run", nextRunAtSQL, []string{"COVERING INDEX tasks_queued (priority=?)"}},
+		{"next run, 1 runtime", nextRunAtRuntimesSQL[0], []string{"COVERING INDEX tasks_queued (priority=?)"}},
+		{"next run, 8 runtimes", nextRunAtRuntimesSQL[3], []string{"COVERING INDEX tasks_queued (priority=?)"}},
 		{"list", listQuery("", "", true), []string{"INDEX tasks_project (project=? AND seq<?)"}},
 		{"list function", listQuery("f", "", false), []string{"INDEX tasks_project_function (project=? AND function=?)"}},
 		{"list queued", listQuery("", ward.StatusQueued, true), []string{"INDEX tasks_project (project=? AND seq<?)"}},
@@ -420,8 +426,8 @@ func listQuery(function string, status ward.Status, cursor bool) string {
 	return q
 }
 
-func mustExcluding() string {
-	q, _ := scanExcluding(map[fnKey]*fnSlots{{"p", "f"}: {limit: 1, running: 1}})
+func mustExcluding(runtimes int) string {
+	q, _ := scanExcluding(map[fnKey]*fnSlots{{"p", "f"}: {limit: 1, running: 1}}, runtimes)
 	return q
 }
 
@@ -521,8 +527,8 @@ func TestTransformedValues(t *testing.T) {
 // blobs are shared by digest, and checks what migrations 2 and 3 make of
 // it: each project gets its own copy of every blob its functions or tasks
 // point at, a blob nothing points at is dropped, projects get the default
-// retention, tasks are not sealed and have no input info, and the token
-// vault is empty.
+// retention, tasks are not sealed, have no input info and are wasm ones,
+// and the token vault is empty.
 func TestMigrateCodeBlobsPerProject(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -590,8 +596,15 @@ func TestMigrateCodeBlobsPerProject(t *testing.T) {
 		t.Fatalf("GetProject after migration = %+v, %v; want retention %d", p, err, ward.DefaultRetentionDays)
 	}
 	rec, err := s.GetTask(ctx, "p", "t_1")
-	if err != nil || rec.Sealed || rec.Input != nil {
-		t.Fatalf("GetTask after migration = %+v, %v; want not sealed, no input info", rec, err)
+	if err != nil || rec.Sealed || rec.Input != nil || rec.Runtime != ward.RuntimeWasm {
+		t.Fatalf("GetTask after migration = %+v, %v; want not sealed, no input info, runtime wasm", rec, err)
+	}
+	// Migration 6: the tasks from before are wasm ones, leased as such.
+	if at, ok, err := s.NextRunAt(ctx, ward.RuntimeWasm); err != nil || !ok || !at.Equal(fromMicros(1)) {
+		t.Fatalf("NextRunAt(wasm) after migration = %v, %t, %v; want the old tasks' run_at", at, ok, err)
+	}
+	if _, ok, err := s.NextRunAt(ctx, ward.RuntimeOCI); err != nil || ok {
+		t.Fatalf("NextRunAt(oci) after migration = %t, %v; want none", ok, err)
 	}
 	// Migration 3's vault is there and empty.
 	if m, err := s.GetTokens(ctx, "p", []string{"tok_1"}); err != nil || len(m) != 0 {

@@ -41,6 +41,7 @@ const (
 	batchComplete                      // completeSQL
 	batchHeartbeat                     // heartbeatSQL
 	batchPutTokens                     // putTokensSQL
+	batchLeaseScan                     // leaseScanRuntimesSQL: its "rows" are runtimes
 	numBatchKinds
 )
 
@@ -49,19 +50,52 @@ const (
 // journal; every caller rolls the whole transaction back on any error.
 
 // maxChunkLog2 sets maxChunk, the most rows one multi-row statement
-// carries: 256 rows × 19 parameters stays well under SQLite's limit.
+// carries: 256 rows × 20 parameters stays well under SQLite's limit.
 const (
 	maxChunkLog2 = 8
 	maxChunk     = 1 << maxChunkLog2
 )
 
 // leaseScanSQL selects due queued tasks of one priority in lease order,
-// after a (run_at, seq) cursor, that fit a memory budget; scanExcluding
-// appends a filter on (project, function) pairs to it.
+// after a (run_at, seq) cursor, that fit a memory budget, of every
+// runtime; leaseScanRuntimesSQL narrows it to some runtimes, and
+// scanExcluding appends a filter on (project, function) pairs.
 const leaseScanSQL = `SELECT seq, run_at, memory_mb, project, function FROM tasks INDEXED BY tasks_queued
 	WHERE status = 'queued' AND priority = ? AND run_at <= ? AND memory_mb <= ? AND (run_at, seq) > (?, ?)`
 
 const leaseScanOrder = ` ORDER BY run_at, seq LIMIT ?`
+
+// runtimesIn is the filter on n runtimes (" AND runtime IN (?, …)"), or ""
+// for n = 0. The runtime is a column of tasks_queued, so the filter is
+// applied within the index scan. Callers pass n a power of two
+// (padRuntimes), so that a few prepared statements serve every list.
+func runtimesIn(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return ` AND runtime IN (` + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + `)`
+}
+
+// leaseScanRuntimesSQL is leaseScanSQL for tasks of n runtimes, given
+// after the cursor; the scan's limit follows them.
+func leaseScanRuntimesSQL(n int) string {
+	return leaseScanSQL + runtimesIn(n) + leaseScanOrder
+}
+
+// padRuntimes returns the runtimes of a lease or probe as arguments,
+// padded to a power of two by repeating the last (a repeat matches
+// nothing more); nil for none.
+func padRuntimes(names []string) []any {
+	if len(names) == 0 {
+		return nil
+	}
+	n := 1 << bits.Len(uint(len(names)-1))
+	args := make([]any, n)
+	for i := range args {
+		args[i] = names[min(i, len(names)-1)]
+	}
+	return args
+}
 
 func prepare(ctx context.Context, db *sql.DB) (*stmts, error) {
 	s := &stmts{}
@@ -100,6 +134,7 @@ var batchBuilders = [numBatchKinds]func(n int) string{
 	batchComplete:     completeSQL,
 	batchHeartbeat:    heartbeatSQL,
 	batchPutTokens:    putTokensSQL,
+	batchLeaseScan:    leaseScanRuntimesSQL,
 }
 
 // prepareBatch makes sure the statements of kind k for every piece size up
@@ -148,19 +183,31 @@ func (s *stmts) close() error {
 func (s *Store) pieces(ctx context.Context, tx *sql.Tx, k batchKind, n int, fn func(st *sql.Stmt, lo, hi int) error) error {
 	for lo := 0; lo < n; {
 		size := min(maxChunk, 1<<(bits.Len(uint(n-lo))-1))
-		s.st.mu.Lock()
-		prepared := s.st.batch[k][bits.TrailingZeros(uint(size))]
-		s.st.mu.Unlock()
-		if prepared == nil {
-			return fmt.Errorf("sqlite: batch statement %d for %d rows not prepared", k, size)
+		st, err := s.batchStmt(ctx, tx, k, size)
+		if err != nil {
+			return err
 		}
-		st := tx.StmtContext(ctx, prepared)
 		if err := fn(st, lo, lo+size); err != nil {
 			return err
 		}
 		lo += size
 	}
 	return nil
+}
+
+// batchStmt returns the statement of kind k for n rows (a power of two,
+// at most maxChunk) bound to tx; prepareBatch(k, n) must have run before.
+func (s *Store) batchStmt(ctx context.Context, tx *sql.Tx, k batchKind, n int) (*sql.Stmt, error) {
+	var prepared *sql.Stmt
+	if n > 0 && n&(n-1) == 0 && n <= maxChunk {
+		s.st.mu.Lock()
+		prepared = s.st.batch[k][bits.TrailingZeros(uint(n))]
+		s.st.mu.Unlock()
+	}
+	if prepared == nil {
+		return nil, fmt.Errorf("sqlite: batch statement %d for %d rows not prepared", k, n)
+	}
+	return tx.StmtContext(ctx, prepared), nil
 }
 
 // placeholders returns "(?, ?), (?, ?)" for rows tuples of cols parameters.
@@ -187,7 +234,7 @@ func prefixed(prefix, cols string) string {
 }
 
 // insertTasksCols is the number of values insertTasksSQL takes per task.
-const insertTasksCols = 19
+const insertTasksCols = 20
 
 // insertTasksSQL inserts n tasks, each given as insertTasksCols values in
 // the column order below; a task whose ID exists is skipped (and the caller,
@@ -195,7 +242,7 @@ const insertTasksCols = 19
 func insertTasksSQL(n int) string {
 	return `INSERT OR FAIL INTO tasks (seq, id, project, function, code_digest, priority, max_attempts,
 		timeout_s, memory_mb, backoff_s, created_at, run_at, labels, parent_id, payload_size, submitted_by, status, sealed,
-		input_info)
+		input_info, runtime)
 		VALUES ` + placeholders(n, insertTasksCols) + ` ON CONFLICT (id) DO NOTHING`
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"time"
 
@@ -96,7 +97,7 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 			seq := last + int64(lo+j) + 1
 			args = append(args, seq, t.ID, t.Project, t.Function, t.CodeDigest, t.Priority, t.MaxAttempts,
 				t.TimeoutS, t.MemoryMB, t.BackoffS, now, micros(t.RunAt), labels, t.ParentID, t.Size(), t.SubmittedBy,
-				string(ward.StatusQueued), t.Sealed, input)
+				string(ward.StatusQueued), t.Sealed, input, string(t.TaskRuntime()))
 			if len(t.Payload) > 0 {
 				bodies = append(bodies, bodyID(seq, kindPayload), t.Payload)
 			}
@@ -375,11 +376,39 @@ var nextRunAtSQL = func() string {
 	return `SELECT min(m) FROM (` + strings.Join(parts, ` UNION ALL `) + `)`
 }()
 
-// NextRunAt returns the earliest run_at of a queued task, or ok=false when
-// no task is queued.
-func (s *Store) NextRunAt(ctx context.Context) (time.Time, bool, error) {
+// nextRunAtRuntimesSQL[i] is nextRunAtSQL for tasks of 1<<i runtimes
+// (padRuntimes), given once per priority: each priority's queued index
+// entries are read in run_at order up to the first of those runtimes.
+var nextRunAtRuntimesSQL = func() []string {
+	var qs []string
+	for n := 1; n < 2*store.MaxLeaseRuntimes; n *= 2 { // up to the power of two padRuntimes makes of the most
+		var parts []string
+		for p := ward.MinPriority; p <= ward.MaxPriority; p++ {
+			parts = append(parts, fmt.Sprintf(`SELECT (SELECT run_at FROM tasks INDEXED BY tasks_queued
+				WHERE status = 'queued' AND priority = %d%s ORDER BY run_at LIMIT 1) AS m`, p, runtimesIn(n)))
+		}
+		qs = append(qs, `SELECT min(m) FROM (`+strings.Join(parts, ` UNION ALL `)+`)`)
+	}
+	return qs
+}()
+
+// NextRunAt returns the earliest run_at of a queued task of one of
+// runtimes (none = every runtime), or ok=false when there is none.
+func (s *Store) NextRunAt(ctx context.Context, runtimes ...ward.Runtime) (time.Time, bool, error) {
+	names, err := store.RuntimeNames(runtimes)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	q, args := nextRunAtSQL, []any(nil)
+	if rts := padRuntimes(names); len(rts) > 0 {
+		// The runtimes once per priority.
+		q = nextRunAtRuntimesSQL[bits.TrailingZeros(uint(len(rts)))]
+		for range ward.MaxPriority - ward.MinPriority + 1 {
+			args = append(args, rts...)
+		}
+	}
 	var m sql.NullInt64
-	if err := s.row(ctx, nextRunAtSQL).Scan(&m); err != nil {
+	if err := s.row(ctx, q, args...).Scan(&m); err != nil {
 		return time.Time{}, false, fmt.Errorf("sqlite: next run: %w", err)
 	}
 	if !m.Valid {

@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, catalogTests...)
 	tests = append(tests, taskTests...)
 	tests = append(tests, leaseTests...)
+	tests = append(tests, runtimeTests...)
 	tests = append(tests, secretTests...)
 	tests = append(tests, retentionTests...)
 	tests = append(tests, tokenTests...)

@@ -49,7 +49,7 @@ func testInsertAndGet(t *testing.T, e *env) {
 			Priority: 2, MaxAttempts: 5, TimeoutS: 12, CreatedAt: t0, RunAt: at(time.Minute),
 			Labels: map[string]string{"env": "test", "team": "a"}, ParentID: "t_parent", PayloadSize: len(nt.Payload),
 		},
-		SubmittedBy: "tok_1", MemoryMB: 128, BackoffS: 9,
+		Runtime: ward.RuntimeWasm, SubmittedBy: "tok_1", MemoryMB: 128, BackoffS: 9,
 	}
 	if res[0].Existing || res[1].Existing {
 		t.Fatalf("new tasks reported Existing")
