@@ -319,6 +319,23 @@ func (c *Client) UploadCode(ctx context.Context, project, fn string, wasm []byte
 	return ward.CodeUploadResponse(u), err
 }
 
+// UploadImage uploads a container image archive (an OCI image layout or a
+// docker save archive, as a tar) as an oci function's code; the answer's
+// digest is the image's manifest digest.
+func (c *Client) UploadImage(ctx context.Context, project, fn string, archive []byte) (ward.CodeUploadResponse, error) {
+	if archive == nil {
+		archive = []byte{}
+	}
+	var u codeUpload
+	err := c.call(ctx, request{
+		method:      http.MethodPut,
+		segs:        []string{"v1", "projects", project, "functions", fn, "code"},
+		body:        archive,
+		contentType: "application/x-tar",
+	}, &u, http.StatusOK)
+	return ward.CodeUploadResponse(u), err
+}
+
 // GetFunction returns one function.
 func (c *Client) GetFunction(ctx context.Context, project, fn string) (ward.Function, error) {
 	var f function

@@ -23,6 +23,7 @@ func newDevCmd(g *globals) *cobra.Command {
 		dataDir, keysDir, storeDSN, keystoreDSN, addr, examples, logLevel string
 		slots, budget                                                     int
 		grace                                                             time.Duration
+		containers                                                        containerFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -58,12 +59,16 @@ ward refuses to start rather than create a new one.`,
 			if err != nil {
 				return err
 			}
+			ctrs, err := containers.config()
+			if err != nil {
+				return err
+			}
 			// main's context ends on SIGINT or SIGTERM: a graceful shutdown.
 			return runDev(cmd.Context(), devConfig{
 				server: server.Config{
 					DataDir: dataDir, KeysDir: keysDir, StoreDSN: storeDSN, KeystoreDSN: keystoreDSN, Addr: addr, Logger: logger,
 					Slots: slots, MemoryBudgetMB: budget, ShutdownGrace: grace,
-					RootKey: g.getenv("WARD_ROOT_KEY"),
+					RootKey: g.getenv("WARD_ROOT_KEY"), Containers: ctrs,
 				},
 				examples:   examples,
 				configPath: cfgPath,
@@ -82,6 +87,7 @@ ward refuses to start rather than create a new one.`,
 	f.IntVar(&budget, "memory-budget", 0, "MiB of memory handed to tasks by their memory_mb (0 = half the machine's)")
 	f.DurationVar(&grace, "grace", 10*time.Second, "on shutdown, how long running tasks may finish")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	containers.register(f)
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 
@@ -17,12 +18,18 @@ import (
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/client"
 	"github.com/wardhq/ward/internal/gobuild"
+	"github.com/wardhq/ward/internal/image"
 	"github.com/wardhq/ward/internal/privacy"
+	"github.com/wardhq/ward/internal/registry"
 	"github.com/wardhq/ward/internal/specfile"
 )
 
-// maxCodeBytes is the server's cap on uploaded code (docs/api.md).
-const maxCodeBytes = 64 << 20
+// maxCodeBytes and maxImageBytes are the server's caps on uploaded modules
+// and image archives (docs/api.md).
+const (
+	maxCodeBytes  = 64 << 20
+	maxImageBytes = 256 << 20
+)
 
 // wasmHeader starts every WebAssembly binary module: "\0asm", version 1.
 var wasmHeader = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
@@ -34,6 +41,10 @@ type deployFlags struct {
 	fields, tokenize                                           []string
 	strict                                                     bool
 	specPath                                                   string // --spec: the spec file, instead of looking beside the code
+	runtime                                                    string // --runtime: wasm or oci
+	arch                                                       string // --arch: the runners' architecture, for oci builds and pulls
+	image                                                      string // --image: a registry reference to pull instead of PATH
+	insecure                                                   bool   // --insecure-registry: plain HTTP to the registry
 }
 
 // apply changes the fields of spec whose flags were given.
@@ -109,11 +120,23 @@ type deployResult struct {
 func newDeployCmd(g *globals) *cobra.Command {
 	var d deployFlags
 	cmd := &cobra.Command{
-		Use:   "deploy NAME PATH",
+		Use:   "deploy NAME [PATH] [--image REF]",
 		Short: "Create or update a function and upload its code",
-		Long: `Deploy the code at PATH as function NAME. PATH is a WebAssembly module (.wasm)
-or the directory of a Go main package, which is built for GOOS=wasip1 with the
-local Go toolchain (cached under the user cache directory).
+		Long: `Deploy the code at PATH as function NAME. For a wasm function (the default),
+PATH is a WebAssembly module (.wasm) or the directory of a Go main package,
+which is built for GOOS=wasip1 with the local Go toolchain (cached under the
+user cache directory).
+
+For an oci function (--runtime oci, or a .tar PATH), PATH is a container image
+archive — an OCI image layout or a 'docker save' archive, as a .tar — or the
+directory of a Go main package, which is built into a static Linux executable
+(for --arch, default this machine's) and wrapped in a single-layer image with
+the executable as /task and its command: no Docker or base image needed. The
+server verifies every layer against its digest and answers with the image's
+manifest digest. With --image REF instead of PATH, the image is pulled from its
+registry (host/repo:tag or host/repo@sha256:…, the credentials of 'docker
+login') for linux/--arch, checked against its digest, and uploaded: the
+function is pinned to that manifest digest, never to the tag.
 
 The function's spec is created or updated first, in three layers: the
 function's current spec on the server (the server's defaults for a new
@@ -149,10 +172,21 @@ a comma); --fields '' clears a list, --strict=false turns strict off.`,
 		Example: `  ward deploy hello ./examples/hello
   ward deploy resize resize.wasm --memory 256 --timeout 60 --retries 3
   ward deploy fraud ./examples/fraud --fields /order,/customer/id --tokenize /customer/id --strict
-  ward deploy fraud fraud.wasm --spec fraud.yaml`,
-		Args: cobra.ExactArgs(2),
+  ward deploy fraud fraud.wasm --spec fraud.yaml
+  ward deploy thumbs ./cmd/thumbs --runtime oci --memory 256
+  ward deploy report report-image.tar
+  ward deploy report --image registry.example.com/report@sha256:4f1c…`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, path := args[0], args[1]
+			name, path := args[0], ""
+			switch {
+			case len(args) == 2 && d.image != "":
+				return usagef("give PATH or --image, not both")
+			case len(args) == 2:
+				path = args[1]
+			case d.image == "":
+				return usagef("deploy needs PATH, or --image REF")
+			}
 			if !ward.ValidName(name) {
 				return usagef("%q is not a valid function name (lowercase letters, digits and '-', 1-63 characters)", name)
 			}
@@ -163,12 +197,40 @@ a comma); --fields '' clears a list, --strict=false turns strict off.`,
 			if err := d.checkPointers(file); err != nil {
 				return err
 			}
-			c, err := g.client()
+			changed := cmd.Flags().Changed
+			if changed("runtime") && d.runtime != string(ward.RuntimeWasm) && d.runtime != string(ward.RuntimeOCI) {
+				return usagef("--runtime must be %s or %s", ward.RuntimeWasm, ward.RuntimeOCI)
+			}
+			// The code's runtime: --runtime, else the spec file's, else oci
+			// for an archive, else wasm. The code is read or built before
+			// anything is sent.
+			rt := ward.Runtime(d.runtime)
+			switch {
+			case d.image != "":
+				if changed("runtime") && rt != ward.RuntimeOCI {
+					return usagef("--image deploys a container image: the runtime is %s", ward.RuntimeOCI)
+				}
+				rt = ward.RuntimeOCI
+			case !changed("runtime"):
+				rt = file.Apply(ward.FunctionSpec{}).Runtime
+				if rt == "" && filepath.Ext(path) == ".tar" {
+					rt = ward.RuntimeOCI
+				}
+			}
+			ctx := cmd.Context()
+			var code []byte
+			switch {
+			case d.image != "":
+				code, err = g.pullImage(ctx, d.image, d.arch, d.insecure)
+			case rt == ward.RuntimeOCI:
+				code, err = g.loadImage(ctx, path, d.arch)
+			default:
+				code, err = g.loadCode(ctx, path)
+			}
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			code, err := g.loadCode(ctx, path)
+			c, err := g.client()
 			if err != nil {
 				return err
 			}
@@ -176,7 +238,10 @@ a comma); --fields '' clears a list, --strict=false turns strict off.`,
 			if err != nil {
 				return err
 			}
-			spec = d.apply(file.Apply(spec), cmd.Flags().Changed)
+			spec = d.apply(file.Apply(spec), changed)
+			if rt != "" {
+				spec.Runtime = rt
+			}
 			// The server checks the rules too; checking here first leaves a
 			// function untouched by a spec it would refuse.
 			if _, err := privacy.Compile(spec.Input); err != nil {
@@ -185,7 +250,11 @@ a comma); --fields '' clears a list, --strict=false turns strict off.`,
 			if _, err := c.PutFunction(ctx, g.cfg.Project, name, spec); err != nil {
 				return err
 			}
-			up, err := c.UploadCode(ctx, g.cfg.Project, name, code)
+			upload := c.UploadCode
+			if rt == ward.RuntimeOCI {
+				upload = c.UploadImage
+			}
+			up, err := upload(ctx, g.cfg.Project, name, code)
 			if err != nil {
 				return err
 			}
@@ -218,12 +287,19 @@ a comma); --fields '' clears a list, --strict=false turns strict off.`,
 	f.StringSliceVar(&d.tokenize, "tokenize", nil, "JSON Pointers whose values the tasks see only as tokens, comma-separated (input.tokenize)")
 	f.BoolVar(&d.strict, "strict", false, "refuse payloads holding anything outside --fields (input.strict); --strict=false turns it off")
 	f.StringVar(&d.specPath, "spec", "", "the spec file (.json, .yaml or .yml) instead of ward.json or ward.yaml beside the code")
+	f.StringVar(&d.runtime, "runtime", "", "the sandbox the function runs in: wasm or oci (a container); default wasm, or oci for a .tar PATH")
+	f.StringVar(&d.arch, "arch", runtime.GOARCH, "the runners' CPU architecture, for Go packages deployed with --runtime oci and for --image")
+	f.StringVar(&d.image, "image", "", "pull this container image (host/repo:tag or host/repo@sha256:…) from its registry instead of reading PATH")
+	f.BoolVar(&d.insecure, "insecure-registry", false, "reach the --image registry over plain HTTP (a local registry)")
 	return cmd
 }
 
 // loadSpecFile reads the spec file named by --spec, else the one found
 // beside the code at path; it returns nil when there is none.
 func loadSpecFile(specPath, path string) (*specfile.File, error) {
+	if specPath == "" && path == "" {
+		return nil, nil // --image: nothing to look beside
+	}
 	if specPath == "" {
 		found, err := specfile.Find(path)
 		if err != nil || found == "" {
@@ -284,6 +360,63 @@ func (g *globals) loadCode(ctx context.Context, path string) ([]byte, error) {
 		return nil, ward.Errorf(ward.CodeInvalidModule, "%s is not a WebAssembly module (no \\0asm version 1 header)", path)
 	}
 	return b, nil
+}
+
+// loadImage reads an image archive (.tar) or builds a Go package directory
+// into a static Linux executable wrapped in a single-layer image.
+func (g *globals) loadImage(ctx context.Context, path, arch string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, ward.Errorf(ward.CodeInvalidArgument, "deploy: %v", err)
+	}
+	if !st.IsDir() {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, ward.Errorf(ward.CodeInvalidArgument, "deploy: %v", err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxImageBytes+1))
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+		if len(b) > maxImageBytes {
+			return nil, ward.Errorf(ward.CodeBodyTooLarge, "%s is larger than %d MiB", path, maxImageBytes>>20)
+		}
+		return b, nil
+	}
+	cacheDir := ""
+	if dir, err := g.cacheDir(); err == nil {
+		cacheDir = filepath.Join(dir, "ward", "gobuild")
+	}
+	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if g.stderrTTY {
+		fmt.Fprintf(g.stderr, "Building %s for linux/%s…\n", path, arch)
+	}
+	exe, err := gobuild.Linux(ctx, gobuild.Options{Dir: path, CacheDir: cacheDir, Logger: logger}, arch)
+	if err != nil {
+		return nil, fmt.Errorf("building %s: %w", path, err)
+	}
+	img, err := image.Build(image.BuildOptions{
+		Files:      []image.File{{Path: "/task", Mode: 0o755, Data: exe}},
+		Entrypoint: []string{"/task"},
+		Arch:       arch,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the image of %s: %w", path, err)
+	}
+	return img.Archive, nil
+}
+
+// pullImage fetches an image from its registry as an OCI layout archive.
+func (g *globals) pullImage(ctx context.Context, ref, arch string, insecure bool) ([]byte, error) {
+	if g.stderrTTY {
+		fmt.Fprintf(g.stderr, "Pulling %s for linux/%s…\n", ref, arch)
+	}
+	archive, _, err := registry.Pull(ctx, ref, registry.Options{Platform: "linux/" + arch, Insecure: insecure})
+	if err != nil {
+		return nil, fmt.Errorf("pulling the image: %w", err)
+	}
+	return archive, nil
 }
 
 func newFunctionCmd(g *globals) *cobra.Command {

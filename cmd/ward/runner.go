@@ -21,7 +21,9 @@ import (
 	"github.com/wardhq/ward/internal/pki"
 	"github.com/wardhq/ward/internal/runner"
 	"github.com/wardhq/ward/internal/runner/remote"
+	"github.com/wardhq/ward/internal/sandbox"
 	"github.com/wardhq/ward/internal/sandbox/wasm"
+	"github.com/wardhq/ward/internal/server"
 )
 
 // defaultRunnerDir holds a runner's identity and caches without --dir.
@@ -181,6 +183,7 @@ func newRunnerRunCmd(g *globals) *cobra.Command {
 		slots, budget        int
 		maxTasks             int
 		maxAge, grace        time.Duration
+		containers           containerFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run URL... [--dir DIR]",
@@ -189,9 +192,11 @@ func newRunnerRunCmd(g *globals) *cobra.Command {
 several servers' URLs, used in turn when one cannot be reached) with the
 identity in DIR
 (made by 'ward runner join'; with --join-token, or WARD_JOIN_TOKEN, a runner
-without one joins first). Tasks run in the wasm sandbox, never more than
---slots at once and never more memory than --memory-budget in all, by each
-task's memory_mb.
+without one joins first). Tasks run in the wasm sandbox, and container (oci)
+tasks in containers on --oci-runtime where the host can (root, cgroups, runc;
+otherwise the runner says why at start and takes wasm tasks only), never more
+than --slots at once and never more memory than --memory-budget in all, by
+each task's memory_mb (times --overcommit).
 
 The runner drains — takes no new task, finishes those it runs, exits 0 — on
 SIGTERM or SIGINT, when an admin runs 'ward runner drain ID', after
@@ -208,6 +213,10 @@ vanishes loses its leases when they expire; its tasks run again elsewhere.`,
 			}
 			if maxTasks < 0 || maxAge < 0 {
 				return usagef("--max-tasks and --max-age must not be negative")
+			}
+			ctrs, err := containers.config()
+			if err != nil {
+				return err
 			}
 			logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 			ctx := cmd.Context()
@@ -249,9 +258,19 @@ vanishes loses its leases when they expire; its tasks run again elsewhere.`,
 				return err
 			}
 			defer sb.Close(context.WithoutCancel(ctx))
+			var more []sandbox.Sandbox
+			if ctrs.On {
+				ctr, err := server.OpenContainers(ctx, ctrs, budget, logger)
+				if err != nil {
+					logger.Warn("container tasks cannot run on this runner; wasm tasks can", "reason", err)
+				} else {
+					defer ctr.Close(context.WithoutCancel(ctx))
+					more = append(more, ctr)
+				}
+			}
 			r := runner.New(runner.Options{
-				ID: id.RunnerID, Source: src, Sandbox: sb, Logger: logger,
-				Slots: slots, MemoryBudgetMB: budget, ShutdownGrace: grace,
+				ID: id.RunnerID, Source: src, Sandbox: sb, Sandboxes: more, Logger: logger,
+				Slots: slots, MemoryBudgetMB: budget, Overcommit: ctrs.Overcommit, ShutdownGrace: grace,
 				MaxTasks: maxTasks, MaxAge: maxAge,
 				Remote: true,
 			})
@@ -288,5 +307,6 @@ vanishes loses its leases when they expire; its tasks run again elsewhere.`,
 	f.DurationVar(&maxAge, "max-age", 0, "drain and exit 0 after running this long (0 = never)")
 	f.DurationVar(&grace, "grace", 10*time.Second, "after a second signal, how long running tasks may finish")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	containers.register(f)
 	return cmd
 }

@@ -316,7 +316,7 @@ func TestFunctions(t *testing.T) {
 		{"array", path, `[]`, 400, ward.CodeInvalidArgument, ""},
 		{"memory out of range", path, `{"limits":{"memory_mb":99999}}`, 400, ward.CodeInvalidArgument, "limits.memory_mb"},
 		{"timeout out of range", path, `{"limits":{"timeout_s":3601}}`, 400, ward.CodeInvalidArgument, "limits.timeout_s"},
-		{"oci", path, `{"runtime":"oci"}`, 400, ward.CodeInvalidArgument, "runtime"},
+		{"unknown runtime", path, `{"runtime":"docker"}`, 400, ward.CodeInvalidArgument, "runtime"},
 		{"oversize", path, `{"runtime":"` + strings.Repeat("w", maxJSONBody) + `"}`, 413, ward.CodeBodyTooLarge, ""},
 	}
 	for _, tc := range bad {
@@ -372,9 +372,13 @@ func TestCodeUpload(t *testing.T) {
 	if last := e.lastAudit(); last["outcome"] != "invalid_module" {
 		t.Errorf("audit of rejected upload = %v", last)
 	}
-	for _, ct := range []string{"", "application/octet-stream", "application/x-tar", "application/json", "application/wasm;;"} {
+	for _, ct := range []string{"", "application/octet-stream", "application/json", "application/wasm;;"} {
 		e.do("PUT", path, dev, mod, "Content-Type", ct).wantError(t, http.StatusUnsupportedMediaType, ward.CodeUnsupportedMedia, "")
 	}
+	// An image for a wasm function.
+	e.do("PUT", path, dev, mod, "Content-Type", "application/x-tar").wantError(t, http.StatusConflict, ward.CodeRuntimeMismatch, "")
+	// A function with code keeps its runtime.
+	e.do("PUT", "/v1/projects/alpha/functions/f", dev, `{"runtime":"oci"}`).wantError(t, http.StatusConflict, ward.CodeRuntimeMismatch, "runtime")
 	e.do("PUT", "/v1/projects/alpha/functions/nope/code", dev, mod, "Content-Type", "application/wasm").
 		wantError(t, http.StatusNotFound, ward.CodeNotFound, "")
 	e.do("PUT", "/v1/projects/alpha/functions/No/code", dev, mod, "Content-Type", "application/wasm").

@@ -29,6 +29,7 @@ type errorDetail struct {
 func statusOf(c ward.Code) int {
 	switch c {
 	case ward.CodeInvalidJSON, ward.CodeUnknownField, ward.CodeInvalidArgument, ward.CodeInvalidModule,
+		ward.CodeInvalidImage, ward.CodeDigestMismatch, ward.CodeUnsafeLayer, ward.CodeNoCommand,
 		box.CodeMalformed, box.CodeKeyMismatch, box.CodeInvalidKey,
 		privacy.CodeNotJSON, privacy.CodeNotAllowed, privacy.CodeNotScalar, privacy.CodeSchema:
 		return http.StatusBadRequest
@@ -40,7 +41,8 @@ func statusOf(c ward.Code) int {
 		return http.StatusNotFound
 	case ward.CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case ward.CodeAlreadyExists, ward.CodeInvalidState, ward.CodeStaleLease, ward.CodeNoCode, ward.CodeRunnerDraining:
+	case ward.CodeAlreadyExists, ward.CodeInvalidState, ward.CodeStaleLease, ward.CodeNoCode, ward.CodeRunnerDraining,
+		ward.CodeRuntimeMismatch:
 		return http.StatusConflict
 	case ward.CodeBodyTooLarge, ward.CodePayloadTooLarge:
 		return http.StatusRequestEntityTooLarge

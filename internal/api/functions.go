@@ -2,17 +2,23 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 
 	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/image"
 	"github.com/wardhq/ward/internal/privacy"
 	"github.com/wardhq/ward/internal/sandbox"
 	"github.com/wardhq/ward/internal/store"
 )
 
-// wasmMediaType is the content type of a WebAssembly module upload.
-const wasmMediaType = "application/wasm"
+// Content types of code uploads: a WebAssembly module, or a container
+// image archive (an OCI image layout or a docker save archive).
+const (
+	wasmMediaType  = "application/wasm"
+	imageMediaType = "application/x-tar"
+)
 
 // scanOK is the intake result of code that passed every check.
 const scanOK = "ok"
@@ -62,10 +68,17 @@ func (s *Server) putFunction(w http.ResponseWriter, r *http.Request, c *call) er
 		return err
 	}
 	status := http.StatusOK
-	if _, err := s.st.GetFunction(r.Context(), c.project, name); errors.Is(err, ward.ErrNotFound) {
+	old, err := s.st.GetFunction(r.Context(), c.project, name)
+	switch {
+	case errors.Is(err, ward.ErrNotFound):
 		status = http.StatusCreated
-	} else if err != nil {
+	case err != nil:
 		return err
+	case old.CodeDigest != "" && old.Spec.Runtime != spec.Runtime:
+		// The code is for the old runtime: tasks would meet code their
+		// sandbox cannot run.
+		return &ward.Error{Code: ward.CodeRuntimeMismatch, Field: "runtime",
+			Message: fmt.Sprintf("runtime: the function's code is for %s; delete the function to change its runtime", old.Spec.Runtime)}
 	}
 	fn, err := s.st.PutFunction(r.Context(), &store.PutFunctionParams{Project: c.project, Name: name, Spec: spec, Now: s.now().UTC()})
 	if err != nil {
@@ -89,26 +102,37 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request, c *call)
 	return nil
 }
 
-// putCode uploads a function's code: checked by the sandbox, stored under
-// its digest, and made the function's current version.
+// putCode uploads a function's code — a WebAssembly module for a wasm
+// function, an image archive for an oci one — checks it, stores it under its
+// digest, and makes it the function's current version.
 func (s *Server) putCode(w http.ResponseWriter, r *http.Request, c *call) error {
 	name := r.PathValue("fn")
 	if err := validFunctionName(name); err != nil {
 		return err
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != wasmMediaType {
-		return ward.Errorf(ward.CodeUnsupportedMedia, "code must be sent as Content-Type: %s", wasmMediaType)
+	if err != nil || mt != wasmMediaType && mt != imageMediaType {
+		return ward.Errorf(ward.CodeUnsupportedMedia, "code must be sent as Content-Type: %s (a wasm function) or %s (an oci function)", wasmMediaType, imageMediaType)
 	}
-	if _, err := s.st.GetFunction(r.Context(), c.project, name); err != nil {
-		return err
-	}
-	code, err := readBody(http.MaxBytesReader(w, r.Body, maxCodeBody), ward.CodeInvalidArgument)
+	old, err := s.st.GetFunction(r.Context(), c.project, name)
 	if err != nil {
 		return err
 	}
-	digest := ward.Digest(code)
-	if err := s.code.Prepare(r.Context(), sandbox.Artifact{Digest: digest, Code: code}); err != nil {
+	want := ward.RuntimeWasm
+	if mt == imageMediaType {
+		want = ward.RuntimeOCI
+	}
+	if old.Spec.Runtime != want {
+		return ward.Errorf(ward.CodeRuntimeMismatch, "function %s has runtime %s; %s code is for runtime %s", name, old.Spec.Runtime, mt, want)
+	}
+	var code []byte
+	var digest string
+	if want == ward.RuntimeOCI {
+		code, digest, err = s.intakeImage(w, r)
+	} else {
+		code, digest, err = s.intakeModule(w, r)
+	}
+	if err != nil {
 		return err
 	}
 	fn, err := s.st.PutCode(r.Context(), &store.PutCodeParams{Project: c.project, Function: name, Digest: digest, Code: code, Now: s.now().UTC()})
@@ -118,6 +142,33 @@ func (s *Server) putCode(w http.ResponseWriter, r *http.Request, c *call) error 
 	s.q.ConfigChanged(c.project)
 	s.writeJSON(w, r, http.StatusOK, ward.CodeUploadResponse{Digest: fn.CodeDigest, Version: fn.CodeVersion, Size: int64(len(code)), Scan: scanOK})
 	return nil
+}
+
+// intakeModule reads and checks an uploaded WebAssembly module.
+func (s *Server) intakeModule(w http.ResponseWriter, r *http.Request) ([]byte, string, error) {
+	code, err := readBody(http.MaxBytesReader(w, r.Body, maxCodeBody), ward.CodeInvalidArgument)
+	if err != nil {
+		return nil, "", err
+	}
+	digest := ward.Digest(code)
+	if err := s.code.Prepare(r.Context(), sandbox.Artifact{Digest: digest, Code: code}); err != nil {
+		return nil, "", err
+	}
+	return code, digest, nil
+}
+
+// intakeImage reads and checks an uploaded image archive and returns it in
+// canonical form under its manifest digest.
+func (s *Server) intakeImage(w http.ResponseWriter, r *http.Request) ([]byte, string, error) {
+	archive, err := readBody(http.MaxBytesReader(w, r.Body, maxImageBody), ward.CodeInvalidArgument)
+	if err != nil {
+		return nil, "", err
+	}
+	img, err := image.Intake(archive, image.IntakeOptions{})
+	if err != nil {
+		return nil, "", err
+	}
+	return img.Archive, img.Digest, nil
 }
 
 // getConfig reads the project's global config, or a function's local one on

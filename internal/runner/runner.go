@@ -34,15 +34,24 @@ import (
 // Options configure a Runner.
 type Options struct {
 	// ID names the runner in leases; default a fresh "r_…" ID.
-	ID      string
-	Source  Source
-	Sandbox sandbox.Sandbox
-	Logger  *slog.Logger
+	ID     string
+	Source Source
+	// Sandbox runs tasks of its runtime (Capabilities().Runtime);
+	// Sandboxes adds sandboxes of other runtimes. The runner leases only
+	// tasks of the runtimes it has a sandbox for.
+	Sandbox   sandbox.Sandbox
+	Sandboxes []sandbox.Sandbox
+	Logger    *slog.Logger
 	// Slots is the most tasks run at once (default 32 per CPU).
 	Slots int
 	// MemoryBudgetMB is the memory the runner hands out to tasks by their
 	// memory_mb limit (default: half the machine's memory).
 	MemoryBudgetMB int
+	// Overcommit, above 1, admits tasks whose memory_mb add up to that
+	// many times the budget; the container sandbox then caps the tasks
+	// together at the budget (see sandbox/oci NodeMemoryMB). Default 1:
+	// never overcommitted.
+	Overcommit float64
 	// HeartbeatInterval is how often leases are extended and cancellations
 	// noticed (default 1s; keep it well below the queue's lease TTL).
 	HeartbeatInterval time.Duration
@@ -56,7 +65,8 @@ type Options struct {
 	MaxTasks int
 	MaxAge   time.Duration
 	// Name, Version, Drivers and Remote describe the runner when it
-	// registers (defaults: the host name, ward.Version(), "wasm").
+	// registers (defaults: the host name, ward.Version(), the sandboxes'
+	// runtimes).
 	Name    string
 	Version string
 	Drivers []string
@@ -69,8 +79,10 @@ const coalesceDelay = time.Millisecond
 
 // Runner runs tasks. Create with New, start with Run.
 type Runner struct {
-	opts Options
-	log  *slog.Logger
+	opts      Options
+	log       *slog.Logger
+	sandboxes map[ward.Runtime]sandbox.Sandbox
+	runtimes  []ward.Runtime // the sandboxes', for leasing
 
 	mu      sync.Mutex
 	slots   int // free
@@ -127,8 +139,25 @@ func New(opts Options) *Runner {
 	if opts.LeaseWait <= 0 {
 		opts.LeaseWait = 5 * time.Second
 	}
+	sandboxes := map[ward.Runtime]sandbox.Sandbox{}
+	var runtimes []ward.Runtime
+	for _, sb := range append([]sandbox.Sandbox{opts.Sandbox}, opts.Sandboxes...) {
+		if sb == nil {
+			continue
+		}
+		rt := sb.Capabilities().Runtime
+		if _, dup := sandboxes[rt]; !dup {
+			runtimes = append(runtimes, rt)
+		}
+		sandboxes[rt] = sb
+	}
 	if len(opts.Drivers) == 0 {
-		opts.Drivers = []string{"wasm"}
+		for _, rt := range runtimes {
+			opts.Drivers = append(opts.Drivers, string(rt))
+		}
+	}
+	if opts.Overcommit < 1 {
+		opts.Overcommit = 1
 	}
 	if opts.Name == "" {
 		opts.Name, _ = os.Hostname()
@@ -139,8 +168,10 @@ func New(opts Options) *Runner {
 	return &Runner{
 		opts:      opts,
 		log:       opts.Logger.With("runner", opts.ID),
+		sandboxes: sandboxes,
+		runtimes:  runtimes,
 		slots:     opts.Slots,
-		memMB:     opts.MemoryBudgetMB,
+		memMB:     int(float64(opts.MemoryBudgetMB) * opts.Overcommit),
 		running:   map[string]*run{},
 		freed:     make(chan struct{}, 1),
 		preparing: map[string]*preparation{},
@@ -342,7 +373,7 @@ func (r *Runner) leaseLoop(ctx, runCtx context.Context, tasks *sync.WaitGroup) {
 		r.mu.Lock()
 		r.interrupt = interrupt
 		r.mu.Unlock()
-		jobs, err := r.opts.Source.Lease(lctx, &LeaseRequest{RunnerID: r.opts.ID, Max: slots, FreeMemoryMB: mem, Wait: r.opts.LeaseWait})
+		jobs, err := r.opts.Source.Lease(lctx, &LeaseRequest{RunnerID: r.opts.ID, Max: slots, FreeMemoryMB: mem, Wait: r.opts.LeaseWait, Runtimes: r.runtimes})
 		r.mu.Lock()
 		r.interrupt = nil
 		r.mu.Unlock()
@@ -452,11 +483,17 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 			spec.Redact = append(spec.Redact, t)
 		}
 	}
-	out, err := r.opts.Sandbox.Run(ctx, spec)
+	sb := r.sandboxes[j.runtime()]
+	if sb == nil {
+		r.log.Error("no sandbox for the task's runtime", "task", j.TaskID, "runtime", j.runtime())
+		res.Code, res.Message = ward.CodeInternal, "the runner has no sandbox for runtime "+string(j.runtime())
+		return res
+	}
+	out, err := sb.Run(ctx, spec)
 	if ward.CodeOf(err) == ward.CodeNotFound {
 		// The sandbox does not hold the code (first use, or evicted): fetch
 		// and prepare it, then run.
-		if err := r.prepare(ctx, j.Project, j.CodeDigest); err != nil {
+		if err := r.prepare(ctx, sb, j.Project, j.CodeDigest); err != nil {
 			res.Code, res.Message = ward.CodeCodeRejected, "code could not be prepared"
 			if ward.CodeOf(err) != ward.CodeInvalidModule {
 				res.Code = ward.CodeInternal
@@ -464,7 +501,7 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 			r.log.Error("prepare code", "task", j.TaskID, "digest", j.CodeDigest, "err", err)
 			return res
 		}
-		out, err = r.opts.Sandbox.Run(ctx, spec)
+		out, err = sb.Run(ctx, spec)
 	}
 	if err != nil {
 		r.log.Error("sandbox run", "task", j.TaskID, "err", err)
@@ -482,7 +519,7 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 // prepare fetches a digest's code from the project and has the sandbox
 // compile it. Runs of the same digest that need it at the same time share
 // one preparation (the same digest is the same code in any project).
-func (r *Runner) prepare(ctx context.Context, project, digest string) error {
+func (r *Runner) prepare(ctx context.Context, sb sandbox.Sandbox, project, digest string) error {
 	r.prepMu.Lock()
 	p, ok := r.preparing[digest]
 	if !ok {
@@ -500,7 +537,7 @@ func (r *Runner) prepare(ctx context.Context, project, digest string) error {
 	}
 	code, err := r.opts.Source.Code(ctx, project, digest)
 	if err == nil {
-		err = r.opts.Sandbox.Prepare(ctx, sandbox.Artifact{Digest: digest, Code: code})
+		err = sb.Prepare(ctx, sandbox.Artifact{Digest: digest, Code: code})
 	}
 	p.err = err
 	r.prepMu.Lock()

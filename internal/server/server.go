@@ -26,6 +26,8 @@ import (
 	"github.com/wardhq/ward/internal/queue"
 	"github.com/wardhq/ward/internal/retention"
 	"github.com/wardhq/ward/internal/runner"
+	"github.com/wardhq/ward/internal/sandbox"
+	"github.com/wardhq/ward/internal/sandbox/oci"
 	"github.com/wardhq/ward/internal/sandbox/wasm"
 	"github.com/wardhq/ward/internal/seal"
 	"github.com/wardhq/ward/internal/store"
@@ -80,10 +82,37 @@ type Config struct {
 	// NoRunner leaves out the in-process runner: tasks run on remote
 	// runners only.
 	NoRunner bool
+	// Containers configures the in-process runner's container sandbox.
+	Containers Containers
 
 	// plaintext leaves the store unsealed: for the encryption benchmark's
 	// baseline only (see export_test.go); never reachable from outside.
 	plaintext bool
+}
+
+// Containers configures a runner's container (oci) sandbox.
+type Containers struct {
+	On       bool   // run container tasks where the host can
+	Runtime  string // the OCI runtime binary; "" is runc
+	StateDir string // image cache and task files; "" is DATA/oci (its parents must be o+x)
+	// Overcommit, above 1, admits tasks whose memory limits add up to that
+	// many times the memory budget, and caps the containers together at
+	// the budget (runner.Options.Overcommit).
+	Overcommit float64
+}
+
+// OpenContainers returns the container sandbox for a runner with the
+// memory budget (0: the runner's default), or an error saying why
+// container tasks cannot run here (its code is unavailable).
+func OpenContainers(ctx context.Context, c Containers, budgetMB int, log *slog.Logger) (*oci.Sandbox, error) {
+	if budgetMB <= 0 {
+		budgetMB = runner.DefaultMemoryBudgetMB()
+	}
+	opts := oci.Options{Runtime: c.Runtime, StateDir: c.StateDir, Logger: log}
+	if c.Overcommit > 1 {
+		opts.NodeMemoryMB = budgetMB
+	}
+	return oci.New(ctx, opts)
 }
 
 // Issuer and audience of the server's tokens.
@@ -102,10 +131,13 @@ type Server struct {
 	Queue   *queue.Service
 	Runner  *runner.Runner // nil with NoRunner
 	Sandbox *wasm.Sandbox
-	Issuer  *auth.Issuer
-	Auth    *auth.Authenticator
-	audit   *audit.Log
-	api     *api.Server
+	// Containers is the in-process runner's container sandbox; nil where
+	// container tasks cannot run (the log says why) or are off.
+	Containers *oci.Sandbox
+	Issuer     *auth.Issuer
+	Auth       *auth.Authenticator
+	audit      *audit.Log
+	api        *api.Server
 	// Purger enforces retention: finished tasks are deleted and epoch keys
 	// destroyed once past it.
 	Purger *retention.Purger
@@ -177,12 +209,27 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	notifier, _ := s.db.(store.Notifier)
 	s.Queue = queue.New(queue.Options{Store: s.Store, Logger: cfg.Logger, Now: cfg.Now, LeaseTTL: cfg.LeaseTTL, Tokens: s.keys, Notifier: notifier})
 	if !cfg.NoRunner {
+		var more []sandbox.Sandbox
+		if cfg.Containers.On {
+			c := cfg.Containers
+			if c.StateDir == "" {
+				c.StateDir = filepath.Join(cfg.DataDir, "oci")
+			}
+			if s.Containers, err = OpenContainers(ctx, c, cfg.MemoryBudgetMB, cfg.Logger); err != nil {
+				cfg.Logger.Warn("container tasks cannot run on this node; wasm tasks can", "reason", err)
+				s.Containers = nil
+			} else {
+				more = append(more, s.Containers)
+			}
+		}
 		s.Runner = runner.New(runner.Options{
 			Source:         s.Queue,
 			Sandbox:        s.Sandbox,
+			Sandboxes:      more,
 			Logger:         cfg.Logger,
 			Slots:          cfg.Slots,
 			MemoryBudgetMB: cfg.MemoryBudgetMB,
+			Overcommit:     cfg.Containers.Overcommit,
 			ShutdownGrace:  cfg.ShutdownGrace,
 		})
 	}
@@ -360,6 +407,11 @@ func (s *Server) Close() {
 	}
 	if s.Sandbox != nil {
 		s.Sandbox.Close(context.Background())
+	}
+	if s.Containers != nil {
+		if err := s.Containers.Close(context.Background()); err != nil {
+			s.log.Warn("close the container sandbox", "err", err)
+		}
 	}
 	if s.audit != nil {
 		s.audit.Close()

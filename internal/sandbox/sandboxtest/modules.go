@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -23,9 +24,10 @@ import (
 //go:embed modules/*.wat modules/*.wasm
 var modules embed.FS
 
-// goSources holds the Go programs built for GOOS=wasip1 at test time.
+// goSources holds the Go programs built at test time: testdata/go for
+// GOOS=wasip1 and for Linux, testdata/golinux for Linux only.
 //
-//go:embed testdata/go
+//go:embed testdata/go testdata/golinux
 var goSources embed.FS
 
 // Module returns the assembled WebAssembly module modules/<name>.wasm, or
@@ -79,15 +81,36 @@ func ArtifactOf(code []byte) sandbox.Artifact {
 
 // Names of the Go programs in testdata/go, built by GoModule.
 const (
-	GoMemBomb = "gomembomb" // allocates and holds 1 MiB slices until the runtime gives up
-	GoPanic   = "gopanic"   // panics (exit status 2)
-	GoProbe   = "goprobe"   // reports files, /tmp, network and env as key=value lines
-	GoHello   = "gohello"   // reads {"name":…} from stdin, writes {"greeting":"hello, …"}
+	GoMemBomb  = "gomembomb"  // allocates and holds 1 MiB slices until the runtime gives up
+	GoPanic    = "gopanic"    // panics (exit status 2)
+	GoProbe    = "goprobe"    // reports files, /tmp, network and env as key=value lines
+	GoHello    = "gohello"    // reads {"name":…} from stdin, writes {"greeting":"hello, …"}
+	GoEcho     = "goecho"     // copies stdin to stdout
+	GoEnv      = "goenv"      // writes its environment, one NAME=value per line
+	GoLoop     = "goloop"     // never ends
+	GoFlood    = "goflood"    // writes to stdout forever, ignoring errors
+	GoExit3    = "goexit3"    // exits with status 3
+	GoLogFlood = "gologflood" // writes stdin to stderr 1024 times, each copy in two writes
 )
 
-// goPrograms builds the Go programs once per test binary: building them
-// takes seconds, and they never change while it runs.
-var goPrograms = sync.OnceValues(buildGoPrograms)
+// Names of the Linux-only Go programs in testdata/golinux.
+const (
+	GoForkBomb  = "goforkbomb"  // starts sleeping copies of itself until refused, reports how many
+	GoContainer = "gocontainer" // reports ids, capabilities and what it can do to the host; runs /suid
+	GoSUID      = "gosuid"      // reports its ids and capabilities (installed setuid root)
+)
+
+// goPrograms builds the Go programs for wasip1 once per test binary:
+// building them takes seconds, and they never change while it runs.
+var goPrograms = sync.OnceValues(func() (map[string][]byte, error) {
+	return buildGoPrograms("wasip1", "wasm", "testdata/go")
+})
+
+// linuxPrograms builds every Go program for Linux on this machine's
+// architecture, statically linked, once per test binary.
+var linuxPrograms = sync.OnceValues(func() (map[string][]byte, error) {
+	return buildGoPrograms("linux", runtime.GOARCH, "testdata/go", "testdata/golinux")
+})
 
 // GoModule returns the Go program name (see GoMemBomb and friends) built
 // with GOOS=wasip1 GOARCH=wasm. It skips tb when no Go toolchain can build
@@ -105,9 +128,9 @@ func GoModule(tb testing.TB, name string) []byte {
 	return code
 }
 
-// buildGoPrograms builds every program of testdata/go in a temporary module
-// and returns the binaries by name.
-func buildGoPrograms() (map[string][]byte, error) {
+// buildGoPrograms builds every program of the source directories in a
+// temporary module for goos/goarch and returns the binaries by name.
+func buildGoPrograms(goos, goarch string, dirs ...string) (map[string][]byte, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return nil, fmt.Errorf("no go command: %w", err)
@@ -118,12 +141,22 @@ func buildGoPrograms() (map[string][]byte, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	src, err := fs.Sub(goSources, "testdata/go")
-	if err != nil {
-		return nil, fmt.Errorf("go sources: %w", err)
-	}
-	if err := os.CopyFS(filepath.Join(dir, "src"), src); err != nil {
-		return nil, fmt.Errorf("copy go sources: %w", err)
+	var names []string
+	for _, d := range dirs {
+		src, err := fs.Sub(goSources, d)
+		if err != nil {
+			return nil, fmt.Errorf("go sources: %w", err)
+		}
+		if err := os.CopyFS(filepath.Join(dir, "src"), src); err != nil {
+			return nil, fmt.Errorf("copy go sources: %w", err)
+		}
+		entries, err := fs.ReadDir(src, ".")
+		if err != nil {
+			return nil, fmt.Errorf("go sources: %w", err)
+		}
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
 	}
 	gomod := "module sandboxtest.invalid/programs\n\ngo 1.24\n"
 	if err := os.WriteFile(filepath.Join(dir, "src", "go.mod"), []byte(gomod), 0o644); err != nil {
@@ -132,21 +165,17 @@ func buildGoPrograms() (map[string][]byte, error) {
 	out := filepath.Join(dir, "out") + string(filepath.Separator)
 	cmd := exec.Command(goBin, "build", "-o", out, "./...")
 	cmd.Dir = filepath.Join(dir, "src")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=", "GOTOOLCHAIN=local")
+	cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=", "GOTOOLCHAIN=local")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build: %w: %s", err, msg)
 	}
-	names, err := fs.ReadDir(src, ".")
-	if err != nil {
-		return nil, fmt.Errorf("go sources: %w", err)
-	}
 	progs := map[string][]byte{}
-	for _, e := range names {
-		code, err := os.ReadFile(filepath.Join(out, e.Name()))
+	for _, name := range names {
+		code, err := os.ReadFile(filepath.Join(out, name))
 		if err != nil {
 			return nil, fmt.Errorf("go build output: %w", err)
 		}
-		progs[e.Name()] = code
+		progs[name] = code
 	}
 	if len(progs) == 0 {
 		return nil, errors.New("go build produced nothing")

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,15 @@ type Modules struct {
 	GoMemBomb sandbox.Artifact // a Go program allocating and holding memory forever
 	GoPanic   sandbox.Artifact // a Go program that panics (exit status 2)
 	GoProbe   sandbox.Artifact // testdata/go/goprobe: reports files, /tmp, network and env
+
+	// Container-only artifacts.
+	ForkBomb      sandbox.Artifact // testdata/golinux/goforkbomb
+	Container     sandbox.Artifact // testdata/golinux/gocontainer as ContainerUID, with gosuid setuid root at /suid
+	ContainerRoot sandbox.Artifact // the same, as the container's root user
+
+	// ImplicitEnv lists the NAME=value variables the sandbox itself gives
+	// every task beside the spec's (e.g. HOME for containers).
+	ImplicitEnv []string
 }
 
 // Timeouts and limits the suite uses.
@@ -89,6 +99,8 @@ func Run(t *testing.T, sb sandbox.Sandbox, mods Modules) {
 	t.Run("TmpDoesNotPersist", s.tmpDoesNotPersist)
 	t.Run("GoMemoryLimit", s.goMemoryLimit)
 	t.Run("GoPanic", s.goPanic)
+	t.Run("ForkBomb", s.forkBomb)
+	t.Run("Container", s.container)
 }
 
 type namedArtifact struct {
@@ -103,6 +115,7 @@ func (m Modules) all() []namedArtifact {
 		{"Echo", m.Echo}, {"Env", m.Env}, {"Loop", m.Loop}, {"Trap", m.Trap},
 		{"MemBomb", m.MemBomb}, {"Flood", m.Flood}, {"Exit3", m.Exit3}, {"LogFlood", m.LogFlood},
 		{"GoMemBomb", m.GoMemBomb}, {"GoPanic", m.GoPanic}, {"GoProbe", m.GoProbe},
+		{"ForkBomb", m.ForkBomb}, {"Container", m.Container}, {"ContainerRoot", m.ContainerRoot},
 	} {
 		if supplied(a.artifact) {
 			out = append(out, a)
@@ -233,7 +246,7 @@ func (s *suite) env(t *testing.T) {
 	expect(t, out, "")
 	got := strings.Split(strings.TrimSuffix(string(out.Stdout), "\n"), "\n")
 	slices.Sort(got)
-	var want []string
+	want := slices.Clone(s.mods.ImplicitEnv)
 	for k, v := range sp.Env {
 		want = append(want, k+"="+v)
 	}
@@ -477,10 +490,26 @@ func (s *suite) concurrency(t *testing.T) {
 	for i, c := range checks {
 		out := await(t, c.done, 5*runTimeout)
 		expect(t, out, "")
-		if string(out.Stdout) != c.want {
-			t.Errorf("run %d: stdout = %.80q, want %.80q", i, out.Stdout, c.want)
+		got := string(out.Stdout)
+		if i%2 == 1 {
+			got = s.withoutImplicitEnv(got)
+		}
+		if got != c.want {
+			t.Errorf("run %d: stdout = %.80q, want %.80q", i, got, c.want)
 		}
 	}
+}
+
+// withoutImplicitEnv drops the lines of the sandbox's own variables from
+// an Env run's output.
+func (s *suite) withoutImplicitEnv(stdout string) string {
+	var b strings.Builder
+	for line := range strings.Lines(stdout) {
+		if !slices.Contains(s.mods.ImplicitEnv, strings.TrimSuffix(line, "\n")) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
 
 func (s *suite) notPrepared(t *testing.T) {
@@ -557,13 +586,16 @@ func (s *suite) files(t *testing.T) {
 		{"tmpops", func(v string) bool { return v == "ok" }, "ok: mkdir, rename, readdir, remove work in /tmp"},
 		{"tmpbig", isErr, "an error: /tmp is capped at 1 MiB"},
 		{"tmpafter", func(v string) bool { return v == "ok" }, "ok: removing a file frees /tmp space"},
+		{"rootwrite", isErr, "an error: nothing outside /tmp is writable"},
 		{"passwd", isErr, "an error: no host file system"},
 		{"root", func(v string) bool { return isErr(v) || !strings.Contains(v, "etc") }, "no host directories in /"},
 		{"dial", func(v string) bool { return v == "error" }, "error: no network"},
 		{"env", func(v string) bool {
 			vars := strings.Split(v, ",")
 			slices.Sort(vars)
-			return slices.Equal(vars, []string{"PROBE_TMP_BYTES=2097152", "WARD_TASK_ID=t_probe"})
+			want := append([]string{"PROBE_TMP_BYTES=2097152", "WARD_TASK_ID=t_probe"}, s.mods.ImplicitEnv...)
+			slices.Sort(want)
+			return slices.Equal(vars, want)
 		}, "only the spec's env"},
 	}
 	for _, c := range checks {
@@ -606,5 +638,99 @@ func (s *suite) goPanic(t *testing.T) {
 	}
 	if !bytes.Contains(out.Stderr, []byte("failing on purpose")) {
 		t.Errorf("stderr = %.300q, want the panic message", out.Stderr)
+	}
+}
+
+// report parses key=value lines.
+func report(stdout []byte) map[string]string {
+	out := map[string]string{}
+	for line := range strings.Lines(string(stdout)) {
+		k, v, _ := strings.Cut(strings.TrimSuffix(line, "\n"), "=")
+		out[k] = v
+	}
+	return out
+}
+
+// forkBombPids is more processes than any sandbox lets one task have.
+const forkBombPids = 1024
+
+func (s *suite) forkBomb(t *testing.T) {
+	t.Parallel()
+	need(t, s.mods.ForkBomb, "ForkBomb")
+	sp := spec(s.mods.ForkBomb, "")
+	sp.MemoryMB = 512 // so the process limit, not memory, stops it
+	out := s.run(t, t.Context(), sp)
+	expect(t, out, "")
+	r := report(out.Stdout)
+	n, err := strconv.Atoi(r["started"])
+	if err != nil || n >= forkBombPids {
+		t.Errorf("started = %q, want fewer than %d processes", r["started"], forkBombPids)
+	}
+	if e := r["error"]; e == "" || e == "none" {
+		t.Errorf("error = %q, want starting a process refused", e)
+	}
+	// The bomb is gone with its run: the next run starts normally.
+	need(t, s.mods.Echo, "Echo")
+	if out := s.run(t, t.Context(), spec(s.mods.Echo, "after")); string(out.Stdout) != "after" {
+		t.Errorf("a run after the fork bomb: stdout %q, code %q", out.Stdout, out.Code)
+	}
+}
+
+func (s *suite) container(t *testing.T) {
+	t.Parallel()
+	zeroCaps := func(v string) bool { return strings.Trim(v, "0") == "" && v != "" }
+	isErr := func(v string) bool { return strings.HasPrefix(v, "error") }
+	common := []struct {
+		key  string
+		ok   func(string) bool
+		want string
+	}{
+		{"capeff", zeroCaps, "no effective capabilities"},
+		{"nonewprivs", func(v string) bool { return v == "1" }, "no_new_privs set"},
+		{"seccomp", func(v string) bool { return v == "2" }, "a seccomp filter (mode 2)"},
+		{"rootwrite", isErr, "an error: the root file system is read-only"},
+		{"procwrite", isErr, "an error: /proc/sys is read-only"},
+		{"kcore", func(v string) bool { return isErr(v) || v == "read 0 bytes" }, "nothing: /proc/kcore is masked"},
+		{"pid1", func(v string) bool { return v == "/probe" }, "the task itself is process 1 (its own pid namespace)"},
+		{"mount", isErr, "an error: no mounting"},
+		{"unshare", isErr, "an error: no new namespaces"},
+		{"chroot", isErr, "an error: no chroot"},
+		{"mknod", isErr, "an error: no device nodes"},
+		{"sethostname", isErr, "an error: the host name is not the task's to change"},
+		{"suid_capeff", zeroCaps, "the setuid-root program has no capabilities"},
+	}
+	cases := []struct {
+		name string
+		mod  sandbox.Artifact
+		uid  string
+	}{
+		{"as a user", s.mods.Container, strconv.Itoa(ContainerUID)},
+		{"as root", s.mods.ContainerRoot, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			need(t, tc.mod, "Container")
+			out := s.run(t, t.Context(), spec(tc.mod, ""))
+			expect(t, out, "")
+			r := report(out.Stdout)
+			for _, c := range common {
+				if v, ok := r[c.key]; !ok || !c.ok(v) {
+					t.Errorf("%s = %q, want %s", c.key, v, c.want)
+				}
+			}
+			if tc.uid != "" {
+				// The setuid bit gains nothing: the program keeps the
+				// caller's ids.
+				for _, k := range []string{"uid", "euid", "suid_uid", "suid_euid"} {
+					if r[k] != tc.uid {
+						t.Errorf("%s = %q, want %s", k, r[k], tc.uid)
+					}
+				}
+			}
+			if r["suid_euid"] != r["euid"] {
+				t.Errorf("suid_euid = %q, want the caller's %q", r["suid_euid"], r["euid"])
+			}
+		})
 	}
 }

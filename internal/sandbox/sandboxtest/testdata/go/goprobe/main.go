@@ -28,6 +28,7 @@ func main() {
 	report("tmpops", tmpOps())
 	report("tmpbig", tmpBig())
 	report("tmpafter", result(os.WriteFile("/tmp/after", make([]byte, 64<<10), 0o644)))
+	report("rootwrite", result(os.WriteFile("/written", []byte("x"), 0o644)))
 	report("passwd", readFile("/etc/passwd"))
 	report("root", list("/"))
 	report("dial", dial())
