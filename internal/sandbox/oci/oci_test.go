@@ -6,12 +6,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/gobuild"
+	"github.com/wardhq/ward/internal/image"
 	"github.com/wardhq/ward/internal/sandbox"
 	"github.com/wardhq/ward/internal/sandbox/sandboxtest"
 )
@@ -19,7 +23,7 @@ import (
 // newSandbox returns a sandbox with its own state directory and cgroup
 // parent, closed and swept when t ends. Without WARD_TEST_OCI=1 it skips
 // where containers cannot run; with it, that is a failure.
-func newSandbox(t *testing.T, opts Options) *Sandbox {
+func newSandbox(t testing.TB, opts Options) *Sandbox {
 	t.Helper()
 	required := os.Getenv("WARD_TEST_OCI") == "1"
 	if !required {
@@ -223,5 +227,42 @@ func TestWriteFiles(t *testing.T) {
 		if err := writeFiles(filepath.Join(t.TempDir(), "ward"), map[string][]byte{bad: nil}, os.Getuid(), os.Getgid()); err == nil {
 			t.Errorf("file name %q accepted", bad)
 		}
+	}
+}
+
+// TestCompatSyscallsRefused runs a 32-bit x86 build of a program: the
+// seccomp filter knows only the host's own ABI, so it cannot run.
+func TestCompatSyscallsRefused(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the 32-bit ABI checked here is amd64's")
+	}
+	sb := newSandbox(t, Options{})
+	dir := t.TempDir()
+	writeFile := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile("go.mod", "module example.com/hello32\n\ngo 1.24\n")
+	writeFile("main.go", "package main\n\nimport \"os\"\n\nfunc main() { os.Stdout.WriteString(\"ran\") }\n")
+	exe, err := gobuild.Linux(t.Context(), gobuild.Options{Dir: dir}, "386")
+	if err != nil {
+		t.Skipf("no 386 build: %v", err)
+	}
+	img, err := image.Build(image.BuildOptions{Files: []image.File{{Path: "/task", Mode: 0o755, Data: exe}}, Entrypoint: []string{"/task"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := sandbox.Artifact{Digest: img.Digest, Code: img.Archive}
+	if err := sb.Prepare(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	out, err := sb.Run(t.Context(), &sandbox.Spec{Digest: a.Digest, MemoryMB: 64, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The filter kills the process at its first system call: SIGSYS.
+	if out.Code != ward.CodeExitStatus || out.ExitCode == nil || *out.ExitCode != 128+int(syscall.SIGSYS) || len(out.Stdout) != 0 {
+		t.Errorf("a 32-bit program: code %q, exit %v, stdout %q; want killed by SIGSYS before any output", out.Code, out.ExitCode, out.Stdout)
 	}
 }
