@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -144,5 +145,28 @@ func TestDeployImage(t *testing.T) {
 	}
 	if n := len(api.requests()); n != before {
 		t.Errorf("%d requests sent for bad deploys", n-before)
+	}
+}
+
+func TestWriteRunnersDrivers(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	var out strings.Builder
+	err := writeRunners(&out, []ward.Runner{
+		{ID: "r_1", State: ward.RunnerActive, Name: "a", Drivers: []string{"wasm", "oci"}, LastSeenAt: now},
+		{ID: "r_2", State: ward.RunnerActive, Name: "b", Drivers: []string{"wasm"}, LastSeenAt: now},
+		{ID: "r_3", State: ward.RunnerDrained, Name: "c", LastSeenAt: now},
+	}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[0], "DRIVERS") {
+		t.Fatalf("table = %q", out.String())
+	}
+	for i, want := range []string{"wasm,oci", "wasm", "-"} {
+		if fields := strings.Fields(lines[i+1]); len(fields) < 4 || fields[3] != want {
+			t.Errorf("row %d = %q, want drivers %q", i, lines[i+1], want)
+		}
 	}
 }

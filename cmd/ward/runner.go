@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -71,10 +72,14 @@ func newRunnerListCmd(g *globals) *cobra.Command {
 
 func writeRunners(w io.Writer, rs []ward.Runner, now time.Time) error {
 	t := newTable(w)
-	t.row("ID", "STATE", "NAME", "RUNNING", "SLOTS", "MEMORY_MB", "REMOTE", "VERSION", "SEEN")
+	t.row("ID", "STATE", "NAME", "DRIVERS", "RUNNING", "SLOTS", "MEMORY_MB", "REMOTE", "VERSION", "SEEN")
 	for _, r := range rs {
 		seen := now.Sub(r.LastSeenAt).Truncate(time.Second).String() + " ago"
-		t.row(r.ID, string(r.State), orDash(safe(r.Name)), strconv.Itoa(r.Running), strconv.Itoa(r.Slots),
+		drivers := make([]string, len(r.Drivers))
+		for i, d := range r.Drivers {
+			drivers[i] = safe(d)
+		}
+		t.row(r.ID, string(r.State), orDash(safe(r.Name)), orDash(strings.Join(drivers, ",")), strconv.Itoa(r.Running), strconv.Itoa(r.Slots),
 			strconv.Itoa(r.MemoryMB), strconv.FormatBool(r.Remote), orDash(safe(r.Version)), seen)
 	}
 	return t.flush()

@@ -105,3 +105,45 @@ func TestContainerTasks(t *testing.T) {
 		t.Errorf("invoke: %q, %v", out.Body, err)
 	}
 }
+
+// TestContainersUnavailable opens a node whose OCI runtime is missing: it
+// starts without containers, its runner lists wasm alone, and wasm tasks
+// run.
+func TestContainersUnavailable(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	n := startNode(t, dir, server.Config{ShutdownGrace: time.Second, Containers: server.Containers{
+		On: true, Runtime: "ward-test-no-such-runtime", StateDir: filepath.Join(dir, "oci"),
+	}})
+	if n.srv.Containers != nil {
+		t.Fatal("a node without its OCI runtime opened a container sandbox")
+	}
+	ctx := context.Background()
+	runners, err := n.cl.ListRunners(ctx)
+	if err != nil || len(runners) != 1 || !slices.Equal(runners[0].Drivers, []string{"wasm"}) {
+		t.Fatalf("runners = %+v, %v; want one with the wasm driver alone", runners, err)
+	}
+	deployEcho(t, n.cl, "echo")
+	tk, err := n.cl.Submit(ctx, ward.DefaultProject, ward.SubmitRequest{Function: "echo", Payload: []byte(`1`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk, err = n.cl.AwaitTask(ctx, ward.DefaultProject, tk.ID); err != nil || tk.Status != ward.StatusSucceeded {
+		t.Fatalf("wasm task: %v %s", err, tk.Status)
+	}
+	// An oci task waits: no runner here can take it.
+	if _, err := n.cl.PutFunction(ctx, ward.DefaultProject, "box", ward.FunctionSpec{Runtime: ward.RuntimeOCI}); err != nil {
+		t.Fatal(err)
+	}
+	img := sandboxtest.GoImage(t, sandboxtest.GoEcho)
+	if _, err := n.cl.UploadImage(ctx, ward.DefaultProject, "box", img.Code); err != nil {
+		t.Fatal(err)
+	}
+	box, err := n.cl.Submit(ctx, ward.DefaultProject, ward.SubmitRequest{Function: "box", Payload: []byte(`2`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := n.cl.WaitTask(ctx, ward.DefaultProject, box.ID, 2*time.Second); err != nil || got.Status != ward.StatusQueued {
+		t.Errorf("oci task on a wasm-only node: %v %s, want it queued", err, got.Status)
+	}
+}
