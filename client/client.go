@@ -306,32 +306,26 @@ func (c *Client) PutFunction(ctx context.Context, project, fn string, spec ward.
 
 // UploadCode uploads a WebAssembly module as the function's code.
 func (c *Client) UploadCode(ctx context.Context, project, fn string, wasm []byte) (ward.CodeUploadResponse, error) {
-	if wasm == nil {
-		wasm = []byte{}
-	}
-	var u codeUpload
-	err := c.call(ctx, request{
-		method:      http.MethodPut,
-		segs:        []string{"v1", "projects", project, "functions", fn, "code"},
-		body:        wasm,
-		contentType: "application/wasm",
-	}, &u, http.StatusOK)
-	return ward.CodeUploadResponse(u), err
+	return c.upload(ctx, project, fn, wasm, "application/wasm")
 }
 
 // UploadImage uploads a container image archive (an OCI image layout or a
 // docker save archive, as a tar) as an oci function's code; the answer's
 // digest is the image's manifest digest.
 func (c *Client) UploadImage(ctx context.Context, project, fn string, archive []byte) (ward.CodeUploadResponse, error) {
-	if archive == nil {
-		archive = []byte{}
+	return c.upload(ctx, project, fn, archive, "application/x-tar")
+}
+
+func (c *Client) upload(ctx context.Context, project, fn string, code []byte, contentType string) (ward.CodeUploadResponse, error) {
+	if code == nil {
+		code = []byte{}
 	}
 	var u codeUpload
 	err := c.call(ctx, request{
 		method:      http.MethodPut,
 		segs:        []string{"v1", "projects", project, "functions", fn, "code"},
-		body:        archive,
-		contentType: "application/x-tar",
+		body:        code,
+		contentType: contentType,
 	}, &u, http.StatusOK)
 	return ward.CodeUploadResponse(u), err
 }

@@ -344,20 +344,29 @@ func (g *globals) loadCode(ctx context.Context, path string) ([]byte, error) {
 		}
 		return b, nil
 	}
+	b, err := readCodeFile(path, maxCodeBytes)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.HasPrefix(b, wasmHeader) {
+		return nil, ward.Errorf(ward.CodeInvalidModule, "%s is not a WebAssembly module (no \\0asm version 1 header)", path)
+	}
+	return b, nil
+}
+
+// readCodeFile reads the code file at path, refusing one over max bytes.
+func readCodeFile(path string, max int) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, ward.Errorf(ward.CodeInvalidArgument, "deploy: %v", err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxCodeBytes+1))
+	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
-	if len(b) > maxCodeBytes {
-		return nil, ward.Errorf(ward.CodeBodyTooLarge, "%s is larger than %d MiB", path, maxCodeBytes>>20)
-	}
-	if !bytes.HasPrefix(b, wasmHeader) {
-		return nil, ward.Errorf(ward.CodeInvalidModule, "%s is not a WebAssembly module (no \\0asm version 1 header)", path)
+	if len(b) > max {
+		return nil, ward.Errorf(ward.CodeBodyTooLarge, "%s is larger than %d MiB", path, max>>20)
 	}
 	return b, nil
 }
@@ -370,19 +379,7 @@ func (g *globals) loadImage(ctx context.Context, path, arch string) ([]byte, err
 		return nil, ward.Errorf(ward.CodeInvalidArgument, "deploy: %v", err)
 	}
 	if !st.IsDir() {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, ward.Errorf(ward.CodeInvalidArgument, "deploy: %v", err)
-		}
-		defer f.Close()
-		b, err := io.ReadAll(io.LimitReader(f, maxImageBytes+1))
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", path, err)
-		}
-		if len(b) > maxImageBytes {
-			return nil, ward.Errorf(ward.CodeBodyTooLarge, "%s is larger than %d MiB", path, maxImageBytes>>20)
-		}
-		return b, nil
+		return readCodeFile(path, maxImageBytes)
 	}
 	cacheDir := ""
 	if dir, err := g.cacheDir(); err == nil {
