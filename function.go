@@ -14,12 +14,20 @@ const (
 	RuntimeOCI  Runtime = "oci"
 )
 
-// Limits bound one run of a function.
+// Limits bound a function's runs and how fast it takes tasks.
 type Limits struct {
 	MemoryMB       int `json:"memory_mb"`
 	TimeoutS       int `json:"timeout_s"`
 	MaxConcurrency int `json:"max_concurrency"` // 0 = unlimited
 	MaxPayloadKB   int `json:"max_payload_kb"`
+	// SubmitRate caps the tasks accepted per second (submit, batch,
+	// fan-out and invoke together; a burst of up to one second's worth);
+	// 0 = unlimited. It holds per server.
+	SubmitRate int `json:"submit_rate,omitempty"`
+	// MaxResultKB and MaxLogKB cap a run's stdout (over it: output_limit)
+	// and its kept stderr (the rest is dropped); 0 = the default 1024.
+	MaxResultKB int `json:"max_result_kb,omitempty"`
+	MaxLogKB    int `json:"max_log_kb,omitempty"`
 }
 
 // Retries says how user failures are retried.
@@ -61,6 +69,9 @@ const (
 	MaxBackoffS     = 3600
 	MaxRetention    = 3650
 	MaxConcurrency  = 100000
+	MaxSubmitRate   = 100000
+	MaxOutputKB     = 16 * 1024 // max_result_kb and max_log_kb
+	DefaultOutputKB = 1024
 	DefaultMemoryMB = 64
 )
 
@@ -68,7 +79,7 @@ const (
 func DefaultSpec() FunctionSpec {
 	return FunctionSpec{
 		Runtime:       RuntimeWasm,
-		Limits:        Limits{MemoryMB: DefaultMemoryMB, TimeoutS: 30, MaxPayloadKB: 256},
+		Limits:        Limits{MemoryMB: DefaultMemoryMB, TimeoutS: 30, MaxPayloadKB: 256, MaxResultKB: DefaultOutputKB, MaxLogKB: DefaultOutputKB},
 		Retries:       Retries{MaxAttempts: 1, BackoffS: 5},
 		RetentionDays: 7,
 	}
@@ -88,6 +99,12 @@ func (s FunctionSpec) WithDefaults() FunctionSpec {
 	}
 	if s.Limits.MaxPayloadKB == 0 {
 		s.Limits.MaxPayloadKB = d.Limits.MaxPayloadKB
+	}
+	if s.Limits.MaxResultKB == 0 {
+		s.Limits.MaxResultKB = d.Limits.MaxResultKB
+	}
+	if s.Limits.MaxLogKB == 0 {
+		s.Limits.MaxLogKB = d.Limits.MaxLogKB
 	}
 	if s.Retries.MaxAttempts == 0 {
 		s.Retries.MaxAttempts = d.Retries.MaxAttempts
@@ -114,6 +131,12 @@ func (s FunctionSpec) Validate() error {
 		return FieldError("limits.max_concurrency", "must be between 0 and %d", MaxConcurrency)
 	case s.Limits.MaxPayloadKB < 1 || s.Limits.MaxPayloadKB > MaxPayloadKB:
 		return FieldError("limits.max_payload_kb", "must be between 1 and %d", MaxPayloadKB)
+	case s.Limits.SubmitRate < 0 || s.Limits.SubmitRate > MaxSubmitRate:
+		return FieldError("limits.submit_rate", "must be between 0 and %d", MaxSubmitRate)
+	case s.Limits.MaxResultKB < 1 || s.Limits.MaxResultKB > MaxOutputKB:
+		return FieldError("limits.max_result_kb", "must be between 1 and %d", MaxOutputKB)
+	case s.Limits.MaxLogKB < 1 || s.Limits.MaxLogKB > MaxOutputKB:
+		return FieldError("limits.max_log_kb", "must be between 1 and %d", MaxOutputKB)
 	case s.Retries.MaxAttempts < 1 || s.Retries.MaxAttempts > MaxAttempts:
 		return FieldError("retries.max_attempts", "must be between 1 and %d", MaxAttempts)
 	case s.Retries.BackoffS < 0 || s.Retries.BackoffS > MaxBackoffS:

@@ -9,19 +9,64 @@ type Project struct {
 	// RetentionDays bounds how long the project's finished tasks and their
 	// keys live; a function's own retention_days applies when shorter.
 	RetentionDays int `json:"retention_days"`
+	// Quotas bound what the project holds.
+	Quotas Quotas `json:"quotas"`
+}
+
+// Quotas bound what a project holds; 0 is unlimited. A submission that
+// would pass MaxQueued answers 429 project_queued_quota; creating a function
+// past MaxFunctions answers 409 project_functions_quota.
+type Quotas struct {
+	MaxQueued    int `json:"max_queued"`    // tasks queued (due or delayed) at once
+	MaxFunctions int `json:"max_functions"` // functions
+}
+
+// Bounds on quotas.
+const (
+	MaxQuotaQueued    = 100_000_000
+	MaxQuotaFunctions = 100_000
+)
+
+// Validate checks the quotas.
+func (q Quotas) Validate() error {
+	switch {
+	case q.MaxQueued < 0 || q.MaxQueued > MaxQuotaQueued:
+		return FieldError("quotas.max_queued", "must be between 0 (unlimited) and %d", MaxQuotaQueued)
+	case q.MaxFunctions < 0 || q.MaxFunctions > MaxQuotaFunctions:
+		return FieldError("quotas.max_functions", "must be between 0 (unlimited) and %d", MaxQuotaFunctions)
+	}
+	return nil
 }
 
 // DefaultRetentionDays is a new project's retention.
 const DefaultRetentionDays = 7
 
-// ProjectSettings is the body of PATCH /v1/projects/{p}.
+// ProjectSettings is the body of PATCH /v1/projects/{p}: the fields given
+// change, the others keep their values.
 type ProjectSettings struct {
-	RetentionDays int `json:"retention_days"`
+	RetentionDays int     `json:"retention_days,omitempty"`
+	Quotas        *Quotas `json:"quotas,omitempty"`
 }
 
 // Validate checks the settings.
 func (s ProjectSettings) Validate() error {
-	if s.RetentionDays < 1 || s.RetentionDays > MaxRetention {
+	if s.RetentionDays == 0 && s.Quotas == nil {
+		return FieldError("retention_days", "give retention_days or quotas to change")
+	}
+	if s.RetentionDays != 0 {
+		if err := ValidRetention(s.RetentionDays); err != nil {
+			return err
+		}
+	}
+	if s.Quotas != nil {
+		return s.Quotas.Validate()
+	}
+	return nil
+}
+
+// ValidRetention checks a project's retention_days.
+func ValidRetention(days int) error {
+	if days < 1 || days > MaxRetention {
 		return FieldError("retention_days", "must be between 1 and %d", MaxRetention)
 	}
 	return nil

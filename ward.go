@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code is a stable, machine-readable error code. API errors and task failures
@@ -35,11 +36,14 @@ const (
 	CodeNoCode           Code = "no_code"           // the function has no code yet
 	CodeUnsupportedMedia Code = "unsupported_media_type"
 	CodeMethodNotAllowed Code = "method_not_allowed"
-	CodeFunctionBusy     Code = "function_concurrency" // the function's max_concurrency is reached
-	CodeStaleLease       Code = "stale_lease"          // a lease that is no longer held
-	CodeTaskFailed       Code = "task_failed"          // a synchronous invoke whose task failed
-	CodeUnavailable      Code = "unavailable"          // the service is shutting down or not ready
-	CodeInternal         Code = "internal"             // anything else; details are logged, not returned
+	CodeFunctionBusy     Code = "function_concurrency"    // the function's max_concurrency is reached
+	CodeFunctionRate     Code = "function_rate"           // the function's submit_rate is reached
+	CodeProjectQueued    Code = "project_queued_quota"    // the project's max_queued tasks are queued
+	CodeProjectFunctions Code = "project_functions_quota" // the project has its max_functions
+	CodeStaleLease       Code = "stale_lease"             // a lease that is no longer held
+	CodeTaskFailed       Code = "task_failed"             // a synchronous invoke whose task failed
+	CodeUnavailable      Code = "unavailable"             // the service is shutting down or not ready
+	CodeInternal         Code = "internal"                // anything else; details are logged, not returned
 )
 
 // Codes for why a task failed (Task.Error.Code).
@@ -63,10 +67,12 @@ func (c Code) PlatformFailure() bool {
 
 // Error is an error with a stable code. Field, when set, names the request
 // field at fault. Message never contains secret or payload values.
+// RetryAfter, for a limit that says "later", is when a retry may succeed.
 type Error struct {
-	Code    Code
-	Message string
-	Field   string
+	Code       Code
+	Message    string
+	Field      string
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

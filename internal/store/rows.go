@@ -18,13 +18,13 @@ type Scanner interface {
 }
 
 // ProjectCols are the columns ScanProject reads, in order.
-const ProjectCols = `name, created_at, retention_days`
+const ProjectCols = `name, created_at, retention_days, max_queued, max_functions`
 
 // ScanProject reads a row of ProjectCols.
 func ScanProject(sc Scanner) (ward.Project, error) {
 	var p ward.Project
 	var created int64
-	if err := sc.Scan(&p.Name, &created, &p.RetentionDays); err != nil {
+	if err := sc.Scan(&p.Name, &created, &p.RetentionDays, &p.Quotas.MaxQueued, &p.Quotas.MaxFunctions); err != nil {
 		return ward.Project{}, err
 	}
 	p.CreatedAt = fromMicros(created)

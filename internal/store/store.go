@@ -20,6 +20,11 @@ type Store interface {
 	ListProjects(ctx context.Context) ([]ward.Project, error)
 	// SetRetention sets a project's retention_days.
 	SetRetention(ctx context.Context, project string, days int) (ward.Project, error)
+	// SetQuotas sets a project's quotas.
+	SetQuotas(ctx context.Context, project string, q ward.Quotas) (ward.Project, error)
+	// CountQueued returns how many tasks of the project are queued (due or
+	// delayed), counting no further than limit.
+	CountQueued(ctx context.Context, project string, limit int) (int, error)
 	// DeleteProject removes the project and everything it owns: API tokens,
 	// functions, code, config, secrets, the token vault and tasks with their
 	// bodies.

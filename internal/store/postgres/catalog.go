@@ -29,7 +29,7 @@ func (s *Store) CreateProject(ctx context.Context, p *store.CreateProjectParams)
 	if days == 0 {
 		days = ward.DefaultRetentionDays
 	}
-	if err := (ward.ProjectSettings{RetentionDays: days}).Validate(); err != nil {
+	if err := ward.ValidRetention(days); err != nil {
 		return ward.Project{}, err
 	}
 	tag, err := s.pool.Exec(ctx, `INSERT INTO projects (name, created_at, retention_days) VALUES ($1, $2, $3)
@@ -86,11 +86,39 @@ func collect[T any](ctx context.Context, q querier, scan func(scanner) (T, error
 	return out, nil
 }
 
+// SetQuotas sets a project's quotas (each in range, else invalid_argument)
+// and returns the project. A missing project → not_found.
+func (s *Store) SetQuotas(ctx context.Context, project string, q ward.Quotas) (ward.Project, error) {
+	if err := q.Validate(); err != nil {
+		return ward.Project{}, err
+	}
+	p, err := store.ScanProject(s.pool.QueryRow(ctx, `UPDATE projects SET max_queued = $1, max_functions = $2 WHERE name = $3 RETURNING `+store.ProjectCols,
+		q.MaxQueued, q.MaxFunctions, project))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ward.Project{}, store.ProjectNotFound(project)
+	}
+	if err != nil {
+		return ward.Project{}, fmt.Errorf("postgres: set quotas: %w", err)
+	}
+	return p, nil
+}
+
+// CountQueued counts the project's queued tasks, stopping at limit.
+func (s *Store) CountQueued(ctx context.Context, project string, limit int) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status = 'queued' AND project = $1 LIMIT $2) q`,
+		project, max(limit, 0)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: count queued: %w", err)
+	}
+	return n, nil
+}
+
 // SetRetention sets a project's retention_days, which must lie in [1,
 // ward.MaxRetention] (invalid_argument), and returns the project. A missing
 // project → not_found.
 func (s *Store) SetRetention(ctx context.Context, project string, days int) (ward.Project, error) {
-	if err := (ward.ProjectSettings{RetentionDays: days}).Validate(); err != nil {
+	if err := ward.ValidRetention(days); err != nil {
 		return ward.Project{}, err
 	}
 	p, err := store.ScanProject(s.pool.QueryRow(ctx, `UPDATE projects SET retention_days = $1 WHERE name = $2 RETURNING `+store.ProjectCols,

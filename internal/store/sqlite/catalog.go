@@ -19,7 +19,7 @@ func (s *Store) CreateProject(ctx context.Context, p *store.CreateProjectParams)
 	if days == 0 {
 		days = ward.DefaultRetentionDays
 	}
-	if err := (ward.ProjectSettings{RetentionDays: days}).Validate(); err != nil {
+	if err := ward.ValidRetention(days); err != nil {
 		return ward.Project{}, err
 	}
 	var n int64
@@ -74,11 +74,44 @@ func (s *Store) ListProjects(ctx context.Context) ([]ward.Project, error) {
 	return ps, nil
 }
 
+// SetQuotas sets a project's quotas (each in range, else invalid_argument)
+// and returns the project. A missing project → not_found.
+func (s *Store) SetQuotas(ctx context.Context, project string, q ward.Quotas) (ward.Project, error) {
+	if err := q.Validate(); err != nil {
+		return ward.Project{}, err
+	}
+	var p ward.Project
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		p, err = store.ScanProject(tx.QueryRowContext(ctx, `UPDATE projects SET max_queued = ?, max_functions = ? WHERE name = ? RETURNING `+store.ProjectCols,
+			q.MaxQueued, q.MaxFunctions, project))
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ProjectNotFound(project)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: set quotas: %w", err)
+		}
+		return nil
+	})
+	return p, err
+}
+
+// CountQueued counts the project's queued tasks, stopping at limit.
+func (s *Store) CountQueued(ctx context.Context, project string, limit int) (int, error) {
+	var n int
+	err := s.row(ctx, `SELECT count(*) FROM (SELECT 1 FROM tasks INDEXED BY tasks_project_queued WHERE status = 'queued' AND project = ? LIMIT ?)`,
+		project, max(limit, 0)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: count queued: %w", err)
+	}
+	return n, nil
+}
+
 // SetRetention sets a project's retention_days, which must lie in [1,
 // ward.MaxRetention] (invalid_argument), and returns the project. A missing
 // project → not_found.
 func (s *Store) SetRetention(ctx context.Context, project string, days int) (ward.Project, error) {
-	if err := (ward.ProjectSettings{RetentionDays: days}).Validate(); err != nil {
+	if err := ward.ValidRetention(days); err != nil {
 		return ward.Project{}, err
 	}
 	var p ward.Project

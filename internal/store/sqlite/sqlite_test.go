@@ -386,7 +386,7 @@ func TestQueryPlans(t *testing.T) {
 		{"next run, 8 runtimes", nextRunAtRuntimesSQL[3], []string{"COVERING INDEX tasks_queued (priority=?)"}},
 		{"list", listQuery("", "", true), []string{"INDEX tasks_project (project=? AND seq<?)"}},
 		{"list function", listQuery("f", "", false), []string{"INDEX tasks_project_function (project=? AND function=?)"}},
-		{"list queued", listQuery("", ward.StatusQueued, true), []string{"INDEX tasks_project (project=? AND seq<?)"}},
+		{"list queued", listQuery("", ward.StatusQueued, true), []string{"INDEX tasks_project_queued (project=? AND rowid<?)"}},
 		{"list succeeded", listQuery("", ward.StatusSucceeded, false), []string{"INDEX tasks_project (project=?)"}},
 		{"list failed", listQuery("", ward.StatusFailed, true), []string{"INDEX tasks_project_failed (project=? AND seq<?)"}},
 		{"list cancelled", listQuery("", ward.StatusCancelled, false), []string{"INDEX tasks_project_cancelled (project=?)"}},

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, runtimeTests...)
 	tests = append(tests, secretTests...)
 	tests = append(tests, retentionTests...)
+	tests = append(tests, quotaTests...)
 	tests = append(tests, tokenTests...)
 	tests = append(tests, runnerTests...)
 	for _, tc := range tests {
