@@ -77,8 +77,14 @@ func (c *Client) GetProject(ctx context.Context, name string) (ward.Project, err
 
 // SetRetention sets a project's retention_days (owner or admin).
 func (c *Client) SetRetention(ctx context.Context, name string, days int) (ward.Project, error) {
+	return c.UpdateProject(ctx, name, ward.ProjectSettings{RetentionDays: days})
+}
+
+// UpdateProject changes the settings given (retention, quotas) of a
+// project (owner or admin).
+func (c *Client) UpdateProject(ctx context.Context, name string, s ward.ProjectSettings) (ward.Project, error) {
 	var p project
-	err := c.callJSON(ctx, http.MethodPatch, []string{"v1", "projects", name}, ward.ProjectSettings{RetentionDays: days}, &p, http.StatusOK)
+	err := c.callJSON(ctx, http.MethodPatch, []string{"v1", "projects", name}, s, &p, http.StatusOK)
 	return ward.Project(p), err
 }
 

@@ -21,6 +21,7 @@ import (
 func newDevCmd(g *globals) *cobra.Command {
 	var (
 		dataDir, keysDir, storeDSN, keystoreDSN, addr, examples, logLevel string
+		metricsAddr                                                       string
 		slots, budget                                                     int
 		grace                                                             time.Duration
 		containers                                                        containerFlags
@@ -67,7 +68,7 @@ ward refuses to start rather than create a new one.`,
 			return runDev(cmd.Context(), devConfig{
 				server: server.Config{
 					DataDir: dataDir, KeysDir: keysDir, StoreDSN: storeDSN, KeystoreDSN: keystoreDSN, Addr: addr, Logger: logger,
-					Slots: slots, MemoryBudgetMB: budget, ShutdownGrace: grace,
+					Slots: slots, MemoryBudgetMB: budget, ShutdownGrace: grace, MetricsAddr: metricsAddr,
 					RootKey: g.getenv("WARD_ROOT_KEY"), Containers: ctrs,
 				},
 				examples:   examples,
@@ -82,6 +83,7 @@ ward refuses to start rather than create a new one.`,
 	f.StringVar(&storeDSN, "store", "", "a PostgreSQL URL (postgres://…) to keep the store there instead of DATA/ward.db; an unreachable server is retried")
 	f.StringVar(&keystoreDSN, "keystore", "", "a PostgreSQL URL of the keystore's own database (apart from --store's) instead of KEYS/keystore.db")
 	f.StringVar(&addr, "addr", "127.0.0.1:7070", "listen address of the API")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "listen address of a plain HTTP listener serving /metrics without a token (default none: the API serves /metrics to admin tokens)")
 	f.StringVar(&examples, "examples", "examples", "directory of example functions to build and deploy (skipped if missing)")
 	f.IntVar(&slots, "slots", 0, "most tasks run at once (0 = 32 per CPU)")
 	f.IntVar(&budget, "memory-budget", 0, "MiB of memory handed to tasks by their memory_mb (0 = half the machine's)")

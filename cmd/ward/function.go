@@ -38,6 +38,7 @@ var wasmHeader = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
 // file is.
 type deployFlags struct {
 	memory, timeout, concurrency, retries, backoff, payloadMax int
+	submitRate, resultMax, logMax                              int
 	fields, tokenize                                           []string
 	strict                                                     bool
 	specPath                                                   string // --spec: the spec file, instead of looking beside the code
@@ -58,6 +59,9 @@ func (d deployFlags) apply(spec ward.FunctionSpec, changed func(string) bool) wa
 	set("timeout", &spec.Limits.TimeoutS, d.timeout)
 	set("concurrency", &spec.Limits.MaxConcurrency, d.concurrency)
 	set("payload-max", &spec.Limits.MaxPayloadKB, d.payloadMax)
+	set("submit-rate", &spec.Limits.SubmitRate, d.submitRate)
+	set("result-max", &spec.Limits.MaxResultKB, d.resultMax)
+	set("log-max", &spec.Limits.MaxLogKB, d.logMax)
 	set("retries", &spec.Retries.MaxAttempts, d.retries)
 	set("backoff", &spec.Retries.BackoffS, d.backoff)
 	if changed("fields") {
@@ -283,6 +287,9 @@ a comma); --fields '' clears a list, --strict=false turns strict off.`,
 	f.IntVar(&d.retries, "retries", 0, "attempts per task, the first run included (retries.max_attempts)")
 	f.IntVar(&d.backoff, "backoff", 0, "base of the exponential retry backoff in seconds (retries.backoff_s)")
 	f.IntVar(&d.payloadMax, "payload-max", 0, "largest payload in KiB (limits.max_payload_kb)")
+	f.IntVar(&d.submitRate, "submit-rate", 0, "most tasks accepted per second, per server, 0 = unlimited (limits.submit_rate)")
+	f.IntVar(&d.resultMax, "result-max", 0, "largest result in KiB; more fails output_limit (limits.max_result_kb, default 1024)")
+	f.IntVar(&d.logMax, "log-max", 0, "log kept per run in KiB; the rest is dropped (limits.max_log_kb, default 1024)")
 	f.StringSliceVar(&d.fields, "fields", nil, "JSON Pointers of the payload fields the tasks see, comma-separated; the rest is dropped (input.fields)")
 	f.StringSliceVar(&d.tokenize, "tokenize", nil, "JSON Pointers whose values the tasks see only as tokens, comma-separated (input.tokenize)")
 	f.BoolVar(&d.strict, "strict", false, "refuse payloads holding anything outside --fields (input.strict); --strict=false turns it off")

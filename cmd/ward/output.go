@@ -96,11 +96,19 @@ func fmtKV(m map[string]string) string {
 
 func writeProjects(w io.Writer, ps []ward.Project) error {
 	t := newTable(w)
-	t.row("NAME", "RETENTION_DAYS", "CREATED")
+	t.row("NAME", "RETENTION_DAYS", "MAX_QUEUED", "MAX_FUNCTIONS", "CREATED")
 	for _, p := range ps {
-		t.row(p.Name, strconv.Itoa(p.RetentionDays), fmtTime(p.CreatedAt))
+		t.row(p.Name, strconv.Itoa(p.RetentionDays), quota(p.Quotas.MaxQueued), quota(p.Quotas.MaxFunctions), fmtTime(p.CreatedAt))
 	}
 	return t.flush()
+}
+
+// quota prints a quota, "-" when unlimited.
+func quota(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
 }
 
 // secretScope names where a secret lives: the project (fn "") or a function.
@@ -157,6 +165,9 @@ func writeFunction(w io.Writer, f ward.Function) error {
 	t.row("Timeout (s):", strconv.Itoa(s.Limits.TimeoutS))
 	t.row("Max concurrency:", strconv.Itoa(s.Limits.MaxConcurrency))
 	t.row("Max payload (KB):", strconv.Itoa(s.Limits.MaxPayloadKB))
+	t.row("Submit rate (/s):", quota(s.Limits.SubmitRate))
+	t.row("Max result (KB):", strconv.Itoa(s.Limits.MaxResultKB))
+	t.row("Max log (KB):", strconv.Itoa(s.Limits.MaxLogKB))
 	t.row("Max attempts:", strconv.Itoa(s.Retries.MaxAttempts))
 	t.row("Backoff (s):", strconv.Itoa(s.Retries.BackoffS))
 	t.row("Retention (days):", strconv.Itoa(s.RetentionDays))

@@ -127,24 +127,33 @@ func newProjectCmd(g *globals) *cobra.Command {
 			return g.printProject(p)
 		},
 	}
-	var retention int
+	var retention, maxQueued, maxFunctions int
 	set := &cobra.Command{
-		Use:   "set [NAME] --retention-days N",
+		Use:   "set [NAME] [--retention-days N] [--max-queued N] [--max-functions N]",
 		Short: "Change a project's settings (owner or admin)",
-		Long: `Change a project's settings; NAME defaults to the current project.
+		Long: `Change a project's settings; NAME defaults to the current project. Only the
+settings given change.
 
 --retention-days bounds how long the project's finished tasks live (1 to
 3650; a function's own retention_days applies when shorter). Payloads,
 results and logs are encrypted under per-day epoch keys kept apart from the
 data; ward deletes finished tasks past retention and destroys the project's
 epoch keys older than its retention, so that data cannot be read again
-anywhere, old backups of the data store included.`,
+anywhere, old backups of the data store included.
+
+Quotas (0 = unlimited): --max-queued caps the tasks queued at once (due or
+delayed; a submission that would pass it answers 429 project_queued_quota
+with Retry-After, whatever the path: submit, batch, fan-out, invoke);
+--max-functions caps the functions (creating one more answers 409
+project_functions_quota).`,
 		Example: `  ward project set --retention-days 30
-  ward project set acme --retention-days 1`,
+  ward project set acme --retention-days 1
+  ward project set acme --max-queued 10000 --max-functions 50`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("retention-days") {
-				return usagef("nothing to set: give --retention-days N")
+			changed := cmd.Flags().Changed
+			if !changed("retention-days") && !changed("max-queued") && !changed("max-functions") {
+				return usagef("nothing to set: give --retention-days, --max-queued or --max-functions")
 			}
 			name, err := g.projectArg(args)
 			if err != nil {
@@ -154,7 +163,23 @@ anywhere, old backups of the data store included.`,
 			if err != nil {
 				return err
 			}
-			p, err := c.SetRetention(cmd.Context(), name, retention)
+			settings := ward.ProjectSettings{RetentionDays: retention}
+			if changed("max-queued") || changed("max-functions") {
+				// Quotas are set together: keep the ones not given.
+				cur, err := c.GetProject(cmd.Context(), name)
+				if err != nil {
+					return err
+				}
+				q := cur.Quotas
+				if changed("max-queued") {
+					q.MaxQueued = maxQueued
+				}
+				if changed("max-functions") {
+					q.MaxFunctions = maxFunctions
+				}
+				settings.Quotas = &q
+			}
+			p, err := c.UpdateProject(cmd.Context(), name, settings)
 			if err != nil {
 				return err
 			}
@@ -162,6 +187,8 @@ anywhere, old backups of the data store included.`,
 		},
 	}
 	set.Flags().IntVar(&retention, "retention-days", 0, "days finished tasks are kept, 1-3650")
+	set.Flags().IntVar(&maxQueued, "max-queued", 0, "most tasks queued at once, 0 = unlimited (quotas.max_queued)")
+	set.Flags().IntVar(&maxFunctions, "max-functions", 0, "most functions, 0 = unlimited (quotas.max_functions)")
 	var yes bool
 	del := &cobra.Command{
 		Use:   "delete NAME --yes",

@@ -48,6 +48,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	var (
 		sf                 serverFlags
 		addr, internalAddr string
+		metricsAddr        string
 		names              []string
 		certTTL, grace     time.Duration
 	)
@@ -78,6 +79,7 @@ carry on with another server. PostgreSQL unreachable at start is retried.`,
 				return err
 			}
 			cfg.Addr, cfg.InternalAddr, cfg.InternalNames = addr, internalAddr, names
+			cfg.MetricsAddr = metricsAddr
 			cfg.RunnerCertTTL, cfg.ShutdownGrace = certTTL, grace
 			cfg.Initialized, cfg.NoRunner = true, true
 			srv, err := server.Open(cmd.Context(), cfg)
@@ -93,6 +95,7 @@ carry on with another server. PostgreSQL unreachable at start is retried.`,
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "127.0.0.1:7070", "listen address of the public API")
 	f.StringVar(&internalAddr, "internal-addr", "127.0.0.1:7071", "listen address of the internal runner API (mutual TLS); never the public one")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "listen address of a plain HTTP listener serving /metrics without a token, for Prometheus on a private network (default none: the API serves /metrics to admin tokens)")
 	f.StringArrayVar(&names, "internal-name", nil, "a host name or IP runners reach the internal API by, for its certificate (repeatable; the host name and loopback are always in)")
 	f.DurationVar(&certTTL, "runner-cert-ttl", 90*24*time.Hour, "life of the certificates runners get when they join")
 	f.DurationVar(&grace, "grace", 10*time.Second, "on shutdown, how long open requests may finish")

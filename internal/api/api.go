@@ -66,6 +66,10 @@ type Config struct {
 	Runners       runner.Source
 	CA            *pki.CA
 	RunnerCertTTL time.Duration
+	// Metrics, when set, serves GET /metrics to admin tokens; Requests,
+	// when set, is told of every request (route pattern, status, time).
+	Metrics  http.Handler
+	Requests RequestObserver
 }
 
 // Server serves the API. It is safe for concurrent use.
@@ -83,6 +87,9 @@ type Server struct {
 	runners runner.Source
 	ca      *pki.CA
 	certTTL time.Duration
+	// metrics
+	metricsH http.Handler
+	requests RequestObserver
 
 	mux    *http.ServeMux
 	root   http.Handler
@@ -135,6 +142,7 @@ func New(cfg Config) *Server {
 		st: cfg.Store, q: cfg.Queue, authn: cfg.Auth, iss: cfg.Issuer, code: cfg.Code, audit: cfg.Audit,
 		log: cfg.Logger, now: cfg.Now, ready: cfg.Ready, mux: http.NewServeMux(),
 		runners: cfg.Runners, ca: cfg.CA, certTTL: cfg.RunnerCertTTL,
+		metricsH: cfg.Metrics, requests: cfg.Requests,
 	}
 	if s.certTTL <= 0 {
 		s.certTTL = DefaultRunnerCertTTL
@@ -143,9 +151,12 @@ func New(cfg Config) *Server {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.pattern, s.wrap(rt))
 	}
+	// Every project's metrics: admin tokens only, which the scope alone
+	// cannot say (project roles hold metrics:read for their own project).
+	s.mux.Handle("GET /metrics", s.wrap(route{pattern: "GET /metrics", scope: auth.ScopeMetricsRead, h: s.metrics}))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.root = s.withRequestID(s.withRecover(s.withAccessLog(http.HandlerFunc(s.dispatch))))
+	s.root = s.withRequestID(s.withMetrics(s.withRecover(s.withAccessLog(http.HandlerFunc(s.dispatch)))))
 	return s
 }
 

@@ -3,7 +3,10 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/privacy"
@@ -16,6 +19,8 @@ type errorBody struct {
 	Error errorDetail `json:"error"`
 	// TaskID names the task of a failed synchronous invoke.
 	TaskID string `json:"task_id,omitempty"`
+	// retryAfter is sent as Retry-After with a 429.
+	retryAfter time.Duration
 }
 
 type errorDetail struct {
@@ -42,13 +47,13 @@ func statusOf(c ward.Code) int {
 	case ward.CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
 	case ward.CodeAlreadyExists, ward.CodeInvalidState, ward.CodeStaleLease, ward.CodeNoCode, ward.CodeRunnerDraining,
-		ward.CodeRuntimeMismatch:
+		ward.CodeRuntimeMismatch, ward.CodeProjectFunctions:
 		return http.StatusConflict
 	case ward.CodeBodyTooLarge, ward.CodePayloadTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case ward.CodeUnsupportedMedia:
 		return http.StatusUnsupportedMediaType
-	case ward.CodeFunctionBusy:
+	case ward.CodeFunctionBusy, ward.CodeFunctionRate, ward.CodeProjectQueued:
 		return http.StatusTooManyRequests
 	case ward.CodeUnavailable:
 		return http.StatusServiceUnavailable
@@ -64,8 +69,11 @@ func statusOf(c ward.Code) int {
 	return http.StatusInternalServerError
 }
 
-// retryAfterSeconds is the Retry-After sent with function_concurrency.
-const retryAfterSeconds = "1"
+// retryAfter returns the Retry-After header value for d: whole seconds,
+// rounded up, at least 1.
+func retryAfter(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64(math.Ceil(d.Seconds()))), 10)
+}
 
 // writeError writes err as a JSON error response. An error without a code,
 // or with code internal, is logged with its cause and answered with a
@@ -77,7 +85,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			"method", r.Method, "path", r.URL.Path, "err", err)
 		we = &ward.Error{Code: ward.CodeInternal, Message: "internal error (request " + requestID(r.Context()) + ")"}
 	}
-	s.writeErrorBody(w, r, statusOf(we.Code), errorBody{Error: errorDetail{Code: we.Code, Message: we.Error(), Field: we.Field}})
+	s.writeErrorBody(w, r, statusOf(we.Code), errorBody{Error: errorDetail{Code: we.Code, Message: we.Error(), Field: we.Field}, retryAfter: we.RetryAfter})
 }
 
 // writeErrorBody writes an error body with a status, adding the headers some
@@ -86,11 +94,11 @@ func (s *Server) writeErrorBody(w http.ResponseWriter, r *http.Request, status i
 	if sw, ok := w.(interface{ setOutcome(ward.Code) }); ok {
 		sw.setOutcome(b.Error.Code)
 	}
-	switch b.Error.Code {
-	case ward.CodeUnauthenticated:
+	if b.Error.Code == ward.CodeUnauthenticated {
 		w.Header().Set("WWW-Authenticate", "Bearer")
-	case ward.CodeFunctionBusy:
-		w.Header().Set("Retry-After", retryAfterSeconds)
+	}
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", retryAfter(b.retryAfter))
 	}
 	s.writeJSON(w, r, status, b)
 }

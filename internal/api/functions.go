@@ -72,6 +72,9 @@ func (s *Server) putFunction(w http.ResponseWriter, r *http.Request, c *call) er
 	switch {
 	case errors.Is(err, ward.ErrNotFound):
 		status = http.StatusCreated
+		if err := s.checkFunctionsQuota(r, c.project); err != nil {
+			return err
+		}
 	case err != nil:
 		return err
 	case old.CodeDigest != "" && old.Spec.Runtime != spec.Runtime:
@@ -141,6 +144,27 @@ func (s *Server) putCode(w http.ResponseWriter, r *http.Request, c *call) error 
 	}
 	s.q.ConfigChanged(c.project)
 	s.writeJSON(w, r, http.StatusOK, ward.CodeUploadResponse{Digest: fn.CodeDigest, Version: fn.CodeVersion, Size: int64(len(code)), Scan: scanOK})
+	return nil
+}
+
+// checkFunctionsQuota refuses a new function in a project that has its
+// quotas.max_functions.
+func (s *Server) checkFunctionsQuota(r *http.Request, project string) error {
+	p, err := s.st.GetProject(r.Context(), project)
+	if err != nil {
+		return err
+	}
+	max := p.Quotas.MaxFunctions
+	if max == 0 {
+		return nil
+	}
+	fns, err := s.st.ListFunctions(r.Context(), project)
+	if err != nil {
+		return err
+	}
+	if len(fns) >= max {
+		return ward.Errorf(ward.CodeProjectFunctions, "project %s holds at most %d functions (quotas.max_functions)", project, max)
+	}
 	return nil
 }
 

@@ -33,7 +33,7 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, c *call) 
 		return ward.FieldError("name", "must be 1-63 lowercase letters, digits or '-', not starting with '-'")
 	}
 	if req.RetentionDays != 0 {
-		if err := (ward.ProjectSettings{RetentionDays: req.RetentionDays}).Validate(); err != nil {
+		if err := ward.ValidRetention(req.RetentionDays); err != nil {
 			return err
 		}
 	}
@@ -186,10 +186,19 @@ func (s *Server) patchProject(w http.ResponseWriter, r *http.Request, c *call) e
 	if err := req.Validate(); err != nil {
 		return err
 	}
-	p, err := s.st.SetRetention(r.Context(), c.project, req.RetentionDays)
-	if err != nil {
-		return err
+	var p ward.Project
+	var err error
+	if req.RetentionDays != 0 {
+		if p, err = s.st.SetRetention(r.Context(), c.project, req.RetentionDays); err != nil {
+			return err
+		}
 	}
+	if req.Quotas != nil {
+		if p, err = s.st.SetQuotas(r.Context(), c.project, *req.Quotas); err != nil {
+			return err
+		}
+	}
+	s.q.ConfigChanged(c.project)
 	s.writeJSON(w, r, http.StatusOK, p)
 	return nil
 }

@@ -107,8 +107,13 @@ func (s *Service) Lease(ctx context.Context, req *runner.LeaseRequest) ([]runner
 func (s *Service) jobs(ctx context.Context, leases []store.Lease) ([]runner.Job, error) {
 	jobs := make([]runner.Job, 0, len(leases))
 	var failed []store.Completion
-	for _, l := range leases {
+	observed, now := s.observed(), s.now()
+	for i := range leases {
+		l := &leases[i]
 		t := l.Task
+		if observed {
+			s.leased(l, now)
+		}
 		env, err := s.env.get(ctx, projectKey{t.Project, t.Function})
 		if err != nil {
 			return nil, err
@@ -135,19 +140,24 @@ func (s *Service) jobs(ctx context.Context, leases []store.Lease) ([]runner.Job,
 				PlatformTries: t.PlatformTries,
 				BackoffS:      t.BackoffS,
 			},
-			MemoryMB: t.MemoryMB,
-			Timeout:  time.Duration(t.TimeoutS) * time.Second,
-			Payload:  l.Payload,
-			Sealed:   t.Sealed,
-			Config:   env.config,
-			Secrets:  env.secrets,
-			QueuedAt: t.RunAt,
+			MemoryMB:    t.MemoryMB,
+			Timeout:     time.Duration(t.TimeoutS) * time.Second,
+			Payload:     l.Payload,
+			Sealed:      t.Sealed,
+			Config:      env.config,
+			ResultLimit: env.resultLimit,
+			LogLimit:    env.logLimit,
+			Secrets:     env.secrets,
+			QueuedAt:    t.RunAt,
 		})
 	}
 	if len(failed) > 0 {
-		if _, err := s.st.CompleteTasks(ctx, &store.CompleteParams{Completions: failed}); err != nil {
+		errs, err := s.st.CompleteTasks(ctx, &store.CompleteParams{Completions: failed})
+		if err != nil {
 			// The leases expire and the reaper brings the tasks back.
 			s.log.Error("fail sealed tasks", "tasks", len(failed), "err", err)
+		} else if observed {
+			s.completed(ctx, failed, errs, failed[0].Now)
 		}
 		for _, c := range failed {
 			s.waiters.notify(c.TaskID)
@@ -210,7 +220,12 @@ func (s *Service) Heartbeat(ctx context.Context, runnerID string, refs []runner.
 	for i, r := range refs {
 		lr[i] = store.LeaseRef{TaskID: r.TaskID, LeaseID: r.LeaseID}
 	}
-	reply.Lost, err = s.st.Heartbeat(ctx, &store.HeartbeatParams{RunnerID: runnerID, Leases: lr, TTL: s.leaseTTL, Now: s.now()})
+	now := s.now()
+	reply.Lost, err = s.st.Heartbeat(ctx, &store.HeartbeatParams{RunnerID: runnerID, Leases: lr, TTL: s.leaseTTL, Now: now})
+	if err == nil && s.observed() {
+		s.flights.touch(refs, now)
+		s.flights.forget(reply.Lost)
+	}
 	return reply, err
 }
 
@@ -247,6 +262,9 @@ func (s *Service) Complete(ctx context.Context, results []runner.Result) ([]erro
 			s.waiters.notify(c.TaskID)
 		}
 		requeued = requeued || (errs[i] == nil && c.Status == ward.StatusQueued)
+	}
+	if s.observed() {
+		s.completed(ctx, cs, errs, now)
 	}
 	// A freed slot matters to due tasks held back by a budget or a
 	// concurrency limit, and a retry is new work; when nothing was due for
@@ -301,6 +319,7 @@ func (s *Service) Release(ctx context.Context, runnerID string) error {
 	if err != nil {
 		return err
 	}
+	s.flights.forget(ids)
 	if len(ids) > 0 {
 		s.log.Info("released leases", "runner", runnerID, "tasks", len(ids))
 		s.workAvailable(ctx)
@@ -319,4 +338,5 @@ func (s *Service) Code(ctx context.Context, project, digest string) ([]byte, err
 func (s *Service) ConfigChanged(project string) {
 	s.env.forget(project)
 	s.funcs.forget(project)
+	s.projects.forget(project)
 }

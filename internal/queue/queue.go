@@ -38,6 +38,9 @@ type Options struct {
 	// Notifier, for a store several servers share, carries "work may be
 	// available" between them, so their runners need not wait for a poll.
 	Notifier store.Notifier
+	// Observer is told about submissions, rejections and finished tasks
+	// (default: nothing is told).
+	Observer Observer
 }
 
 // Service is the queue. It is safe for concurrent use.
@@ -54,10 +57,16 @@ type Service struct {
 	waiters *waiters         // per-task terminal notifications
 	env     *cache[funcEnv]  // merged config and secrets per function
 	funcs   *cache[deployed] // function records, for submissions
+	// projects caches project records (quotas), rates the submit_rate
+	// buckets.
+	projects *cache[ward.Project]
+	rates    *rates
 
 	tokens   Tokens
 	notifier store.Notifier
 	vaulted  vaultLog // tokens written to the vault today
+	obs      Observer
+	flights  flights // leases granted, while obs listens
 }
 
 // New returns a Service over st.
@@ -80,6 +89,9 @@ func New(opts Options) *Service {
 	if opts.ConfigTTL <= 0 {
 		opts.ConfigTTL = 2 * time.Second
 	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
 	s := &Service{
 		st:         opts.Store,
 		log:        opts.Logger,
@@ -91,9 +103,12 @@ func New(opts Options) *Service {
 		waiters:    newWaiters(),
 		tokens:     opts.Tokens,
 		notifier:   opts.Notifier,
+		obs:        opts.Observer,
 	}
 	s.env = newCache(opts.ConfigTTL, opts.Now, s.loadEnv)
 	s.funcs = newCache(time.Second, opts.Now, s.loadFunction)
+	s.projects = newCache(time.Second, opts.Now, s.loadProject)
+	s.rates = newRates()
 	return s
 }
 
@@ -125,9 +140,13 @@ func (s *Service) Run(ctx context.Context) error {
 // Reap expires leases whose runner stopped heartbeating: their tasks return
 // to the queue (a platform retry) or fail with lease_expired.
 func (s *Service) Reap(ctx context.Context) error {
-	ids, err := s.st.ExpireLeases(ctx, &store.ExpireParams{Now: s.now(), PlatformRetries: ward.PlatformRetries})
+	now := s.now()
+	ids, err := s.st.ExpireLeases(ctx, &store.ExpireParams{Now: now, PlatformRetries: ward.PlatformRetries})
 	if err != nil {
 		return err
+	}
+	if s.observed() {
+		s.reaped(ids, now)
 	}
 	if len(ids) > 0 {
 		s.log.Warn("leases expired", "tasks", len(ids))

@@ -19,6 +19,9 @@ type funcEnv struct {
 	config  []byte            // JSON: global config overlaid by the function's
 	secrets map[string][]byte // global secrets overlaid by the function's
 	sealing *ward.SealingKey  // public half of the function's sealing key, if it has one
+	// resultLimit and logLimit are the function's caps on a run's stdout
+	// and kept stderr, in bytes.
+	resultLimit, logLimit int
 }
 
 // loadEnv reads a function's config and secrets from the store.
@@ -35,7 +38,13 @@ func (s *Service) loadEnv(ctx context.Context, key projectKey) (funcEnv, error) 
 	if err != nil {
 		return funcEnv{}, err
 	}
-	env := funcEnv{config: cfg}
+	env := funcEnv{config: cfg, resultLimit: ward.DefaultOutputKB << 10, logLimit: ward.DefaultOutputKB << 10}
+	if fn, err := s.st.GetFunction(ctx, key.project, key.name); err == nil {
+		lim := fn.Spec.WithDefaults().Limits
+		env.resultLimit, env.logLimit = lim.MaxResultKB<<10, lim.MaxLogKB<<10
+	} else if !errors.Is(err, ward.ErrNotFound) {
+		return funcEnv{}, err
+	}
 	secrets, err := s.st.GetSecrets(ctx, key.project, key.name)
 	if err != nil && !errors.Is(err, ward.ErrNotFound) {
 		return funcEnv{}, err

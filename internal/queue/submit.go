@@ -69,12 +69,22 @@ func (s *Service) Submit(ctx context.Context, p *SubmitParams) ([]store.InsertRe
 		}
 		tasks[i] = t
 	}
+	counts := make(map[string]int, len(fns))
+	for i := range tasks {
+		counts[tasks[i].Function]++
+	}
+	if err := s.checkLimits(ctx, p.Project, fns, counts, now); err != nil {
+		return nil, err
+	}
 	res, err := s.st.InsertTasks(ctx, &store.InsertTasksParams{Tasks: tasks, Tokens: bt.entries, Now: now})
 	if err != nil {
 		return nil, err
 	}
 	s.vaulted.written(bt.entries, now)
 	s.workAvailable(ctx)
+	for name, n := range counts {
+		s.obs.Submitted(p.Project, name, n)
+	}
 	return res, nil
 }
 
@@ -278,6 +288,7 @@ func (s *Service) Cancel(ctx context.Context, project, id string) (store.TaskRec
 	}
 	s.waiters.notify(id)
 	s.workAvailable(ctx) // a running task's slot is freed
+	s.cancelled(&t)
 	return t, nil
 }
 
@@ -315,7 +326,8 @@ func (s *Service) Invoke(ctx context.Context, p *InvokeParams) (store.TaskRecord
 			return store.TaskRecord{}, nil, err
 		}
 		if n >= max {
-			return store.TaskRecord{}, nil, &ward.Error{Code: ward.CodeFunctionBusy,
+			s.obs.Rejected(p.Project, p.Function, ward.CodeFunctionBusy)
+			return store.TaskRecord{}, nil, &ward.Error{Code: ward.CodeFunctionBusy, RetryAfter: time.Second,
 				Message: fmt.Sprintf("function %s is at its max_concurrency (%d)", p.Function, max)}
 		}
 	}

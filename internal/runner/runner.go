@@ -12,6 +12,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -71,6 +72,10 @@ type Options struct {
 	Version string
 	Drivers []string
 	Remote  bool
+	// OnColdStart, when set, is told of each code preparation the runner
+	// makes (the sandbox did not hold the code: a compile or an unpack),
+	// with the runtime and how long it took; failed ones are not told.
+	OnColdStart func(rt ward.Runtime, d time.Duration)
 }
 
 // coalesceDelay is how long a busy runner lets freed slots gather before it
@@ -200,6 +205,27 @@ func (r *Runner) Drain(cause string) {
 
 // Draining is closed once the runner drains.
 func (r *Runner) Draining() <-chan struct{} { return r.drain }
+
+// Stats is a runner's capacity at one moment.
+type Stats struct {
+	MemoryBudgetMB int // the memory handed out to tasks by their memory_mb
+	MemoryInUseMB  int // the memory_mb of the tasks it runs (above the budget only with overcommit)
+	Slots          int // the most tasks it runs at once
+	FreeSlots      int
+}
+
+// Stats returns the runner's budget, what of it is in use, and its slots.
+func (r *Runner) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	admit := int(float64(r.opts.MemoryBudgetMB) * r.opts.Overcommit)
+	return Stats{
+		MemoryBudgetMB: r.opts.MemoryBudgetMB,
+		MemoryInUseMB:  admit - r.memMB,
+		Slots:          r.opts.Slots,
+		FreeSlots:      r.slots,
+	}
+}
 
 // Leased returns how many tasks the runner has leased so far.
 func (r *Runner) Leased() int {
@@ -466,8 +492,8 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 		Files:       make(map[string][]byte, 2+len(j.Secrets)),
 		MemoryMB:    j.MemoryMB,
 		Timeout:     j.Timeout,
-		StdoutLimit: sandbox.DefaultStdoutLimit,
-		StderrLimit: sandbox.DefaultStderrLimit,
+		StdoutLimit: cmp.Or(j.ResultLimit, sandbox.DefaultStdoutLimit),
+		StderrLimit: cmp.Or(j.LogLimit, sandbox.DefaultStderrLimit),
 		TmpLimit:    sandbox.DefaultTmpLimit,
 	}
 	spec.Files["payload"], spec.Files["config.json"] = j.Payload, j.Config
@@ -537,7 +563,11 @@ func (r *Runner) prepare(ctx context.Context, sb sandbox.Sandbox, project, diges
 	}
 	code, err := r.opts.Source.Code(ctx, project, digest)
 	if err == nil {
+		start := time.Now()
 		err = sb.Prepare(ctx, sandbox.Artifact{Digest: digest, Code: code})
+		if err == nil && r.opts.OnColdStart != nil {
+			r.opts.OnColdStart(sb.Capabilities().Runtime, time.Since(start))
+		}
 	}
 	p.err = err
 	r.prepMu.Lock()

@@ -69,6 +69,10 @@ type Job struct {
 	Payload    []byte        `json:"payload"`
 	Sealed     bool          `json:"sealed,omitempty"` // Payload is a client-sealed envelope the task opens itself
 	Config     []byte        `json:"config"`           // JSON object: global config overlaid by function config
+	// ResultLimit and LogLimit cap the run's stdout and kept stderr in
+	// bytes (0: the sandbox defaults).
+	ResultLimit int `json:"result_limit,omitempty"`
+	LogLimit    int `json:"log_limit,omitempty"`
 	// Secrets are the function's secrets by name (project-global ones
 	// overlaid by the function's own), delivered as /ward/secrets/<name>
 	// and redacted from the log. Shared between jobs: do not modify.

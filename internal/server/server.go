@@ -34,6 +34,7 @@ import (
 	"github.com/wardhq/ward/internal/store/postgres"
 	"github.com/wardhq/ward/internal/store/sealed"
 	"github.com/wardhq/ward/internal/store/sqlite"
+	"github.com/wardhq/ward/internal/telemetry"
 )
 
 // Config is a single-node ward, parsed once by cmd/ward.
@@ -84,6 +85,11 @@ type Config struct {
 	NoRunner bool
 	// Containers configures the in-process runner's container sandbox.
 	Containers Containers
+	// MetricsAddr, when set, is the listen address of a plain HTTP
+	// listener serving GET /metrics without authentication, for a
+	// Prometheus on a private network. The API serves /metrics to admin
+	// tokens either way.
+	MetricsAddr string
 
 	// plaintext leaves the store unsealed: for the encryption benchmark's
 	// baseline only (see export_test.go); never reachable from outside.
@@ -141,9 +147,12 @@ type Server struct {
 	// Purger enforces retention: finished tasks are deleted and epoch keys
 	// destroyed once past it.
 	Purger *retention.Purger
+	// Metrics are the server's Prometheus metrics.
+	Metrics *telemetry.Metrics
 
 	ln       net.Listener
 	iln      net.Listener // the internal runner API's, with TLS; nil without
+	mln      net.Listener // the plain metrics listener; nil without
 	unlock   func()       // releases the data dir lock
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -206,8 +215,10 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.Sandbox, err = wasm.New(ctx, wasm.Options{Logger: cfg.Logger, CacheDir: filepath.Join(cfg.DataDir, "cache", "wasm")}); err != nil {
 		return nil, err
 	}
+	s.Metrics = telemetry.New(telemetry.Options{Counts: s.Store, Logger: cfg.Logger, Now: cfg.Now})
 	notifier, _ := s.db.(store.Notifier)
-	s.Queue = queue.New(queue.Options{Store: s.Store, Logger: cfg.Logger, Now: cfg.Now, LeaseTTL: cfg.LeaseTTL, Tokens: s.keys, Notifier: notifier})
+	s.Queue = queue.New(queue.Options{Store: s.Store, Logger: cfg.Logger, Now: cfg.Now, LeaseTTL: cfg.LeaseTTL, Tokens: s.keys, Notifier: notifier,
+		Observer: s.Metrics})
 	if !cfg.NoRunner {
 		var more []sandbox.Sandbox
 		if cfg.Containers.On {
@@ -231,7 +242,9 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			MemoryBudgetMB: cfg.MemoryBudgetMB,
 			Overcommit:     cfg.Containers.Overcommit,
 			ShutdownGrace:  cfg.ShutdownGrace,
+			OnColdStart:    s.Metrics.ColdStart,
 		})
+		s.Metrics.WatchRunner(s.Runner)
 	}
 	var ca *pki.CA
 	if cfg.InternalAddr != "" {
@@ -253,6 +266,9 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Runners:       s.Queue,
 		CA:            ca,
 		RunnerCertTTL: cfg.RunnerCertTTL,
+
+		Metrics:  s.Metrics.Handler(),
+		Requests: s.Metrics,
 	})
 	if _, err := s.Store.CreateProject(ctx, &store.CreateProjectParams{Name: ward.DefaultProject, Now: cfg.Now()}); err != nil && !errors.Is(err, ward.ErrAlreadyExists) {
 		return nil, err
@@ -274,6 +290,11 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.InternalAddr != "" {
 		if s.iln, err = listenInternal(cfg, ca); err != nil {
 			return nil, err
+		}
+	}
+	if cfg.MetricsAddr != "" {
+		if s.mln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.MetricsAddr, err)
 		}
 	}
 	return s, nil
@@ -321,6 +342,15 @@ func hostname() string {
 	return h
 }
 
+// MetricsURL is the plain metrics listener's URL of /metrics, or "" without
+// one.
+func (s *Server) MetricsURL() string {
+	if s.mln == nil {
+		return ""
+	}
+	return "http://" + s.mln.Addr().String() + "/metrics"
+}
+
 // URL is the API's base URL.
 func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
 
@@ -354,6 +384,18 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		})
 	}
+	var mhs *http.Server
+	if s.mln != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.Metrics.Handler())
+		mhs = api.NewHTTPServer(s.cfg.MetricsAddr, mux)
+		wg.Go(func() {
+			if err := mhs.Serve(s.mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics http: %w", err)
+				stop()
+			}
+		})
+	}
 	wg.Go(func() { _ = s.Queue.Run(runCtx) })
 	wg.Go(func() { s.Purger.Run(runCtx) })
 	wg.Go(func() {
@@ -375,6 +417,11 @@ func (s *Server) Serve(ctx context.Context) error {
 		// theirs and they carry on with another server.
 		if err := ihs.Shutdown(shutCtx); err != nil {
 			s.log.Warn("internal http shutdown", "err", err)
+		}
+	}
+	if mhs != nil {
+		if err := mhs.Shutdown(shutCtx); err != nil {
+			s.log.Warn("metrics http shutdown", "err", err)
 		}
 	}
 	wg.Wait()
@@ -404,6 +451,9 @@ func (s *Server) Close() {
 	}
 	if s.iln != nil {
 		s.iln.Close()
+	}
+	if s.mln != nil {
+		s.mln.Close()
 	}
 	if s.Sandbox != nil {
 		s.Sandbox.Close(context.Background())

@@ -113,7 +113,7 @@ func TestParseSpecErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown top-level field", false, `{"memory_mb":1}`, `unknown field "memory_mb" (known fields: runtime, limits, retries, input, retention_days)`},
-		{"unknown nested field", true, "limits:\n  memory: 64\n", `unknown field "limits.memory" (known fields of limits: memory_mb, timeout_s, max_concurrency, max_payload_kb)`},
+		{"unknown nested field", true, "limits:\n  memory: 64\n", `unknown field "limits.memory" (known fields of limits: memory_mb, timeout_s, max_concurrency, max_payload_kb, submit_rate, max_result_kb, max_log_kb)`},
 		{"names are exact", false, `{"Limits":{}}`, `unknown field "Limits"`},
 		{"input typo", true, "input:\n  field: [/a]\n", `unknown field "input.field" (known fields of input: fields, tokenize, strict, schema)`},
 		{"string for a number", false, `{"limits":{"memory_mb":"64"}}`, "limits.memory_mb must be a whole number"},

@@ -100,6 +100,11 @@ type Store interface {
 	RetryTask(ctx context.Context, p *RetryParams) (TaskRecord, error)
 	// CountRunning returns the running tasks of a function (for admission checks).
 	CountRunning(ctx context.Context, project, function string) (int, error)
+	// TaskCounts returns, by project and function, the queued tasks due at
+	// Now, the queued tasks not yet due and the running tasks, in project
+	// and function order. Every function is listed, with zeros when it has
+	// no such task, and so is a deleted function that still has some.
+	TaskCounts(ctx context.Context, p *TaskCountsParams) ([]TaskCount, error)
 	// GetTokens returns the originals of the project's tokens it holds (a
 	// token it does not hold is absent from the map).
 	GetTokens(ctx context.Context, project string, tokens []string) (map[string][]byte, error)
@@ -422,6 +427,20 @@ type CancelParams struct {
 	Project string
 	ID      string
 	Now     time.Time
+}
+
+// TaskCountsParams asks for the task counts of every function.
+type TaskCountsParams struct {
+	Now time.Time // a queued task is due when its run_at is not after Now
+}
+
+// TaskCount is how many tasks of one function wait and run.
+type TaskCount struct {
+	Project  string
+	Function string
+	Due      int // queued and due
+	Delayed  int // queued with a later run_at
+	Running  int
 }
 
 // RetryParams re-queues a finished task.

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, quotaTests...)
 	tests = append(tests, tokenTests...)
 	tests = append(tests, runnerTests...)
+	tests = append(tests, countTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
