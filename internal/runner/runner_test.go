@@ -58,10 +58,13 @@ func (g *gated) Prepare(ctx context.Context, a sandbox.Artifact) error {
 func (g *gated) Run(ctx context.Context, spec *sandbox.Spec) (sandbox.Outcome, error) {
 	g.mu.Lock()
 	if !g.prepared[spec.Digest] {
-		// Not prepared yet: the sandbox answers not_found and the runner
-		// prepares the code; only the run after that counts.
+		// Not prepared yet: answer not_found, so that the runner prepares
+		// the code; only the run after that counts. (Asking the sandbox
+		// instead would race with another run's preparation: the sandbox
+		// could hold the code before Prepare above records it, and run the
+		// task past the gate.)
 		g.mu.Unlock()
-		return g.Sandbox.Run(ctx, spec)
+		return sandbox.Outcome{}, ward.Errorf(ward.CodeNotFound, "gated: %s is not prepared", spec.Digest)
 	}
 	g.running++
 	g.memMB += spec.MemoryMB
