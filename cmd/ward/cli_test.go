@@ -882,6 +882,14 @@ func TestTaskVerbs(t *testing.T) {
 		t.Errorf("stderr = %q", r.stderr)
 	}
 
+	for _, args := range [][]string{{"task", "log", "-f", "t_1"}, {"task", "log", "--follow", "t_1"}} {
+		r = c.run(t, args...)
+		r.wantCode(t, 0)
+		if r.stdout != "[followed]\nlog line\n" || api.last(t, "GET").Query != "follow=1" {
+			t.Errorf("%v = %q (query %q), want the followed log", args, r.stdout, api.last(t, "GET").Query)
+		}
+	}
+
 	for body, want := range map[string]string{"result": "\x00result-bytes\xff", "log": "log line\n", "payload": "\x01binary"} {
 		r = c.run(t, "task", body, "t_1")
 		r.wantCode(t, 0)

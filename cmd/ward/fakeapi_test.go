@@ -327,6 +327,11 @@ func (f *fakeAPI) taskBody(w http.ResponseWriter, r *http.Request, _ []byte) {
 		}
 		w.Write(f.maybeDetokenize(r, ft.result))
 	case "log":
+		if r.URL.Query().Get("follow") == "1" {
+			// A followed log comes in flushed pieces.
+			w.Write([]byte("[followed]\n"))
+			w.(http.Flusher).Flush()
+		}
 		w.Write(ft.log)
 	case "payload":
 		w.Write(ft.payload)

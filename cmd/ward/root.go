@@ -223,8 +223,10 @@ WARD_SERVER/WARD_TOKEN/WARD_PROJECT, else from the file 'ward login' writes
 		newConfigCmd(g),
 		newTaskCmd(g),
 		newInvokeCmd(g),
+		newTopCmd(g),
 		newDetokenizeCmd(g),
 		newSecretCmd(g),
+		newAlertCmd(g),
 		newSealingKeyCmd(g),
 		newKeysCmd(g),
 	)

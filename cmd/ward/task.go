@@ -143,7 +143,7 @@ func newTaskCmd(g *globals) *cobra.Command {
 		newTaskListCmd(g),
 		newTaskInspectCmd(g),
 		newTaskResultCmd(g),
-		newTaskBodyCmd(g, "log", "Print a task's log (its stderr, secrets redacted)", (*client.Client).Log),
+		newTaskLogCmd(g),
 		newTaskPayloadCmd(g),
 		newTaskActionCmd(g, "cancel", "Cancel a queued or running task", (*client.Client).CancelTask),
 		newTaskActionCmd(g, "retry", "Re-queue a finished task with a fresh attempt budget", (*client.Client).RetryTask),
@@ -306,16 +306,30 @@ func newTaskListCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// newTaskBodyCmd is a command printing one of a task's bodies as raw bytes.
-func newTaskBodyCmd(g *globals, name, short string, fetch func(*client.Client, context.Context, string, string) ([]byte, error)) *cobra.Command {
-	return newTaskIDCmd(g, name, short, func(ctx context.Context, c *client.Client, id string) error {
-		b, err := fetch(c, ctx, g.cfg.Project, id)
+// newTaskLogCmd is `ward task log [-f] ID`.
+func newTaskLogCmd(g *globals) *cobra.Command {
+	var follow bool
+	cmd := newTaskIDCmd(g, "log", "Print a task's log (its stderr, secrets redacted)", func(ctx context.Context, c *client.Client, id string) error {
+		if follow {
+			return c.FollowLog(ctx, g.cfg.Project, id, g.stdout)
+		}
+		b, err := c.Log(ctx, g.cfg.Project, id)
 		if err != nil {
 			return err
 		}
 		_, err = g.stdout.Write(b)
 		return err
 	})
+	cmd.Long = `Print a task's log: its stderr, with the values of its function's secrets
+replaced by [REDACTED]. A task's log exists once it has finished; with
+--follow, ward waits for a queued task to start, prints the lines of a running
+one as they are written, and returns once the task has finished and its whole
+log was printed. Live lines come from runners in the server's own process
+(always, with ward dev); for a task run by a remote runner, the log appears
+when the task ends.`
+	cmd.Example = "  ward task log t_01J…\n  ward task log -f t_01J…"
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "print the log as the task runs, until it ends")
+	return cmd
 }
 
 // newTaskActionCmd is a command that changes a task and prints it.

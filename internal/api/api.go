@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/alert"
 	"github.com/wardhq/ward/internal/audit"
 	"github.com/wardhq/ward/internal/auth"
 	"github.com/wardhq/ward/internal/pki"
@@ -70,6 +71,9 @@ type Config struct {
 	// when set, is told of every request (route pattern, status, time).
 	Metrics  http.Handler
 	Requests RequestObserver
+	// AlertInterval is the alert evaluator's interval, the shortest for an
+	// alert rule may have (0 = alert.DefaultInterval).
+	AlertInterval time.Duration
 }
 
 // Server serves the API. It is safe for concurrent use.
@@ -90,6 +94,8 @@ type Server struct {
 	// metrics
 	metricsH http.Handler
 	requests RequestObserver
+	// alertInterval is the shortest for of an alert rule.
+	alertInterval time.Duration
 
 	mux    *http.ServeMux
 	root   http.Handler
@@ -142,7 +148,10 @@ func New(cfg Config) *Server {
 		st: cfg.Store, q: cfg.Queue, authn: cfg.Auth, iss: cfg.Issuer, code: cfg.Code, audit: cfg.Audit,
 		log: cfg.Logger, now: cfg.Now, ready: cfg.Ready, mux: http.NewServeMux(),
 		runners: cfg.Runners, ca: cfg.CA, certTTL: cfg.RunnerCertTTL,
-		metricsH: cfg.Metrics, requests: cfg.Requests,
+		metricsH: cfg.Metrics, requests: cfg.Requests, alertInterval: cfg.AlertInterval,
+	}
+	if s.alertInterval <= 0 {
+		s.alertInterval = alert.DefaultInterval
 	}
 	if s.certTTL <= 0 {
 		s.certTTL = DefaultRunnerCertTTL
@@ -240,6 +249,12 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/projects/{p}/tasks/{id}/retry", auth.ScopeTasksCancel, false, s.retryTask},
 
 		{"POST /v1/projects/{p}/functions/{fn}/invoke", auth.ScopeInvoke, false, s.invoke},
+
+		{"GET /v1/projects/{p}/alerts", auth.ScopeMetricsRead, false, s.listAlerts},
+		{"GET /v1/projects/{p}/alerts/{name}", auth.ScopeMetricsRead, false, s.getAlert},
+		{"GET /v1/projects/{p}/alerts/{name}/history", auth.ScopeMetricsRead, false, s.alertHistory},
+		{"PUT /v1/projects/{p}/alerts/{name}", auth.ScopeConfigWrite, true, s.putAlert},
+		{"DELETE /v1/projects/{p}/alerts/{name}", auth.ScopeConfigWrite, true, s.deleteAlert},
 
 		{"GET /v1/runners", auth.ScopeRunnersAdmin, false, s.listRunners},
 		{"POST /v1/runners/{id}/drain", auth.ScopeRunnersAdmin, true, s.drainRunner},

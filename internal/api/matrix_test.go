@@ -25,6 +25,8 @@ type fixture struct {
 	cancel   string // queued, to cancel
 	newName  string // a project to create
 	runner   string // a registered runner, to drain
+	alert    string // an alert rule, to read
+	delAlert string // an alert rule, to delete
 }
 
 // request is one HTTP request of a route case.
@@ -149,6 +151,21 @@ func routeCases() []routeCase {
 		{"POST /v1/runners/join-tokens", auth.ScopeRunnersAdmin, func(fx fixture) request {
 			return request{"POST", "/v1/runners/join-tokens", `{"ttl":"10m"}`, nil}
 		}},
+		{"GET /v1/projects/{p}/alerts", auth.ScopeMetricsRead, func(fx fixture) request {
+			return request{"GET", p(fx) + "/alerts", nil, nil}
+		}},
+		{"GET /v1/projects/{p}/alerts/{name}", auth.ScopeMetricsRead, func(fx fixture) request {
+			return request{"GET", p(fx) + "/alerts/" + fx.alert, nil, nil}
+		}},
+		{"GET /v1/projects/{p}/alerts/{name}/history", auth.ScopeMetricsRead, func(fx fixture) request {
+			return request{"GET", p(fx) + "/alerts/" + fx.alert + "/history", nil, nil}
+		}},
+		{"PUT /v1/projects/{p}/alerts/{name}", auth.ScopeConfigWrite, func(fx fixture) request {
+			return request{"PUT", p(fx) + "/alerts/put-alert", `{"metric":"queue_depth","threshold":5,"for":"1m","webhook":"https://example.test/hook"}`, nil}
+		}},
+		{"DELETE /v1/projects/{p}/alerts/{name}", auth.ScopeConfigWrite, func(fx fixture) request {
+			return request{"DELETE", p(fx) + "/alerts/" + fx.delAlert, nil, nil}
+		}},
 		// Last: it deletes the fixture's project.
 		{"DELETE /v1/projects/{p}", auth.ScopeProjectsAdmin, func(fx fixture) request {
 			return request{"DELETE", p(fx), nil, nil}
@@ -184,7 +201,8 @@ func TestRouteCasesCoverRoutes(t *testing.T) {
 // submitted with submitter (so a submitter token owns them).
 func (e *testEnv) setupFixture(project, submitter, tag string) fixture {
 	e.t.Helper()
-	fx := fixture{project: project, fn: "fn-" + tag, putFn: "put-" + tag, delFn: "del-" + tag, newName: "new-" + tag, secret: "OLD_" + tag, runner: "r_" + tag}
+	fx := fixture{project: project, fn: "fn-" + tag, putFn: "put-" + tag, delFn: "del-" + tag, newName: "new-" + tag, secret: "OLD_" + tag, runner: "r_" + tag,
+		alert: "alert-" + tag, delAlert: "del-alert-" + tag}
 	if err := e.q.Register(e.ctx, ward.Runner{ID: fx.runner, Slots: 1, MemoryMB: 64}); err != nil {
 		e.t.Fatal(err)
 	}
@@ -193,6 +211,10 @@ func (e *testEnv) setupFixture(project, submitter, tag string) fixture {
 	e.do("PUT", "/v1/projects/"+project+"/functions/"+fx.fn+"/secrets/"+fx.secret, e.admin, "old").wantStatus(e.t, http.StatusOK)
 	e.do("PUT", "/v1/projects/"+project+"/functions/"+fx.delFn, e.admin, `{}`).wantStatus(e.t, http.StatusCreated)
 	_, fx.revokeID = e.tokenWithID(ward.RoleViewer, project, time.Hour)
+	for _, name := range []string{fx.alert, fx.delAlert} {
+		e.do("PUT", "/v1/projects/"+project+"/alerts/"+name, e.admin,
+			`{"metric":"running","threshold":1,"for":"1m","webhook":"https://example.test/hook"}`).wantStatus(e.t, http.StatusCreated)
+	}
 	fx.task = e.submit(project, submitter, ward.SubmitRequest{Function: fx.fn, Payload: []byte(`{"in":1}`)}).ID
 	fx.retry = e.submit(project, submitter, ward.SubmitRequest{Function: fx.fn}).ID
 	e.runAll(echo)
@@ -290,6 +312,9 @@ func TestCrossProject(t *testing.T) {
 	}
 	if rec, err := e.st.GetTask(e.ctx, "alpha", fx.retry); err != nil || rec.Status != ward.StatusSucceeded {
 		t.Errorf("alpha's finished task: %+v %v", rec.Task, err)
+	}
+	if _, err := e.st.GetAlert(e.ctx, "alpha", fx.delAlert); err != nil {
+		t.Errorf("alpha's alert rule: %v", err)
 	}
 	if cfg, err := e.st.GetConfig(e.ctx, "alpha", ""); err != nil || len(cfg) != 0 {
 		t.Errorf("alpha's config: %v %v", cfg, err)

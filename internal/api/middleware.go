@@ -155,6 +155,10 @@ func (s *Server) wrap(rt route) http.Handler {
 		if err == nil {
 			err = rt.h(bw, r, c)
 		}
+		if bw.streamed {
+			// The handler recorded the call and answered as a stream.
+			return
+		}
 		if err != nil {
 			s.writeError(bw, r, err)
 		}
@@ -229,6 +233,9 @@ type bufferedWriter struct {
 	status int
 	code   ward.Code // the error code written, if any
 	buf    bytes.Buffer
+	// streamed is set by a handler that recorded the call itself and
+	// answered on w directly (a followed log).
+	streamed bool
 }
 
 func (b *bufferedWriter) Header() http.Header { return b.header }

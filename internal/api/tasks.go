@@ -256,9 +256,19 @@ var (
 // taskBody returns a handler serving one of a task's bodies.
 func (s *Server) taskBody(k bodyKind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		follow := false
+		if k.body == store.BodyLog {
+			var err error
+			if follow, err = parseFollow(r.URL.Query().Get("follow")); err != nil {
+				return err
+			}
+		}
 		rec, err := s.task(r, c)
 		if err != nil {
 			return err
+		}
+		if follow && !rec.Status.Terminal() {
+			return s.followLog(w, r, c, rec)
 		}
 		if k.finishedOnly && !rec.Status.Terminal() {
 			return ward.Errorf(ward.CodeInvalidState, "task %s is %s; its %s is available once it has finished", rec.ID, rec.Status, k.body)

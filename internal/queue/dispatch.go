@@ -150,6 +150,7 @@ func (s *Service) jobs(ctx context.Context, leases []store.Lease) ([]runner.Job,
 			Secrets:     env.secrets,
 			QueuedAt:    t.RunAt,
 		})
+		s.live.open(t.ID, l.LeaseID, now)
 	}
 	if len(failed) > 0 {
 		errs, err := s.st.CompleteTasks(ctx, &store.CompleteParams{Completions: failed})
@@ -222,6 +223,7 @@ func (s *Service) Heartbeat(ctx context.Context, runnerID string, refs []runner.
 	}
 	now := s.now()
 	reply.Lost, err = s.st.Heartbeat(ctx, &store.HeartbeatParams{RunnerID: runnerID, Leases: lr, TTL: s.leaseTTL, Now: now})
+	s.live.touch(refs, now)
 	if err == nil && s.observed() {
 		s.flights.touch(refs, now)
 		s.flights.forget(reply.Lost)
@@ -255,6 +257,10 @@ func (s *Service) Complete(ctx context.Context, results []runner.Result) ([]erro
 	errs, err := s.st.CompleteTasks(ctx, &store.CompleteParams{Completions: cs})
 	if err != nil {
 		return nil, err
+	}
+	// After the store: a follower woken by the end reads the new state.
+	for _, r := range results {
+		s.live.end(r.TaskID, r.LeaseID)
 	}
 	requeued := false
 	for i, c := range cs {
@@ -320,6 +326,9 @@ func (s *Service) Release(ctx context.Context, runnerID string) error {
 		return err
 	}
 	s.flights.forget(ids)
+	for _, id := range ids {
+		s.live.end(id, "")
+	}
 	if len(ids) > 0 {
 		s.log.Info("released leases", "runner", runnerID, "tasks", len(ids))
 		s.workAvailable(ctx)

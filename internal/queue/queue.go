@@ -67,6 +67,7 @@ type Service struct {
 	vaulted  vaultLog // tokens written to the vault today
 	obs      Observer
 	flights  flights // leases granted, while obs listens
+	live     liveLogs
 }
 
 // New returns a Service over st.
@@ -148,6 +149,10 @@ func (s *Service) Reap(ctx context.Context) error {
 	if s.observed() {
 		s.reaped(ids, now)
 	}
+	for _, id := range ids {
+		s.live.end(id, "")
+	}
+	s.live.sweep(now.Add(-3 * s.leaseTTL))
 	if len(ids) > 0 {
 		s.log.Warn("leases expired", "tasks", len(ids))
 		for _, id := range ids {

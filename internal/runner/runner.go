@@ -509,6 +509,13 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 			spec.Redact = append(spec.Redact, t)
 		}
 	}
+	if ls, ok := r.opts.Source.(LogStreamer); ok {
+		f := startLogForwarder(ctx, ls, &j, func(err error) {
+			r.log.Warn("live log stopped", "task", j.TaskID, "err", err)
+		})
+		defer f.stop()
+		spec.LogSink = f.sink
+	}
 	sb := r.sandboxes[j.runtime()]
 	if sb == nil {
 		r.log.Error("no sandbox for the task's runtime", "task", j.TaskID, "runtime", j.runtime())

@@ -52,11 +52,39 @@ func (w *ResultWriter) Write(p []byte) (int, error) {
 // LogWriter collects a run's stderr: the first Limit bytes are kept, the
 // rest is dropped. Writing never fails, so a chatty task is not a failed
 // task. It is not safe for concurrent writes.
+//
+// With Sink set, the log is also handed over live, as it is written: each
+// complete line (a line longer than MaxLiveLine in pieces), with every
+// SinkSecrets value replaced by [REDACTED]. What Sink receives is a prefix
+// of what Finish(SinkSecrets) returns, so a reader can take the rest from
+// the finished log by byte offset. Sink stops at Limit, as the kept log
+// does; it is never called for a run given a secret that spans lines
+// (redacting line by line could not catch it), nor after Finish.
 type LogWriter struct {
-	Limit     int
+	Limit int
+	// Sink, when set, receives the redacted log as it is written. It runs
+	// on the writer's goroutine, so it must return quickly; it may keep
+	// the slice it is given.
+	Sink func(chunk []byte)
+	// SinkSecrets are the values redacted from what Sink receives (Finish
+	// takes its own).
+	SinkSecrets []string
+
 	buf       []byte
 	truncated bool
+
+	live     bool              // Sink is in use
+	liveInit bool              // live, replacer and secrets are set
+	replacer *strings.Replacer // for SinkSecrets, nil when there are none
+	secrets  []string          // usable SinkSecrets
+	sent     int               // bytes of buf handed to Sink (before redaction)
+	sentOut  int               // bytes handed to Sink (after redaction)
 }
+
+// MaxLiveLine is the longest piece of a line a LogWriter holds back from
+// its Sink waiting for the line's end; a longer line is handed over in
+// pieces.
+const MaxLiveLine = 16 << 10
 
 // Write implements io.Writer.
 func (w *LogWriter) Write(p []byte) (int, error) {
@@ -67,7 +95,49 @@ func (w *LogWriter) Write(p []byte) (int, error) {
 	} else {
 		w.buf = append(w.buf, p...)
 	}
+	if w.Sink != nil {
+		w.feed()
+	}
 	return len(p), nil
+}
+
+// feed hands the complete lines written since the last call to Sink.
+func (w *LogWriter) feed() {
+	if !w.liveInit {
+		w.liveInit = true
+		w.secrets = usable(w.SinkSecrets)
+		w.live = !slices.ContainsFunc(w.secrets, func(s string) bool { return strings.ContainsRune(s, '\n') })
+		if len(w.secrets) > 0 {
+			w.replacer = replacer(w.secrets)
+		}
+	}
+	if !w.live {
+		return
+	}
+	pending := w.buf[w.sent:]
+	n := bytes.LastIndexByte(pending, '\n') + 1
+	if n == 0 && len(pending) >= MaxLiveLine {
+		// A long line: hand over what cannot be the start of a secret.
+		n = len(pending) - secretPrefixSuffix(pending, w.secrets)
+	}
+	if n == 0 {
+		return
+	}
+	var out []byte
+	if w.replacer != nil {
+		out = []byte(w.replacer.Replace(string(pending[:n])))
+	} else {
+		out = bytes.Clone(pending[:n])
+	}
+	if w.sentOut+len(out) > w.Limit {
+		// Redaction made it longer than the kept log can be: the rest
+		// comes only with the finished log.
+		w.live = false
+		return
+	}
+	w.sent += n
+	w.sentOut += len(out)
+	w.Sink(out)
 }
 
 // Finish returns the log with every secret replaced by [REDACTED], cut to
@@ -108,15 +178,20 @@ func usable(secrets []string) []string {
 
 // redact replaces every occurrence of a secret in b.
 func redact(b []byte, secrets []string) []byte {
-	pairs := make([]string, 0, 2*len(secrets))
-	for _, s := range secrets {
-		pairs = append(pairs, s, redacted)
-	}
-	r := strings.NewReplacer(pairs...)
+	r := replacer(secrets)
 	var out bytes.Buffer
 	out.Grow(len(b))
 	_, _ = r.WriteString(&out, string(b)) // writing to a bytes.Buffer does not fail
 	return out.Bytes()
+}
+
+// replacer returns a Replacer of every secret by [REDACTED].
+func replacer(secrets []string) *strings.Replacer {
+	pairs := make([]string, 0, 2*len(secrets))
+	for _, s := range secrets {
+		pairs = append(pairs, s, redacted)
+	}
+	return strings.NewReplacer(pairs...)
 }
 
 // secretPrefixSuffix returns the length of the longest suffix of b that is

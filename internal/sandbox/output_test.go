@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -66,4 +68,80 @@ func TestLogWriter(t *testing.T) {
 			t.Errorf("%s: log = %q, want %q", tc.name, got, tc.want)
 		}
 	}
+}
+
+// liveLog writes writes to a LogWriter with a Sink and returns the chunks
+// the Sink received and the finished log.
+func liveLog(limit int, secrets []string, writes ...string) ([]string, string) {
+	var chunks []string
+	w := &LogWriter{Limit: limit, Sink: func(b []byte) { chunks = append(chunks, string(b)) }, SinkSecrets: secrets}
+	for _, s := range writes {
+		_, _ = w.Write([]byte(s))
+	}
+	return chunks, string(w.Finish(secrets))
+}
+
+func TestLogWriterSink(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", MaxLiveLine+10)
+	cases := []struct {
+		name    string
+		writes  []string
+		limit   int
+		secrets []string
+		want    []string
+	}{
+		{"lines as they end", []string{"a\nb", "c\n", "d"}, 100, nil, []string{"a\n", "bc\n"}},
+		{"several lines in one write", []string{"a\nb\nc"}, 100, nil, []string{"a\nb\n"}},
+		{"no line end yet", []string{"abc"}, 100, nil, nil},
+		{"redacted", []string{"pw=hun", "ter2\n"}, 100, []string{"hunter2"}, []string{"pw=[REDACTED]\n"}},
+		{"stops at the limit", []string{"1234\n", "5678\n", "90ab\n"}, 12, nil, []string{"1234\n", "5678\n"}},
+		{"redaction past the limit stops it", []string{"a\n", "b b\n"}, 12, []string{"b"}, []string{"a\n"}},
+		{"multi-line secret turns it off", []string{"a\n", "b\n"}, 100, []string{"x\ny"}, nil},
+		{"long line in pieces", []string{long, "\n"}, 2 * MaxLiveLine, nil, []string{long, "\n"}},
+		{"long line holds back a secret's start", []string{long + "hun", "ter2\n"}, 2 * MaxLiveLine, []string{"hunter2"},
+			[]string{long, "[REDACTED]\n"}},
+	}
+	for _, tc := range cases {
+		chunks, finished := liveLog(tc.limit, tc.secrets, tc.writes...)
+		if !slices.Equal(chunks, tc.want) {
+			t.Errorf("%s: chunks = %.80q, want %.80q", tc.name, chunks, tc.want)
+		}
+		if live := strings.Join(chunks, ""); !strings.HasPrefix(finished, live) {
+			t.Errorf("%s: the live log %.80q is not a prefix of the finished log %.80q", tc.name, live, finished)
+		}
+	}
+}
+
+func FuzzLogWriterSink(f *testing.F) {
+	f.Add([]byte("pw=hunter2\nok\n"), "hunter2", "", 64, 3)
+	f.Add([]byte("a b c d\n"), "a", "b", 12, 2)
+	f.Add([]byte("x\nhun\nter2"), "hun", "hunter2", 9, 1)
+	f.Fuzz(func(t *testing.T, data []byte, s1, s2 string, limit, step int) {
+		if limit < 0 || limit > 1<<12 || step <= 0 {
+			t.Skip()
+		}
+		var writes []string
+		for len(data) > 0 {
+			n := min(step, len(data))
+			writes = append(writes, string(data[:n]))
+			data = data[n:]
+		}
+		secrets := []string{s1, s2}
+		chunks, finished := liveLog(limit, secrets, writes...)
+		live := strings.Join(chunks, "")
+		if !strings.HasPrefix(finished, live) {
+			t.Fatalf("live log %q is not a prefix of the finished log %q", live, finished)
+		}
+		if len(live) > limit {
+			t.Fatalf("live log of %d bytes is over the limit of %d", len(live), limit)
+		}
+		for _, c := range chunks {
+			for _, s := range usable(secrets) {
+				if strings.Contains(c, s) && !strings.Contains(redacted, s) {
+					t.Fatalf("chunk %q holds the secret %q", c, s)
+				}
+			}
+		}
+	})
 }

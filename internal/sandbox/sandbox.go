@@ -57,6 +57,11 @@ type Spec struct {
 	TmpLimit int64
 	// Redact lists values replaced with [REDACTED] in the log.
 	Redact []string
+	// LogSink, when set, receives the log while the run goes on: complete
+	// lines of stderr, redacted, up to StderrLimit (see LogWriter.Sink).
+	// It is called on the run's own goroutine, never after Run returns,
+	// and must not block.
+	LogSink func(chunk []byte)
 }
 
 // Defaults for Spec caps.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/alert"
 	"github.com/wardhq/ward/internal/api"
 	"github.com/wardhq/ward/internal/audit"
 	"github.com/wardhq/ward/internal/auth"
@@ -90,6 +91,11 @@ type Config struct {
 	// Prometheus on a private network. The API serves /metrics to admin
 	// tokens either way.
 	MetricsAddr string
+	// AlertInterval is the time between alert evaluations, and the
+	// shortest for a rule may have (0 = alert.DefaultInterval).
+	AlertInterval time.Duration
+	// AlertTimeout bounds one webhook attempt (0 = alert.DefaultTimeout).
+	AlertTimeout time.Duration
 
 	// plaintext leaves the store unsealed: for the encryption benchmark's
 	// baseline only (see export_test.go); never reachable from outside.
@@ -149,6 +155,8 @@ type Server struct {
 	Purger *retention.Purger
 	// Metrics are the server's Prometheus metrics.
 	Metrics *telemetry.Metrics
+	// Alerts evaluates alert rules and sends their webhooks.
+	Alerts *alert.Evaluator
 
 	ln       net.Listener
 	iln      net.Listener // the internal runner API's, with TLS; nil without
@@ -216,6 +224,15 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.Metrics = telemetry.New(telemetry.Options{Counts: s.Store, Logger: cfg.Logger, Now: cfg.Now})
+	// The embedded store has one server (the data dir lock says so): it
+	// holds the alert lock under a fixed name, so a restart takes it back
+	// at once rather than after the last holder's lease.
+	holder := ""
+	if cfg.StoreDSN == "" {
+		holder = "local"
+	}
+	s.Alerts = alert.New(alert.Options{Store: s.Store, Rejections: s.Metrics, OnSurge: s.auditSurge, Logger: cfg.Logger, Now: cfg.Now,
+		Interval: cfg.AlertInterval, Timeout: cfg.AlertTimeout, Holder: holder})
 	notifier, _ := s.db.(store.Notifier)
 	s.Queue = queue.New(queue.Options{Store: s.Store, Logger: cfg.Logger, Now: cfg.Now, LeaseTTL: cfg.LeaseTTL, Tokens: s.keys, Notifier: notifier,
 		Observer: s.Metrics})
@@ -269,6 +286,8 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 		Metrics:  s.Metrics.Handler(),
 		Requests: s.Metrics,
+
+		AlertInterval: s.Alerts.Interval(),
 	})
 	if _, err := s.Store.CreateProject(ctx, &store.CreateProjectParams{Name: ward.DefaultProject, Now: cfg.Now()}); err != nil && !errors.Is(err, ward.ErrAlreadyExists) {
 		return nil, err
@@ -398,6 +417,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	wg.Go(func() { _ = s.Queue.Run(runCtx) })
 	wg.Go(func() { s.Purger.Run(runCtx) })
+	wg.Go(func() { s.Alerts.Run(runCtx) })
 	wg.Go(func() {
 		if err := hs.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
@@ -431,6 +451,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// auditSurge records a change of a project's builtin submit-surge rule in
+// the audit log.
+func (s *Server) auditSurge(ctx context.Context, n ward.AlertNotification) {
+	err := s.audit.Record(ctx, audit.Event{Actor: "ward", Role: "system", Action: "alert " + string(n.State),
+		Project: n.Project, Resource: n.Alert, Outcome: audit.OutcomeOK})
+	if err != nil {
+		s.log.Warn("audit the submission surge", "project", n.Project, "err", err)
+	}
 }
 
 func (s *Server) ready(ctx context.Context) error {

@@ -147,6 +147,9 @@ type Store interface {
 	// reason. Two concurrent calls for one token: exactly one succeeds.
 	ConsumeJoinToken(ctx context.Context, p *ConsumeJoinTokenParams) error
 
+	// Alert rules, their state and history (see alert.go).
+	AlertStore
+
 	Close() error
 }
 

@@ -84,6 +84,7 @@ func OCIModules(tb testing.TB) Modules {
 		GoMemBomb:     img(GoMemBomb),
 		GoPanic:       img(GoPanic),
 		GoProbe:       img(GoProbe),
+		SlowLog:       img(GoSlowLog),
 		ForkBomb:      img(GoForkBomb),
 		Container:     ContainerImage(tb, "1000"),
 		ContainerRoot: ContainerImage(tb, ""),

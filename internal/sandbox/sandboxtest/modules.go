@@ -91,6 +91,7 @@ const (
 	GoFlood    = "goflood"    // writes to stdout forever, ignoring errors
 	GoExit3    = "goexit3"    // exits with status 3
 	GoLogFlood = "gologflood" // writes stdin to stderr 1024 times, each copy in two writes
+	GoSlowLog  = "goslowlog"  // logs a line and its secrets, sleeps stdin's milliseconds (default 1000), logs another
 )
 
 // Names of the Linux-only Go programs in testdata/golinux.
@@ -207,5 +208,6 @@ func WasmModules(tb testing.TB) Modules {
 	mods.GoMemBomb = ArtifactOf(progs[GoMemBomb])
 	mods.GoPanic = ArtifactOf(progs[GoPanic])
 	mods.GoProbe = ArtifactOf(progs[GoProbe])
+	mods.SlowLog = ArtifactOf(progs[GoSlowLog])
 	return mods
 }

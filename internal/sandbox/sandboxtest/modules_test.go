@@ -76,13 +76,13 @@ func TestArtifactOf(t *testing.T) {
 
 func TestGoModules(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{GoMemBomb, GoPanic, GoProbe, GoHello} {
+	for _, name := range []string{GoMemBomb, GoPanic, GoProbe, GoHello, GoSlowLog} {
 		if code := GoModule(t, name); !bytes.HasPrefix(code, []byte("\x00asm")) {
 			t.Errorf("GoModule(%s) = %.16q, want a WebAssembly binary", name, code)
 		}
 	}
 	mods := WasmModules(t)
-	if got := len(mods.all()); got != 11 {
-		t.Errorf("WasmModules supplies %d artifacts, want 11", got)
+	if got := len(mods.all()); got != 12 {
+		t.Errorf("WasmModules supplies %d artifacts, want 12", got)
 	}
 }

@@ -36,6 +36,7 @@ type Modules struct {
 	GoMemBomb sandbox.Artifact // a Go program allocating and holding memory forever
 	GoPanic   sandbox.Artifact // a Go program that panics (exit status 2)
 	GoProbe   sandbox.Artifact // testdata/go/goprobe: reports files, /tmp, network and env
+	SlowLog   sandbox.Artifact // testdata/go/goslowlog: logs, sleeps stdin's milliseconds, logs again
 
 	// Container-only artifacts.
 	ForkBomb      sandbox.Artifact // testdata/golinux/goforkbomb
@@ -92,6 +93,7 @@ func Run(t *testing.T, sb sandbox.Sandbox, mods Modules) {
 	t.Run("LogTruncated", s.logTruncated)
 	t.Run("Redaction", s.redaction)
 	t.Run("RedactionAtCut", s.redactionAtCut)
+	t.Run("LiveLog", s.liveLog)
 	t.Run("Concurrency", s.concurrency)
 	t.Run("NotPrepared", s.notPrepared)
 	t.Run("InvalidModule", s.invalidModule)
@@ -114,7 +116,7 @@ func (m Modules) all() []namedArtifact {
 	for _, a := range []namedArtifact{
 		{"Echo", m.Echo}, {"Env", m.Env}, {"Loop", m.Loop}, {"Trap", m.Trap},
 		{"MemBomb", m.MemBomb}, {"Flood", m.Flood}, {"Exit3", m.Exit3}, {"LogFlood", m.LogFlood},
-		{"GoMemBomb", m.GoMemBomb}, {"GoPanic", m.GoPanic}, {"GoProbe", m.GoProbe},
+		{"GoMemBomb", m.GoMemBomb}, {"GoPanic", m.GoPanic}, {"GoProbe", m.GoProbe}, {"SlowLog", m.SlowLog},
 		{"ForkBomb", m.ForkBomb}, {"Container", m.Container}, {"ContainerRoot", m.ContainerRoot},
 	} {
 		if supplied(a.artifact) {
@@ -464,6 +466,46 @@ func (s *suite) redactionAtCut(t *testing.T) {
 	}
 	if len(log) > sp.StderrLimit {
 		t.Errorf("stderr is %d bytes before the marker, over the limit of %d", len(log), sp.StderrLimit)
+	}
+}
+
+// liveLog checks that LogSink sees lines while the run goes on, redacted:
+// SlowLog logs, then sleeps far longer than the test waits, and the run is
+// cancelled once the sink has the lines. Were they handed over only at the
+// end, the run would end by its timeout instead.
+func (s *suite) liveLog(t *testing.T) {
+	t.Parallel()
+	need(t, s.mods.SlowLog, "SlowLog")
+	const secret = "hunter2-secret-value"
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	lines := make(chan string, 16)
+	sp := spec(s.mods.SlowLog, "600000") // ten minutes
+	sp.Timeout = 20 * time.Second        // far beyond the wait; ends the run should the sink stay silent
+	sp.Files = map[string][]byte{"secrets/token": []byte(secret)}
+	sp.Redact = []string{secret}
+	sp.LogSink = func(b []byte) {
+		for l := range strings.Lines(string(b)) {
+			lines <- l
+		}
+	}
+	done := s.runAsync(ctx, sp)
+	want := []string{"first line\n", "secret token=[REDACTED]\n"}
+	for i, w := range want {
+		select {
+		case got := <-lines:
+			if got != w {
+				t.Fatalf("line %d from the sink = %q, want %q", i, got, w)
+			}
+		case r := <-done:
+			t.Fatalf("the run ended (%q, %v) before the sink had line %d", r.out.Code, r.err, i)
+		}
+	}
+	cancel()
+	out := await(t, done, time.Minute)
+	expect(t, out, ward.CodeCancelled)
+	if !strings.HasPrefix(string(out.Stderr), strings.Join(want, "")) || strings.Contains(string(out.Stderr), secret) {
+		t.Errorf("stored log = %q, want it to start with the streamed lines, redacted", out.Stderr)
 	}
 }
 

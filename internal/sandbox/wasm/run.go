@@ -39,7 +39,7 @@ func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim li
 	defer cancel()
 	meter := &memoryMeter{limit: lim.memory, pages: &s.pages}
 	stdout := &sandbox.ResultWriter{Limit: lim.stdout, OnOverflow: cancel}
-	stderr := &sandbox.LogWriter{Limit: lim.stderr}
+	stderr := &sandbox.LogWriter{Limit: lim.stderr, Sink: spec.LogSink, SinkSecrets: spec.Redact}
 	mounts := wazero.NewFSConfig().(sysfs.FSConfig).
 		WithSysFSMount(wardFS, "/ward").(sysfs.FSConfig).
 		WithSysFSMount(newMemFS(false, lim.tmp, s.now), "/tmp")
