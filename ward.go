@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -137,4 +138,27 @@ func ValidName(s string) bool {
 func Digest(code []byte) string {
 	sum := sha256.Sum256(code)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// DigestHex returns the hex part of a digest of the form "sha256:" and 64
+// lowercase hex digits, or false for anything else.
+func DigestHex(digest string) (string, bool) {
+	h, ok := strings.CutPrefix(digest, "sha256:")
+	if !ok || !IsSHA256Hex(h) {
+		return "", false
+	}
+	return h, true
+}
+
+// IsSHA256Hex reports whether h is 64 lowercase hex digits.
+func IsSHA256Hex(h string) bool {
+	if len(h) != 2*sha256.Size {
+		return false
+	}
+	for i := range len(h) {
+		if c := h[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

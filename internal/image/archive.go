@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/wardhq/ward"
 )
 
 // readOuter reads the outer archive into a map from cleaned file names to
@@ -350,7 +352,7 @@ func platformList(list []descriptor) string {
 // blob returns the blob a descriptor names, checked against its digest and
 // size.
 func (l *layout) blob(d descriptor, what string) ([]byte, error) {
-	h, ok := digestHex(d.Digest)
+	h, ok := ward.DigestHex(d.Digest)
 	if !ok {
 		return nil, invalid("%s digest %s is not sha256:<64 hex>", what, q(d.Digest))
 	}
@@ -362,7 +364,7 @@ func (l *layout) blob(d descriptor, what string) ([]byte, error) {
 		return nil, mismatch("%s blob %s is %d bytes; its descriptor says %d", what, d.Digest, len(data), d.Size)
 	}
 	if !l.hashed[h] {
-		if sha256Digest(data) != d.Digest {
+		if ward.Digest(data) != d.Digest {
 			return nil, mismatch("%s blob %s does not match its digest", what, d.Digest)
 		}
 		l.hashed[h] = true
@@ -403,7 +405,7 @@ func fromDockerSave(files map[string][]byte) (*candidate, error) {
 	if !ok {
 		return nil, invalid("config name %s does not carry its digest", q(name))
 	}
-	if sha256Digest(config) != "sha256:"+id {
+	if ward.Digest(config) != "sha256:"+id {
 		return nil, mismatch("config %s does not match the digest in its name", q(name))
 	}
 	if len(it.Layers) > maxLayers {
@@ -422,7 +424,7 @@ func fromDockerSave(files map[string][]byte) (*candidate, error) {
 		if !ok {
 			return nil, invalid("layer %d (%s) is missing from the archive", i+1, q(name))
 		}
-		if h, ok := strings.CutPrefix(name, "blobs/sha256/"); ok && isHex64(h) && sha256Digest(data) != "sha256:"+h {
+		if h, ok := strings.CutPrefix(name, "blobs/sha256/"); ok && ward.IsSHA256Hex(h) && ward.Digest(data) != "sha256:"+h {
 			return nil, mismatch("layer %d (%s) does not match its digest", i+1, q(name))
 		}
 		switch {
@@ -440,10 +442,10 @@ func fromDockerSave(files map[string][]byte) (*candidate, error) {
 // idFromName returns the content digest a docker save config's name
 // carries: "<hex>.json" or "blobs/sha256/<hex>".
 func idFromName(name string) (string, bool) {
-	if h, ok := strings.CutPrefix(name, "blobs/sha256/"); ok && isHex64(h) {
+	if h, ok := strings.CutPrefix(name, "blobs/sha256/"); ok && ward.IsSHA256Hex(h) {
 		return h, true
 	}
-	if h, ok := strings.CutSuffix(name, ".json"); ok && isHex64(h) {
+	if h, ok := strings.CutSuffix(name, ".json"); ok && ward.IsSHA256Hex(h) {
 		return h, true
 	}
 	return "", false

@@ -69,7 +69,7 @@ func Build(opts BuildOptions) (*Image, error) {
 	cfg.Architecture, cfg.OS = arch, "linux"
 	cfg.Config.User, cfg.Config.Env = opts.User, opts.Env
 	cfg.Config.Entrypoint, cfg.Config.WorkingDir = opts.Entrypoint, opts.WorkingDir
-	layerDigest := sha256Digest(layer)
+	layerDigest := ward.Digest(layer)
 	cfg.RootFS.Type, cfg.RootFS.DiffIDs = "layers", []string{layerDigest}
 	config, err := json.Marshal(cfg)
 	if err != nil {
@@ -78,13 +78,13 @@ func Build(opts BuildOptions) (*Image, error) {
 	manifest, err := json.Marshal(manifestJSON{
 		SchemaVersion: 2,
 		MediaType:     mtOCIManifest,
-		Config:        descriptor{MediaType: mtOCIConfig, Digest: sha256Digest(config), Size: int64(len(config))},
+		Config:        descriptor{MediaType: mtOCIConfig, Digest: ward.Digest(config), Size: int64(len(config))},
 		Layers:        []descriptor{{MediaType: mtOCILayer, Digest: layerDigest, Size: int64(len(layer))}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("image: build: %w", err)
 	}
-	digest := sha256Digest(manifest)
+	digest := ward.Digest(manifest)
 	index, err := json.Marshal(indexJSON{
 		SchemaVersion: 2,
 		MediaType:     mtOCIIndex,
@@ -100,7 +100,7 @@ func Build(opts BuildOptions) (*Image, error) {
 	}
 	archive, _ := writeCanonical(index, []blobFile{
 		{digest: digest, data: manifest},
-		{digest: sha256Digest(config), data: config},
+		{digest: ward.Digest(config), data: config},
 		{digest: layerDigest, data: layer},
 	})
 	return Open(archive, digest, IntakeOptions{arch: arch})

@@ -38,7 +38,7 @@ func checkIntake(t *testing.T, archive []byte) {
 		}
 		return
 	}
-	if _, ok := digestHex(img.Digest); !ok {
+	if _, ok := ward.DigestHex(img.Digest); !ok {
 		t.Fatalf("Digest %q", img.Digest)
 	}
 	opened, err := Open(img.Archive, img.Digest, fuzzOpts)

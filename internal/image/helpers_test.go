@@ -160,7 +160,7 @@ type ociImage struct {
 func (o ociImage) manifestOf(t testing.TB, files map[string][]byte) descriptor {
 	t.Helper()
 	put := func(b []byte) string {
-		d := sha256Digest(b)
+		d := ward.Digest(b)
 		files["blobs/sha256/"+hexOf(d)] = b
 		return d
 	}
@@ -178,7 +178,7 @@ func (o ociImage) manifestOf(t testing.TB, files map[string][]byte) descriptor {
 	blobs := make([][]byte, len(o.layers))
 	cfg.RootFS.DiffIDs = []string{}
 	for i, l := range o.layers {
-		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, sha256Digest(l))
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, ward.Digest(l))
 		blobs[i] = l
 		if o.gzip {
 			blobs[i] = gzipOf(t, l)
@@ -272,7 +272,7 @@ func (o dockerImage) archive(t testing.TB) ([]byte, string) {
 	saved := map[string]string{}
 	var ociLayers []descriptor
 	for i, l := range o.layers {
-		diff := sha256Digest(l)
+		diff := ward.Digest(l)
 		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, diff)
 		blob := l
 		if o.gzip {
@@ -282,14 +282,14 @@ func (o dockerImage) archive(t testing.TB) ([]byte, string) {
 		if o.gzip {
 			mt = mtOCILayerGzip
 		}
-		ociLayers = append(ociLayers, descriptor{MediaType: mt, Digest: sha256Digest(blob), Size: int64(len(blob))})
+		ociLayers = append(ociLayers, descriptor{MediaType: mt, Digest: ward.Digest(blob), Size: int64(len(blob))})
 		if o.blobs {
-			name := "blobs/sha256/" + hexOf(sha256Digest(blob))
+			name := "blobs/sha256/" + hexOf(ward.Digest(blob))
 			files[name] = blob
 			names = append(names, name)
 			continue
 		}
-		id := hexOf(sha256Digest([]byte(fmt.Sprintf("v1-%d", i))))
+		id := hexOf(ward.Digest([]byte(fmt.Sprintf("v1-%d", i))))
 		name := id + "/layer.tar"
 		names = append(names, name)
 		files[id+"/VERSION"] = []byte("1.0")
@@ -305,9 +305,9 @@ func (o dockerImage) archive(t testing.TB) ([]byte, string) {
 		o.editConfig(&cfg)
 	}
 	cfgBytes := mustJSON(t, cfg)
-	cfgName := hexOf(sha256Digest(cfgBytes)) + ".json"
+	cfgName := hexOf(ward.Digest(cfgBytes)) + ".json"
 	if o.blobs {
-		cfgName = "blobs/sha256/" + hexOf(sha256Digest(cfgBytes))
+		cfgName = "blobs/sha256/" + hexOf(ward.Digest(cfgBytes))
 	}
 	files[cfgName] = cfgBytes
 	files["manifest.json"] = mustJSON(t, []map[string]any{{"Config": cfgName, "RepoTags": []string{"task:latest"}, "Layers": names}})
@@ -317,10 +317,10 @@ func (o dockerImage) archive(t testing.TB) ([]byte, string) {
 		m := mustJSON(t, manifestJSON{
 			SchemaVersion: 2,
 			MediaType:     mtOCIManifest,
-			Config:        descriptor{MediaType: mtOCIConfig, Digest: sha256Digest(cfgBytes), Size: int64(len(cfgBytes))},
+			Config:        descriptor{MediaType: mtOCIConfig, Digest: ward.Digest(cfgBytes), Size: int64(len(cfgBytes))},
 			Layers:        ociLayers,
 		})
-		digest = sha256Digest(m)
+		digest = ward.Digest(m)
 		files["blobs/sha256/"+hexOf(digest)] = m
 		layoutFiles(t, files, descriptor{MediaType: mtOCIManifest, Digest: digest, Size: int64(len(m)),
 			Platform: &platform{Architecture: runtime.GOARCH, OS: "linux"}})

@@ -1,8 +1,6 @@
 package image
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -258,7 +256,7 @@ func (c *candidate) canonical(layers []checked) (*Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("image: %w", err)
 		}
-		c.manifest, c.manifestDigest, c.manifestType = b, sha256Digest(b), mtOCIManifest
+		c.manifest, c.manifestDigest, c.manifestType = b, ward.Digest(b), mtOCIManifest
 	}
 	blobs = append(blobs, blobFile{digest: c.manifestDigest, data: c.manifest})
 	index, err := json.Marshal(indexJSON{
@@ -355,7 +353,7 @@ func (f *configFile) check(layers int, arch string) error {
 		return invalid("the image config lists %d diff_ids for %d layers", len(f.RootFS.DiffIDs), layers)
 	}
 	for i, d := range f.RootFS.DiffIDs {
-		if _, ok := digestHex(d); !ok {
+		if _, ok := ward.DigestHex(d); !ok {
 			return invalid("the image config's diff_id %d is not sha256:<64 hex>", i+1)
 		}
 	}
@@ -391,33 +389,6 @@ func layerCompression(mediaType string) (gzip bool, err error) {
 	default:
 		return false, invalid("layer media type %s is not supported", q(mediaType))
 	}
-}
-
-// sha256Digest returns "sha256:<hex>" of b.
-func sha256Digest(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
-// digestHex returns the hex part of a "sha256:<64 lowercase hex>" digest.
-func digestHex(d string) (string, bool) {
-	h, ok := strings.CutPrefix(d, "sha256:")
-	if !ok || !isHex64(h) {
-		return "", false
-	}
-	return h, true
-}
-
-func isHex64(h string) bool {
-	if len(h) != 64 {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		if c := h[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // platformName returns "os/arch" for a message, quoting either part when

@@ -89,7 +89,7 @@ func checkCanonical(t *testing.T, img *Image) manifestJSON {
 		if !ok {
 			t.Fatalf("blob %s is missing", d)
 		}
-		if sha256Digest(b) != d {
+		if ward.Digest(b) != d {
 			t.Fatalf("blob %s does not match its name", d)
 		}
 		return b
@@ -181,7 +181,7 @@ func TestIntakeAccepts(t *testing.T) {
 			files := map[string][]byte{}
 			other := ociImage{layers: [][]byte{motdLayer(t)}, arch: otherArch(), platform: true}.manifestOf(t, files)
 			ours := ociImage{layers: twoLayers(t), gzip: true, platform: true}.manifestOf(t, files)
-			attestation := descriptor{MediaType: mtOCIManifest, Digest: sha256Digest([]byte("absent")), Size: 6,
+			attestation := descriptor{MediaType: mtOCIManifest, Digest: ward.Digest([]byte("absent")), Size: 6,
 				Platform: &platform{Architecture: "unknown", OS: "unknown"}}
 			return archiveOf(t, layoutFiles(t, files, other, attestation, ours)), ours.Digest
 		}, false},
@@ -190,8 +190,8 @@ func TestIntakeAccepts(t *testing.T) {
 			other := ociImage{layers: [][]byte{motdLayer(t)}, arch: otherArch(), platform: true}.manifestOf(t, files)
 			ours := ociImage{layers: twoLayers(t), gzip: true, platform: true}.manifestOf(t, files)
 			inner := mustJSON(t, indexJSON{SchemaVersion: 2, MediaType: mtOCIIndex, Manifests: []descriptor{other, ours}})
-			files["blobs/sha256/"+hexOf(sha256Digest(inner))] = inner
-			top := descriptor{MediaType: mtOCIIndex, Digest: sha256Digest(inner), Size: int64(len(inner))}
+			files["blobs/sha256/"+hexOf(ward.Digest(inner))] = inner
+			top := descriptor{MediaType: mtOCIIndex, Digest: ward.Digest(inner), Size: int64(len(inner))}
 			return archiveOf(t, layoutFiles(t, files, top)), ours.Digest
 		}, false},
 		{"docker save legacy", func(t *testing.T) ([]byte, string) {
@@ -404,7 +404,7 @@ func TestIntakeRejects(t *testing.T) {
 			name := "blobs/sha256/" + hexOf(idx.Manifests[0].Digest)
 			f[name] = append(bytes.Clone(f[name][:len(f[name])-1]), ' ')
 		}}), IntakeOptions{}, ward.CodeDigestMismatch, "manifest"},
-		{"wrong diff_id", oci(ociImage{gzip: true, editConfig: func(c *testConfig) { c.RootFS.DiffIDs[1] = sha256Digest([]byte("other")) }}), IntakeOptions{}, ward.CodeDigestMismatch, "diff_id"},
+		{"wrong diff_id", oci(ociImage{gzip: true, editConfig: func(c *testConfig) { c.RootFS.DiffIDs[1] = ward.Digest([]byte("other")) }}), IntakeOptions{}, ward.CodeDigestMismatch, "diff_id"},
 		{"diff_ids fewer than layers", oci(ociImage{editConfig: func(c *testConfig) { c.RootFS.DiffIDs = c.RootFS.DiffIDs[:1] }}), IntakeOptions{}, ward.CodeInvalidImage, "diff_ids"},
 
 		// The config.
@@ -412,7 +412,7 @@ func TestIntakeRejects(t *testing.T) {
 		{"os with a NUL byte", oci(ociImage{editConfig: func(c *testConfig) { c.OS = "linux\x00" }}), IntakeOptions{}, ward.CodeInvalidImage, `"linux\x00"`},
 		{"docker: config not JSON", docker(dockerImage{editFiles: func(f map[string][]byte) {
 			bad := []byte("{" + secret)
-			name := hexOf(sha256Digest(bad)) + ".json"
+			name := hexOf(ward.Digest(bad)) + ".json"
 			f[name] = bad
 			var items []map[string]any
 			_ = json.Unmarshal(f["manifest.json"], &items)
@@ -471,7 +471,7 @@ func TestIntakeRejects(t *testing.T) {
 			}
 		}}), IntakeOptions{}, ward.CodeDigestMismatch, "diff_id"},
 		{"docker: blob changed", docker(dockerImage{blobs: true, gzip: true, editFiles: corruptLayer}), IntakeOptions{}, ward.CodeDigestMismatch, "digest"},
-		{"docker: wrong diff_id", docker(dockerImage{editConfig: func(c *testConfig) { c.RootFS.DiffIDs[0] = sha256Digest(nil) }}), IntakeOptions{}, ward.CodeDigestMismatch, "diff_id"},
+		{"docker: wrong diff_id", docker(dockerImage{editConfig: func(c *testConfig) { c.RootFS.DiffIDs[0] = ward.Digest(nil) }}), IntakeOptions{}, ward.CodeDigestMismatch, "diff_id"},
 		{"docker: zstd layer", docker(dockerImage{layers: [][]byte{append([]byte{0x28, 0xb5, 0x2f, 0xfd}, secret...)}}), IntakeOptions{}, ward.CodeInvalidImage, "zstd"},
 		{"docker: no command", docker(dockerImage{editConfig: func(c *testConfig) { c.Config.Cmd = nil }}), IntakeOptions{}, ward.CodeNoCommand, "no command"},
 
@@ -575,7 +575,7 @@ func TestOpen(t *testing.T) {
 	if &opened.Archive[0] != &img.Archive[0] {
 		t.Errorf("Open copied the archive")
 	}
-	other := sha256Digest([]byte("another image"))
+	other := ward.Digest([]byte("another image"))
 	for _, d := range []string{other, "", "sha256:" + strings.Repeat("x", 500)} {
 		_, err := Open(img.Archive, d, IntakeOptions{})
 		if c := codeOf(t, err); c != ward.CodeDigestMismatch {
@@ -647,12 +647,12 @@ func TestNameBudget(t *testing.T) {
 	l := tarOf(t, es...)
 	s := newScanner(IntakeOptions{}.withDefaults())
 	s.maxNames = 2000
-	_, err := s.layer(1, l, false, sha256Digest(l), false)
+	_, err := s.layer(1, l, false, ward.Digest(l), false)
 	if codeOf(t, err) != ward.CodeInvalidImage || !strings.Contains(err.Error(), "names add up") {
 		t.Errorf("err = %v", err)
 	}
 	s = newScanner(IntakeOptions{}.withDefaults())
-	if _, err := s.layer(1, l, false, sha256Digest(l), false); err != nil {
+	if _, err := s.layer(1, l, false, ward.Digest(l), false); err != nil {
 		t.Errorf("within the budget: %v", err)
 	}
 }

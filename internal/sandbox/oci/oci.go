@@ -333,8 +333,8 @@ func (s *Sandbox) Prepare(ctx context.Context, a sandbox.Artifact) error {
 	if s.closed.Load() {
 		return errClosed
 	}
-	hexDigest, ok := strings.CutPrefix(a.Digest, "sha256:")
-	if !ok || len(hexDigest) != 64 || strings.Trim(hexDigest, "0123456789abcdef") != "" {
+	hexDigest, ok := ward.DigestHex(a.Digest)
+	if !ok {
 		return ward.Errorf(ward.CodeInvalidArgument, "oci: digest %q is not sha256:<64 hex>", a.Digest)
 	}
 	s.mu.Lock()

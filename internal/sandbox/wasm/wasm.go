@@ -244,8 +244,7 @@ func (s *Sandbox) evictLocked() *module {
 
 // checkDigest checks that digest has the form "sha256:<hex>".
 func checkDigest(digest string) error {
-	h, ok := strings.CutPrefix(digest, "sha256:")
-	if !ok || len(h) != 2*sha256.Size || strings.Trim(h, "0123456789abcdef") != "" {
+	if _, ok := ward.DigestHex(digest); !ok {
 		return ward.FieldError("digest", `must be "sha256:" followed by %d lowercase hex digits`, 2*sha256.Size)
 	}
 	return nil
