@@ -3,9 +3,14 @@ package sandbox
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/wardhq/ward"
 )
 
 // redacted replaces every secret value in a log.
@@ -207,4 +212,13 @@ func secretPrefixSuffix(b []byte, secrets []string) int {
 		}
 	}
 	return longest
+}
+
+// ContextOutcome tells why a run whose context is done ended: the caller
+// cancelled it (parent's error), or its timeout ran out.
+func ContextOutcome(parent context.Context, timeout time.Duration) Outcome {
+	if errors.Is(parent.Err(), context.Canceled) {
+		return Outcome{Code: ward.CodeCancelled, Message: "the run was cancelled"}
+	}
+	return Outcome{Code: ward.CodeTimeout, Message: fmt.Sprintf("the run exceeded its timeout of %s", timeout)}
 }

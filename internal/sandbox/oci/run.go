@@ -41,7 +41,7 @@ func (s *Sandbox) Run(ctx context.Context, spec *sandbox.Spec) (sandbox.Outcome,
 		return sandbox.Outcome{}, ward.Errorf(ward.CodeNotFound, "oci: image %s is not prepared", short(spec.Digest))
 	}
 	if ctx.Err() != nil {
-		return ctxOutcome(ctx, spec.Timeout), nil
+		return sandbox.ContextOutcome(ctx, spec.Timeout), nil
 	}
 	memBytes := int64(max(spec.MemoryMB, 1)) << 20
 	timeout := spec.Timeout
@@ -230,7 +230,7 @@ func (c *container) run(ctx context.Context, timeout time.Duration) (sandbox.Out
 
 	switch {
 	case killed.Load() && runCtx.Err() != nil:
-		o := ctxOutcome(ctx, timeout)
+		o := sandbox.ContextOutcome(ctx, timeout)
 		out.Code, out.Message = o.Code, o.Message
 		return out, nil
 	case status == 0:
@@ -329,14 +329,6 @@ func hostOOMKills() int64 {
 		}
 	}
 	return 0
-}
-
-// ctxOutcome tells why a run whose context is done ended.
-func ctxOutcome(parent context.Context, timeout time.Duration) sandbox.Outcome {
-	if errors.Is(parent.Err(), context.Canceled) {
-		return sandbox.Outcome{Code: ward.CodeCancelled, Message: "the run was cancelled"}
-	}
-	return sandbox.Outcome{Code: ward.CodeTimeout, Message: fmt.Sprintf("the run exceeded its timeout of %s", timeout)}
 }
 
 func limitOr(v, def int) int {

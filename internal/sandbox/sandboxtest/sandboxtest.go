@@ -588,12 +588,7 @@ func (s *suite) probe(t *testing.T, sp *sandbox.Spec) map[string]string {
 	t.Helper()
 	out := s.run(t, t.Context(), sp)
 	expect(t, out, "")
-	report := map[string]string{}
-	for line := range strings.Lines(string(out.Stdout)) {
-		k, v, _ := strings.Cut(strings.TrimSuffix(line, "\n"), "=")
-		report[k] = v
-	}
-	return report
+	return report(out.Stdout)
 }
 
 func (s *suite) probeSpec() *sandbox.Spec {

@@ -32,7 +32,7 @@ func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim li
 		}, nil
 	}
 	if ctx.Err() != nil {
-		return ctxOutcome(ctx, lim), nil
+		return sandbox.ContextOutcome(ctx, lim.timeout), nil
 	}
 
 	runCtx, cancel := context.WithTimeout(ctx, lim.timeout)
@@ -75,7 +75,7 @@ func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim li
 		out.ExitCode = new(0)
 		return out, nil
 	case runCtx.Err() != nil && (!isExit || exit.ExitCode() == sys.ExitCodeContextCanceled || exit.ExitCode() == sys.ExitCodeDeadlineExceeded):
-		o := ctxOutcome(ctx, lim)
+		o := sandbox.ContextOutcome(ctx, lim.timeout)
 		out.Code, out.Message = o.Code, o.Message
 		return out, nil
 	case s.closed.Load():
@@ -115,15 +115,6 @@ func (s *Sandbox) call(ctx context.Context, m *module, cfg wazero.ModuleConfig, 
 	defer func() { _ = mod.Close(context.WithoutCancel(ctx)) }()
 	_, err = mod.ExportedFunction("_start").Call(ctx)
 	return err
-}
-
-// ctxOutcome tells why a run whose context is done ended: the caller
-// cancelled it, or time ran out.
-func ctxOutcome(parent context.Context, lim limits) sandbox.Outcome {
-	if errors.Is(parent.Err(), context.Canceled) {
-		return sandbox.Outcome{Code: ward.CodeCancelled, Message: "the run was cancelled"}
-	}
-	return sandbox.Outcome{Code: ward.CodeTimeout, Message: fmt.Sprintf("the run exceeded its timeout of %s", lim.timeout)}
 }
 
 // sleeper is the guest's nanosleep: a real sleep that ends early when the
