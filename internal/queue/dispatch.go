@@ -107,13 +107,11 @@ func (s *Service) Lease(ctx context.Context, req *runner.LeaseRequest) ([]runner
 func (s *Service) jobs(ctx context.Context, leases []store.Lease) ([]runner.Job, error) {
 	jobs := make([]runner.Job, 0, len(leases))
 	var failed []store.Completion
-	observed, now := s.observed(), s.now()
+	now := s.now()
 	for i := range leases {
 		l := &leases[i]
 		t := l.Task
-		if observed {
-			s.leased(l, now)
-		}
+		s.runs.open(l, now)
 		env, err := s.env.get(ctx, projectKey{t.Project, t.Function})
 		if err != nil {
 			return nil, err
@@ -150,15 +148,14 @@ func (s *Service) jobs(ctx context.Context, leases []store.Lease) ([]runner.Job,
 			Secrets:     env.secrets,
 			QueuedAt:    t.RunAt,
 		})
-		s.live.open(t.ID, l.LeaseID, now)
 	}
 	if len(failed) > 0 {
 		errs, err := s.st.CompleteTasks(ctx, &store.CompleteParams{Completions: failed})
 		if err != nil {
 			// The leases expire and the reaper brings the tasks back.
 			s.log.Error("fail sealed tasks", "tasks", len(failed), "err", err)
-		} else if observed {
-			s.completed(ctx, failed, errs, failed[0].Now)
+		} else {
+			s.finishRuns(ctx, failed, errs, failed[0].Now)
 		}
 		for _, c := range failed {
 			s.waiters.notify(c.TaskID)
@@ -223,10 +220,9 @@ func (s *Service) Heartbeat(ctx context.Context, runnerID string, refs []runner.
 	}
 	now := s.now()
 	reply.Lost, err = s.st.Heartbeat(ctx, &store.HeartbeatParams{RunnerID: runnerID, Leases: lr, TTL: s.leaseTTL, Now: now})
-	s.live.touch(refs, now)
-	if err == nil && s.observed() {
-		s.flights.touch(refs, now)
-		s.flights.forget(reply.Lost)
+	s.runs.touch(refs, now)
+	for _, id := range reply.Lost {
+		s.runs.take(id, "")
 	}
 	return reply, err
 }
@@ -258,19 +254,13 @@ func (s *Service) Complete(ctx context.Context, results []runner.Result) ([]erro
 	if err != nil {
 		return nil, err
 	}
-	// After the store: a follower woken by the end reads the new state.
-	for _, r := range results {
-		s.live.end(r.TaskID, r.LeaseID)
-	}
+	s.finishRuns(ctx, cs, errs, now)
 	requeued := false
 	for i, c := range cs {
 		if errs[i] == nil && c.Status.Terminal() {
 			s.waiters.notify(c.TaskID)
 		}
 		requeued = requeued || (errs[i] == nil && c.Status == ward.StatusQueued)
-	}
-	if s.observed() {
-		s.completed(ctx, cs, errs, now)
 	}
 	// A freed slot matters to due tasks held back by a budget or a
 	// concurrency limit, and a retry is new work; when nothing was due for
@@ -325,9 +315,8 @@ func (s *Service) Release(ctx context.Context, runnerID string) error {
 	if err != nil {
 		return err
 	}
-	s.flights.forget(ids)
 	for _, id := range ids {
-		s.live.end(id, "")
+		s.runs.take(id, "")
 	}
 	if len(ids) > 0 {
 		s.log.Info("released leases", "runner", runnerID, "tasks", len(ids))

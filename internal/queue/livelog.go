@@ -17,92 +17,15 @@ var _ runner.LogStreamer = (*Service)(nil)
 // followers who join late: the last LiveLogBuffer bytes.
 const LiveLogBuffer = 256 << 10
 
-// liveLogs holds the live log of every run leased by this server, by task
-// ID. A live log opens when its lease is granted and closes when the run's
-// result is recorded, the task is cancelled, or the lease is released or
-// expires; one not heard of (chunk or heartbeat) for a few lease TTLs is
-// dropped, in case its end was recorded by another server.
-type liveLogs struct {
-	mu sync.Mutex
-	m  map[string]*LiveLog
-}
-
 // LiveLog is the live log of one run: the text its runner has streamed so
 // far, of which the last LiveLogBuffer bytes are kept.
 type LiveLog struct {
-	leaseID string
-
 	mu      sync.Mutex
 	start   int64  // offset of buf[0] in the run's log
 	buf     []byte // the kept tail
 	closed  bool
 	changed chan struct{} // closed and replaced on every change
 	touched time.Time
-}
-
-func (l *liveLogs) open(taskID, leaseID string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.m == nil {
-		l.m = map[string]*LiveLog{}
-	}
-	if old := l.m[taskID]; old != nil {
-		old.close()
-	}
-	l.m[taskID] = &LiveLog{leaseID: leaseID, changed: make(chan struct{}), touched: now}
-}
-
-// get returns the live log of taskID's run holding leaseID, or nil.
-func (l *liveLogs) get(taskID, leaseID string) *LiveLog {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if lg := l.m[taskID]; lg != nil && lg.leaseID == leaseID {
-		return lg
-	}
-	return nil
-}
-
-// end closes taskID's live log; with leaseID set, only that lease's.
-func (l *liveLogs) end(taskID, leaseID string) {
-	l.mu.Lock()
-	lg := l.m[taskID]
-	if lg == nil || (leaseID != "" && lg.leaseID != leaseID) {
-		l.mu.Unlock()
-		return
-	}
-	delete(l.m, taskID)
-	l.mu.Unlock()
-	lg.close()
-}
-
-// touch marks the named runs' live logs as heard of.
-func (l *liveLogs) touch(refs []runner.LeaseRef, now time.Time) {
-	for _, r := range refs {
-		if lg := l.get(r.TaskID, r.LeaseID); lg != nil {
-			lg.mu.Lock()
-			lg.touched = now
-			lg.mu.Unlock()
-		}
-	}
-}
-
-// sweep closes the live logs not heard of since before.
-func (l *liveLogs) sweep(before time.Time) {
-	l.mu.Lock()
-	var old []*LiveLog
-	for id, lg := range l.m {
-		lg.mu.Lock()
-		stale := lg.touched.Before(before)
-		lg.mu.Unlock()
-		if stale {
-			old = append(old, lg)
-			delete(l.m, id)
-		}
-	}
-	l.mu.Unlock()
-	for _, lg := range old {
-		lg.close()
-	}
 }
 
 func (lg *LiveLog) append(chunk []byte, now time.Time) {
@@ -162,7 +85,7 @@ func (lg *LiveLog) Read(ctx context.Context, from int64) (b []byte, at int64, er
 // run, which followers read with FollowLog. Only the task's current lease,
 // granted by this server, may write; others get ward.ErrStaleLease.
 func (s *Service) StreamLog(_ context.Context, taskID, leaseID string, chunk []byte) error {
-	lg := s.live.get(taskID, leaseID)
+	lg := s.runs.log(taskID, leaseID)
 	if lg == nil {
 		return ward.ErrStaleLease
 	}
@@ -174,6 +97,6 @@ func (s *Service) StreamLog(_ context.Context, taskID, leaseID string, chunk []b
 // this server granted that lease and the run is not over; ok is false
 // otherwise (its runner reports to another server, or it has ended).
 func (s *Service) FollowLog(taskID, leaseID string) (lg *LiveLog, ok bool) {
-	lg = s.live.get(taskID, leaseID)
+	lg = s.runs.log(taskID, leaseID)
 	return lg, lg != nil
 }

@@ -2,108 +2,11 @@ package queue
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/wardhq/ward"
-	"github.com/wardhq/ward/internal/runner"
 	"github.com/wardhq/ward/internal/store"
 )
-
-// flight is what the queue keeps of a task it leased, so that the end of
-// its run can be observed without reading the task again: a runner's result
-// names neither the function nor when the task became due.
-type flight struct {
-	leaseID       string
-	project       string
-	function      string
-	due           time.Time // run_at when leased: the task was due from then
-	started       time.Time // the lease: the run's start
-	platformTries int       // at the lease; a reaped task with as many as ward.PlatformRetries fails
-	seen          time.Time // the lease or its last heartbeat through this server
-}
-
-// flights are the leases this server granted, by task ID, while an
-// Observer listens. A lease that ends elsewhere (expired on another server,
-// its runner heartbeating through another one) is forgotten once it has not
-// been seen for two lease TTLs; its end, if it reaches this server, is then
-// read from the store.
-type flights struct {
-	mu sync.Mutex
-	m  map[string]flight
-}
-
-func (f *flights) add(taskID string, fl flight) {
-	f.mu.Lock()
-	if f.m == nil {
-		f.m = map[string]flight{}
-	}
-	f.m[taskID] = fl
-	f.mu.Unlock()
-}
-
-// take removes and returns the flight of a task's lease; another lease's
-// flight (a newer lease of the same task) stays.
-func (f *flights) take(taskID, leaseID string) (flight, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fl, ok := f.m[taskID]
-	if !ok || fl.leaseID != leaseID {
-		return flight{}, false
-	}
-	delete(f.m, taskID)
-	return fl, true
-}
-
-// takeAny removes and returns a task's flight, whatever its lease.
-func (f *flights) takeAny(taskID string) (flight, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fl, ok := f.m[taskID]
-	if ok {
-		delete(f.m, taskID)
-	}
-	return fl, ok
-}
-
-// touch marks the flights of held leases seen at now.
-func (f *flights) touch(refs []runner.LeaseRef, now time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, r := range refs {
-		if fl, ok := f.m[r.TaskID]; ok && fl.leaseID == r.LeaseID {
-			fl.seen = now
-			f.m[r.TaskID] = fl
-		}
-	}
-}
-
-// forget drops the flights of tasks whose lease is gone.
-func (f *flights) forget(taskIDs []string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, id := range taskIDs {
-		delete(f.m, id)
-	}
-}
-
-// prune drops the flights not seen since before.
-func (f *flights) prune(before time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for id, fl := range f.m {
-		if fl.seen.Before(before) {
-			delete(f.m, id)
-		}
-	}
-}
-
-// size is the number of flights kept.
-func (f *flights) size() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.m)
-}
 
 // observed reports whether an Observer listens (the default one does not).
 func (s *Service) observed() bool {
@@ -111,23 +14,10 @@ func (s *Service) observed() bool {
 	return !nop
 }
 
-// leased records the flight of a lease granted at now.
-func (s *Service) leased(l *store.Lease, now time.Time) {
-	t := &l.Task
-	started := now
-	if t.StartedAt != nil {
-		started = *t.StartedAt
-	}
-	s.flights.add(t.ID, flight{
-		leaseID: l.LeaseID, project: t.Project, function: t.Function,
-		due: t.RunAt, started: started, platformTries: t.PlatformTries, seen: now,
-	})
-}
-
-// finishedFlight tells the Observer that the run of fl ended the task at
-// now with status and error code.
-func (s *Service) finishedFlight(fl flight, status ward.Status, code ward.Code, now time.Time) {
-	s.obs.Finished(fl.project, fl.function, status, code, nonNegative(fl.started.Sub(fl.due)), nonNegative(now.Sub(fl.started)))
+// finishedRun tells the Observer that run ended its task at now with
+// status and error code.
+func (s *Service) finishedRun(run *leasedRun, status ward.Status, code ward.Code, now time.Time) {
+	s.obs.Finished(run.project, run.function, status, code, nonNegative(run.started.Sub(run.due)), nonNegative(now.Sub(run.started)))
 }
 
 // finishedRecord tells the Observer of a task that has ended, from its
@@ -153,18 +43,20 @@ func (s *Service) finishedRecord(t *store.TaskRecord) {
 	s.obs.Finished(t.Project, t.Function, t.Status, code, nonNegative(wait), nonNegative(run))
 }
 
-// completed observes the completions that applied (errs[i] == nil) at now:
-// a task whose flight this server keeps is told at once; the others
-// (leased through another server, or forgotten) are read from the store.
-func (s *Service) completed(ctx context.Context, cs []store.Completion, errs []error, now time.Time) {
+// finishRuns ends the runs of completions the store has applied (or
+// refused): their live logs close — after the store write, so that a
+// follower woken by the end reads the new state — and, with an Observer,
+// each task that ended is told: from its run when this server leased it,
+// else (leased through another server, or dropped) from the store.
+func (s *Service) finishRuns(ctx context.Context, cs []store.Completion, errs []error, now time.Time) {
 	var unknown []store.Completion
 	for i := range cs {
 		c := &cs[i]
-		fl, ok := s.flights.take(c.TaskID, c.LeaseID)
-		if errs[i] != nil || !c.Status.Terminal() {
+		run := s.runs.take(c.TaskID, c.LeaseID)
+		if errs[i] != nil || !c.Status.Terminal() || !s.observed() {
 			continue
 		}
-		if !ok {
+		if run == nil {
 			unknown = append(unknown, *c)
 			continue
 		}
@@ -172,7 +64,7 @@ func (s *Service) completed(ctx context.Context, cs []store.Completion, errs []e
 		if c.Error != nil {
 			code = c.Error.Code
 		}
-		s.finishedFlight(fl, c.Status, code, now)
+		s.finishedRun(run, c.Status, code, now)
 	}
 	for _, c := range unknown {
 		t, err := s.st.GetTask(ctx, c.Project, c.TaskID)
@@ -185,27 +77,27 @@ func (s *Service) completed(ctx context.Context, cs []store.Completion, errs []e
 	}
 }
 
-// reaped observes the tasks whose lease expired at now: those that used
-// their platform retries failed with lease_expired. A task leased through
-// another server is not observed here.
+// reaped ends the runs whose lease expired at now, and drops those not
+// heard of for two lease TTLs. With an Observer, a task that used its
+// platform retries and so failed with lease_expired is told; one leased
+// through another server is not.
 func (s *Service) reaped(ids []string, now time.Time) {
 	for _, id := range ids {
-		fl, ok := s.flights.takeAny(id)
-		if ok && fl.platformTries >= ward.PlatformRetries {
-			s.finishedFlight(fl, ward.StatusFailed, ward.CodeLeaseExpired, now)
+		run := s.runs.take(id, "")
+		if run != nil && s.observed() && run.platformTries >= ward.PlatformRetries {
+			s.finishedRun(run, ward.StatusFailed, ward.CodeLeaseExpired, now)
 		}
 	}
-	s.flights.prune(now.Add(-2 * s.leaseTTL))
+	s.runs.sweep(now.Add(-2 * s.leaseTTL))
 }
 
-// cancelled observes a task Cancel ended (t as CancelTask returned it); its
-// lease, if it ran, is gone.
+// cancelled ends the run of a task Cancel ended (t as CancelTask returned
+// it) and observes the task.
 func (s *Service) cancelled(t *store.TaskRecord) {
-	if !s.observed() {
-		return
+	s.runs.take(t.ID, "")
+	if s.observed() {
+		s.finishedRecord(t)
 	}
-	s.flights.forget([]string{t.ID})
-	s.finishedRecord(t)
 }
 
 func nonNegative(d time.Duration) time.Duration { return max(d, 0) }

@@ -96,8 +96,8 @@ func TestObserveFinished(t *testing.T) {
 	b.clock.add(time.Second)
 	b.complete(t, b.q, result(jobs[0], ward.CodeTrap))
 	wantFinished(t, "the retry", rec, `p/fn failed "trap" wait=4s run=1s`)
-	if n := b.q.flights.size(); n != 0 {
-		t.Errorf("%d flights kept after every task ended", n)
+	if n := b.q.runs.size(); n != 0 {
+		t.Errorf("%d runs kept after every task ended", n)
 	}
 }
 
@@ -140,8 +140,8 @@ func TestObserveLeaseExpired(t *testing.T) {
 		}
 	}
 	wantFinished(t, "last expiry", rec, `p/fn failed "lease_expired" wait=0s run=11s`)
-	if n := b.q.flights.size(); n != 0 {
-		t.Errorf("%d flights kept", n)
+	if n := b.q.runs.size(); n != 0 {
+		t.Errorf("%d runs kept", n)
 	}
 }
 
@@ -167,8 +167,8 @@ func TestObserveCancelled(t *testing.T) {
 	wantFinished(t, "cancelled", rec,
 		`p/fn cancelled "cancelled" wait=1s run=4s`, // ran
 		`p/fn cancelled "cancelled" wait=5s run=0s`) // never started
-	if n := b.q.flights.size(); n != 0 {
-		t.Errorf("%d flights kept", n)
+	if n := b.q.runs.size(); n != 0 {
+		t.Errorf("%d runs kept", n)
 	}
 	// The runner's late result is stale and tells nothing.
 	if errs, err := b.q.Complete(ctx, []runner.Result{result(jobs[0], "")}); err != nil || errs[0] == nil {
@@ -188,8 +188,8 @@ func TestObserveHeartbeatAndRelease(t *testing.T) {
 	ctx := context.Background()
 	res := b.submit(t, ward.SubmitRequest{Function: "fn"}, ward.SubmitRequest{Function: "fn"}, ward.SubmitRequest{Function: "fn"})
 	jobs := b.lease(t, 3)
-	if len(jobs) != 3 || b.q.flights.size() != 3 {
-		t.Fatalf("leased %d, %d flights", len(jobs), b.q.flights.size())
+	if len(jobs) != 3 || b.q.runs.size() != 3 {
+		t.Fatalf("leased %d, %d runs", len(jobs), b.q.runs.size())
 	}
 	if _, err := b.st.CancelTask(ctx, &store.CancelParams{Project: "p", ID: res[0].Task.ID, Now: b.clock.now()}); err != nil {
 		t.Fatal(err)
@@ -203,8 +203,8 @@ func TestObserveHeartbeatAndRelease(t *testing.T) {
 	if err != nil || len(reply.Lost) != 1 {
 		t.Fatalf("heartbeat: %+v %v", reply, err)
 	}
-	if n := b.q.flights.size(); n != 2 {
-		t.Fatalf("%d flights after a lost lease, want 2", n)
+	if n := b.q.runs.size(); n != 2 {
+		t.Fatalf("%d runs after a lost lease, want 2", n)
 	}
 	// Heartbeats through another server keep the leases alive but leave
 	// this server's flights unseen: past two TTLs they are forgotten.
@@ -218,8 +218,8 @@ func TestObserveHeartbeatAndRelease(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := b.q.flights.size(); n != 0 {
-		t.Fatalf("%d flights not forgotten", n)
+	if n := b.q.runs.size(); n != 0 {
+		t.Fatalf("%d runs not forgotten", n)
 	}
 	b.complete(t, b.q, result(jobs[1], ""))
 	wantFinished(t, "forgotten flight", rec, `p/fn succeeded "" wait=0s run=28s`)
@@ -230,21 +230,24 @@ func TestObserveHeartbeatAndRelease(t *testing.T) {
 	wantFinished(t, "release", rec)
 }
 
-func TestFlightsPrune(t *testing.T) {
+func TestRunsSweep(t *testing.T) {
 	t.Parallel()
-	var f flights
+	var r runs
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	f.add("a", flight{leaseID: "l1", seen: t0})
-	f.add("b", flight{leaseID: "l2", seen: t0.Add(time.Second)})
-	f.touch([]runner.LeaseRef{{TaskID: "a", LeaseID: "other"}}, t0.Add(time.Hour)) // not a's lease
-	f.prune(t0.Add(time.Second))
-	if _, ok := f.takeAny("a"); ok {
+	lease := func(id, leaseID string) *store.Lease {
+		return &store.Lease{Task: store.TaskRecord{Task: ward.Task{ID: id}}, LeaseID: leaseID}
+	}
+	r.open(lease("a", "l1"), t0)
+	r.open(lease("b", "l2"), t0.Add(time.Second))
+	r.touch([]runner.LeaseRef{{TaskID: "a", LeaseID: "other"}}, t0.Add(time.Hour)) // not a's lease
+	r.sweep(t0.Add(time.Second))
+	if run := r.take("a", ""); run != nil {
 		t.Error("a, unseen since before the cut, was kept")
 	}
-	if _, ok := f.take("b", "l1"); ok {
+	if run := r.take("b", "l1"); run != nil {
 		t.Error("b taken under another lease")
 	}
-	if fl, ok := f.take("b", "l2"); !ok || fl.leaseID != "l2" {
+	if run := r.take("b", "l2"); run == nil || run.leaseID != "l2" {
 		t.Error("b lost")
 	}
 }

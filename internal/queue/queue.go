@@ -66,8 +66,7 @@ type Service struct {
 	notifier store.Notifier
 	vaulted  vaultLog // tokens written to the vault today
 	obs      Observer
-	flights  flights // leases granted, while obs listens
-	live     liveLogs
+	runs     runs // the runs this server leased: live logs, and what the Observer is told of their end
 }
 
 // New returns a Service over st.
@@ -146,13 +145,7 @@ func (s *Service) Reap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.observed() {
-		s.reaped(ids, now)
-	}
-	for _, id := range ids {
-		s.live.end(id, "")
-	}
-	s.live.sweep(now.Add(-3 * s.leaseTTL))
+	s.reaped(ids, now)
 	if len(ids) > 0 {
 		s.log.Warn("leases expired", "tasks", len(ids))
 		for _, id := range ids {

@@ -287,7 +287,6 @@ func (s *Service) Cancel(ctx context.Context, project, id string) (store.TaskRec
 		return t, err
 	}
 	s.waiters.notify(id)
-	s.live.end(id, "")
 	s.workAvailable(ctx) // a running task's slot is freed
 	s.cancelled(&t)
 	return t, nil
