@@ -28,9 +28,12 @@ const (
 )
 
 // logForwarder sends one run's live log to a LogStreamer without ever
-// blocking the run: the sandbox's sink only appends to a buffer.
+// blocking the run: the sandbox's sink only appends to a buffer. The
+// goroutine that sends starts with the first chunk, so a run that logs
+// nothing costs nothing.
 type logForwarder struct {
 	src     LogStreamer
+	ctx     context.Context
 	taskID  string
 	leaseID string
 	onError func(error)
@@ -38,20 +41,19 @@ type logForwarder struct {
 	mu      sync.Mutex
 	pending []byte
 	stopped bool // nothing more is sent for this run
+	started bool // the sending goroutine runs
 
 	wake chan struct{} // something is pending (capacity 1)
 	quit chan struct{} // the run is over
-	done chan struct{} // the forwarding goroutine has returned
+	done chan struct{} // the sending goroutine has returned
 }
 
-// startLogForwarder starts forwarding a run's live log to src.
-func startLogForwarder(ctx context.Context, src LogStreamer, j *Job, onError func(error)) *logForwarder {
-	f := &logForwarder{
-		src: src, taskID: j.TaskID, leaseID: j.LeaseID, onError: onError,
+// newLogForwarder prepares forwarding a run's live log to src.
+func newLogForwarder(ctx context.Context, src LogStreamer, j *Job, onError func(error)) *logForwarder {
+	return &logForwarder{
+		src: src, ctx: ctx, taskID: j.TaskID, leaseID: j.LeaseID, onError: onError,
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 	}
-	go f.loop(ctx)
-	return f
 }
 
 // sink is the sandbox's LogSink: it queues chunk and returns at once.
@@ -66,6 +68,10 @@ func (f *logForwarder) sink(chunk []byte) {
 	default:
 		f.pending = append(f.pending, chunk...)
 	}
+	if !f.started {
+		f.started = true
+		go f.loop(f.ctx)
+	}
 	f.mu.Unlock()
 	select {
 	case f.wake <- struct{}{}:
@@ -76,8 +82,14 @@ func (f *logForwarder) sink(chunk []byte) {
 // stop ends forwarding: what is still pending is dropped (the result
 // carries the whole log). It waits for a call in flight to return.
 func (f *logForwarder) stop() {
+	f.mu.Lock()
+	started := f.started
+	f.started = true // no goroutine starts after this
+	f.mu.Unlock()
 	close(f.quit)
-	<-f.done
+	if started {
+		<-f.done
+	}
 }
 
 func (f *logForwarder) loop(ctx context.Context) {

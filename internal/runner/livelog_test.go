@@ -44,7 +44,7 @@ func (s *streamer) text() string {
 func TestLogForwarderInOrder(t *testing.T) {
 	t.Parallel()
 	src := &streamer{}
-	f := startLogForwarder(t.Context(), src, &Job{TaskID: "t_1", LeaseID: "l_1"}, nil)
+	f := newLogForwarder(t.Context(), src, &Job{TaskID: "t_1", LeaseID: "l_1"}, nil)
 	var want strings.Builder
 	for i := range 200 {
 		l := strings.Repeat(string(rune('a'+i%26)), i) + "\n"
@@ -70,7 +70,7 @@ func TestLogForwarderInOrder(t *testing.T) {
 func TestLogForwarderSlowSource(t *testing.T) {
 	t.Parallel()
 	src := &streamer{block: make(chan struct{}), entered: make(chan struct{}, 1)}
-	f := startLogForwarder(t.Context(), src, &Job{TaskID: "t_1", LeaseID: "l_1"}, nil)
+	f := newLogForwarder(t.Context(), src, &Job{TaskID: "t_1", LeaseID: "l_1"}, nil)
 	line := []byte(strings.Repeat("y", liveLogBatch-1) + "\n")
 	f.sink(line)
 	<-src.entered // the first batch is in flight, and blocked
@@ -87,5 +87,23 @@ func TestLogForwarderSlowSource(t *testing.T) {
 	f.stop()
 	if got := src.text(); got != string(line) {
 		t.Errorf("forwarded %d bytes, want only the first batch (%d)", len(got), len(line))
+	}
+}
+
+// TestLogForwarderIdle: a run that logs nothing starts no goroutine and
+// stops at once.
+func TestLogForwarderIdle(t *testing.T) {
+	t.Parallel()
+	f := newLogForwarder(t.Context(), nil, &Job{TaskID: "t_1", LeaseID: "l_1"}, nil)
+	f.stop()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.pending) != 0 {
+		t.Errorf("pending %q", f.pending)
+	}
+	select {
+	case <-f.done:
+		t.Error("the sending goroutine ran for a run that logged nothing")
+	default:
 	}
 }

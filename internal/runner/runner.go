@@ -510,7 +510,7 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 		}
 	}
 	if ls, ok := r.opts.Source.(LogStreamer); ok {
-		f := startLogForwarder(ctx, ls, &j, func(err error) {
+		f := newLogForwarder(ctx, ls, &j, func(err error) {
 			r.log.Warn("live log stopped", "task", j.TaskID, "err", err)
 		})
 		defer f.stop()
