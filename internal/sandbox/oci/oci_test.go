@@ -104,6 +104,7 @@ func TestOvercommit(t *testing.T) {
 		wg.Go(func() { outs[i] = run("60", 80) })
 	}
 	wg.Wait()
+	t.Logf("two 60 MiB hogs on a 96 MiB node: %q (%s) and %q (%s)", outs[0].Code, outs[0].Message, outs[1].Code, outs[1].Message)
 	var pressure, ok int
 	for _, o := range outs {
 		switch o.Code {

@@ -699,6 +699,7 @@ func (s *suite) forkBomb(t *testing.T) {
 	out := s.run(t, t.Context(), sp)
 	expect(t, out, "")
 	r := report(out.Stdout)
+	t.Logf("fork bomb: started %s processes, then: %s", r["started"], r["error"])
 	n, err := strconv.Atoi(r["started"])
 	if err != nil || n >= forkBombPids {
 		t.Errorf("started = %q, want fewer than %d processes", r["started"], forkBombPids)
