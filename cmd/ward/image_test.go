@@ -170,3 +170,20 @@ func TestWriteRunnersDrivers(t *testing.T) {
 		}
 	}
 }
+
+// TestContainerFlagsBad: bad container sandbox flags are usage errors,
+// found before anything starts.
+func TestContainerFlagsBad(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, "http://127.0.0.1:1")
+	for _, args := range [][]string{
+		{"dev", "--data", t.TempDir(), "--overcommit", "0.5"},
+		{"dev", "--data", t.TempDir(), "--oci-state", ""},
+		{"runner", "run", "https://127.0.0.1:1", "--dir", t.TempDir(), "--overcommit", "0"},
+	} {
+		r := c.run(t, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "--o") {
+			t.Errorf("%q: exit %d, stderr %q; want a usage error naming the flag", args, r.code, r.stderr)
+		}
+	}
+}
