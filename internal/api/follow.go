@@ -14,10 +14,9 @@ import (
 	"github.com/wardhq/ward/internal/store"
 )
 
-// liveLogSource is a Queue that serves the live logs of the runs it
-// leased (queue.Service does).
+// liveLogSource is a Queue that serves live logs (queue.Service does).
 type liveLogSource interface {
-	FollowLog(taskID, leaseID string) (*queue.LiveLog, bool)
+	FollowLog(project, taskID, leaseID string) (lg *queue.LiveLog, release func(), ok bool)
 }
 
 // Pacing of a followed log.
@@ -46,8 +45,9 @@ func parseFollow(v string) (bool, error) {
 // lines its run has streamed so far and then each new one, and once the
 // task has finished, what its stored log holds beyond what was sent; then
 // it ends. The call is audited as it starts, like a plain log read. Live
-// lines come from the runs this server leased; elsewhere the follower
-// sees the stored log when the task ends.
+// lines come from the runs this server leased and, when servers share a
+// store, from the others over the store's bus; without one, a run leased
+// elsewhere shows its stored log when the task ends.
 func (s *Server) followLog(w http.ResponseWriter, r *http.Request, c *call, rec store.TaskRecord) error {
 	ctx := r.Context()
 	out := w
@@ -91,9 +91,10 @@ func (s *Server) followLog(w http.ResponseWriter, r *http.Request, c *call, rec 
 		}
 		ended := false // the run followed live has ended
 		if rec.Status == ward.StatusRunning && live != nil {
-			if lg, ok := live.FollowLog(rec.ID, rec.LeaseID); ok {
+			if lg, release, ok := live.FollowLog(c.project, rec.ID, rec.LeaseID); ok {
 				f.attempt(rec.Attempts)
 				ended = f.stream(ctx, lg, extend)
+				release()
 			}
 		}
 		if ctx.Err() != nil || f.err != nil {

@@ -100,6 +100,7 @@ func (s *Server) InternalHandler() http.Handler {
 		return s.noContent(w, s.runners.Drained(r.Context(), id))
 	}))
 	mux.Handle("GET "+remote.PathCode+"{p}/{digest}", s.asRunner(s.runnerCode))
+	mux.Handle("POST "+remote.PathLog, s.asRunner(s.streamLog))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errNoRoute()) })
 	return s.withRequestID(s.withRecover(s.withAccessLog(mux)))
 }
@@ -283,6 +284,29 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, _ string) erro
 	}
 	s.writeJSON(w, r, status, resp)
 	return nil
+}
+
+// streamLog takes a chunk of a run's live log. A chunk of a lease that is
+// no longer the task's answers 409 stale_lease; so does every chunk where
+// the server keeps no live logs.
+func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, _ string) error {
+	var c runner.LogChunk
+	if err := decodeInternal(w, r, &c); err != nil {
+		return err
+	}
+	switch {
+	case c.Project == "" || c.TaskID == "" || c.LeaseID == "":
+		return ward.Errorf(ward.CodeInvalidArgument, "project, task_id and lease_id are required")
+	case c.Offset < 0:
+		return ward.FieldError("offset", "must not be negative")
+	case len(c.Data) > remote.MaxLogChunk:
+		return ward.Errorf(ward.CodeBodyTooLarge, "a log chunk holds at most %d bytes", remote.MaxLogChunk)
+	}
+	ls, ok := s.runners.(runner.LogStreamer)
+	if !ok {
+		return ward.ErrStaleLease
+	}
+	return s.noContent(w, ls.StreamLog(r.Context(), c))
 }
 
 func (s *Server) runnerCode(w http.ResponseWriter, r *http.Request, _ string) error {

@@ -34,32 +34,55 @@ func readAll(t *testing.T, lg *LiveLog, from int64) string {
 	}
 }
 
+// logWriter streams one run's log as its runner does, chunk after chunk.
+type logWriter struct {
+	q                    *Service
+	project, task, lease string
+	off                  int64
+}
+
+func (w *logWriter) write(text string) error {
+	c := runner.LogChunk{Project: w.project, TaskID: w.task, LeaseID: w.lease, Offset: w.off, Data: []byte(text)}
+	w.off += int64(len(text))
+	return w.q.StreamLog(context.Background(), c)
+}
+
+// follow returns a live log on q that must exist.
+func follow(t *testing.T, q *Service, task, lease string) *LiveLog {
+	t.Helper()
+	lg, release, ok := q.FollowLog("p", task, lease)
+	if !ok {
+		t.Fatalf("no live log of %s's run %s", task, lease)
+	}
+	t.Cleanup(release)
+	return lg
+}
+
 func TestLiveLogFollowAndEnd(t *testing.T) {
 	t.Parallel()
 	b := setup(t, ward.FunctionSpec{})
 	ctx := context.Background()
 	id := b.submit(t, ward.SubmitRequest{Function: "fn"})[0].Task.ID
-	if _, ok := b.q.FollowLog(id, "any"); ok {
+	if _, _, ok := b.q.FollowLog("p", id, "any"); ok {
 		t.Fatal("a queued task has a live log")
 	}
 	j := b.lease(t, 1)[0]
-	if err := b.q.StreamLog(ctx, id, j.LeaseID, []byte("one\n")); err != nil {
+	w := &logWriter{q: b.q, project: "p", task: id, lease: j.LeaseID}
+	if err := w.write("one\n"); err != nil {
 		t.Fatal(err)
 	}
-	lg, ok := b.q.FollowLog(id, j.LeaseID)
-	if !ok {
-		t.Fatal("no live log for the running task")
-	}
-	if _, ok := b.q.FollowLog(id, "other-lease"); ok {
+	lg := follow(t, b.q, id, j.LeaseID)
+	if _, _, ok := b.q.FollowLog("p", id, "other-lease"); ok {
 		t.Fatal("a live log for a lease the task does not hold")
 	}
-	if err := b.q.StreamLog(ctx, id, "other-lease", []byte("stale\n")); !errors.Is(err, ward.ErrStaleLease) {
+	stale := &logWriter{q: b.q, project: "p", task: id, lease: "other-lease"}
+	if err := stale.write("stale\n"); !errors.Is(err, ward.ErrStaleLease) {
 		t.Fatalf("chunk of another lease: %v, want stale_lease", err)
 	}
 	got := make(chan string, 1)
 	go func() { got <- readAll(t, lg, 0) }()
 	for _, c := range []string{"two\n", "three\n"} {
-		if err := b.q.StreamLog(ctx, id, j.LeaseID, []byte(c)); err != nil {
+		if err := w.write(c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -70,10 +93,10 @@ func TestLiveLogFollowAndEnd(t *testing.T) {
 	if s := <-got; s != "one\ntwo\nthree\n" {
 		t.Errorf("followed %q, want the chunks in order", s)
 	}
-	if err := b.q.StreamLog(ctx, id, j.LeaseID, []byte("late\n")); !errors.Is(err, ward.ErrStaleLease) {
+	if err := w.write("late\n"); !errors.Is(err, ward.ErrStaleLease) {
 		t.Fatalf("chunk after the end: %v, want stale_lease", err)
 	}
-	if _, ok := b.q.FollowLog(id, j.LeaseID); ok {
+	if _, _, ok := b.q.FollowLog("p", id, j.LeaseID); ok {
 		t.Error("the live log outlived its run")
 	}
 }
@@ -84,10 +107,7 @@ func TestLiveLogEndsOnCancelAndReap(t *testing.T) {
 	ctx := context.Background()
 	cancelled := b.submit(t, ward.SubmitRequest{Function: "fn"})[0].Task.ID
 	j := b.lease(t, 1)[0]
-	lg, ok := b.q.FollowLog(cancelled, j.LeaseID)
-	if !ok {
-		t.Fatal("no live log")
-	}
+	lg := follow(t, b.q, cancelled, j.LeaseID)
 	if _, err := b.q.Cancel(ctx, "p", cancelled); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +117,7 @@ func TestLiveLogEndsOnCancelAndReap(t *testing.T) {
 
 	reaped := b.submit(t, ward.SubmitRequest{Function: "fn"})[0].Task.ID
 	j = b.lease(t, 1)[0]
-	lg, _ = b.q.FollowLog(reaped, j.LeaseID)
+	lg = follow(t, b.q, reaped, j.LeaseID)
 	b.clock.add(11 * time.Second)
 	if err := b.q.Reap(ctx); err != nil {
 		t.Fatal(err)
@@ -115,11 +135,12 @@ func TestLiveLogSlowFollower(t *testing.T) {
 	ctx := context.Background()
 	id := b.submit(t, ward.SubmitRequest{Function: "fn"})[0].Task.ID
 	j := b.lease(t, 1)[0]
-	lg, _ := b.q.FollowLog(id, j.LeaseID)
-	line := []byte(strings.Repeat("x", 1023) + "\n")
+	lg := follow(t, b.q, id, j.LeaseID)
+	w := &logWriter{q: b.q, project: "p", task: id, lease: j.LeaseID}
+	line := strings.Repeat("x", 1023) + "\n"
 	const n = 2 * LiveLogBuffer / 1024
 	for range n {
-		if err := b.q.StreamLog(ctx, id, j.LeaseID, line); err != nil {
+		if err := w.write(line); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -41,6 +41,10 @@ type Options struct {
 	// Observer is told about submissions, rejections and finished tasks
 	// (default: nothing is told).
 	Observer Observer
+	// Bus, for a store several servers share, carries live logs between
+	// them, sealed with Keys; it is used only when both are set.
+	Bus  store.Broadcaster
+	Keys Sealer
 }
 
 // Service is the queue. It is safe for concurrent use.
@@ -67,6 +71,11 @@ type Service struct {
 	vaulted  vaultLog // tokens written to the vault today
 	obs      Observer
 	runs     runs // the runs this server leased: live logs, and what the Observer is told of their end
+
+	bus     store.Broadcaster // nil: live logs stay on the server that leased the run
+	keys    Sealer
+	busID   string  // this server on the bus
+	watches watches // runs leased elsewhere that followers here follow
 }
 
 // New returns a Service over st.
@@ -105,6 +114,9 @@ func New(opts Options) *Service {
 		notifier:   opts.Notifier,
 		obs:        opts.Observer,
 	}
+	if opts.Bus != nil && opts.Keys != nil {
+		s.bus, s.keys, s.busID = opts.Bus, opts.Keys, newBusID()
+	}
 	s.env = newCache(opts.ConfigTTL, opts.Now, s.loadEnv)
 	s.funcs = newCache(time.Second, opts.Now, s.loadFunction)
 	s.projects = newCache(time.Second, opts.Now, s.loadProject)
@@ -112,8 +124,9 @@ func New(opts Options) *Service {
 	return s
 }
 
-// Run reaps expired leases, and listens for work made available by other
-// servers when the store is shared, until ctx is done.
+// Run reaps expired leases, and, when the store is shared, listens for
+// work made available by other servers and for live logs on the bus,
+// until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(s.reapEvery)
 	defer t.Stop()
@@ -123,6 +136,14 @@ func (s *Service) Run(ctx context.Context) error {
 		go func() {
 			defer close(done)
 			_ = s.notifier.Listen(ctx, s.wake.broadcast)
+		}()
+	}
+	if s.bus != nil {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			_ = s.bus.Subscribe(ctx, func(msg []byte) { s.onBus(ctx, msg) })
 		}()
 	}
 	for {

@@ -29,6 +29,7 @@ type leasedRun struct {
 	started       time.Time // the lease: the run's start
 	platformTries int       // at the lease; a reaped task with as many as ward.PlatformRetries fails
 	log           *LiveLog
+	watchedUntil  time.Time // another server follows the live log until then
 }
 
 // open records the run of a lease granted at now; an older run of the
@@ -42,7 +43,7 @@ func (r *runs) open(l *store.Lease, now time.Time) {
 	run := &leasedRun{
 		leaseID: l.LeaseID, project: t.Project, function: t.Function,
 		due: t.RunAt, started: started, platformTries: t.PlatformTries,
-		log: &LiveLog{changed: make(chan struct{}), touched: now},
+		log: newLiveLog(now),
 	}
 	r.mu.Lock()
 	if r.m == nil {
@@ -64,6 +65,30 @@ func (r *runs) log(taskID, leaseID string) *LiveLog {
 		return run.log
 	}
 	return nil
+}
+
+// live returns the live log of taskID's run holding leaseID, or nil, and
+// whether another server follows it at now.
+func (r *runs) live(taskID, leaseID string, now time.Time) (*LiveLog, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if run := r.m[taskID]; run != nil && run.leaseID == leaseID {
+		return run.log, now.Before(run.watchedUntil)
+	}
+	return nil, false
+}
+
+// watched marks taskID's run holding leaseID as followed by another
+// server until until, and returns its project and live log (nil: no such
+// run).
+func (r *runs) watched(taskID, leaseID string, until time.Time) (string, *LiveLog) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if run := r.m[taskID]; run != nil && run.leaseID == leaseID {
+		run.watchedUntil = until
+		return run.project, run.log
+	}
+	return "", nil
 }
 
 // take ends taskID's run and returns it; with leaseID set, only that

@@ -10,11 +10,22 @@ import (
 // followers see lines before the task ends. A runner whose Source is not
 // one sends the log only with the result.
 type LogStreamer interface {
-	// StreamLog appends chunk to the live log of the run holding leaseID
-	// of taskID. Chunks come in order and are redacted lines of the log:
-	// together, a prefix of the log the result carries. A lease that is
-	// not the task's current one gets ward.ErrStaleLease.
-	StreamLog(ctx context.Context, taskID, leaseID string, chunk []byte) error
+	// StreamLog appends a chunk to the live log of its run. A run's chunks
+	// come in order and are redacted lines of its log: together, a prefix
+	// of the log the result carries. A lease that is not the task's
+	// current one may get ward.ErrStaleLease.
+	StreamLog(ctx context.Context, c LogChunk) error
+}
+
+// LogChunk is a piece of a run's live log.
+type LogChunk struct {
+	Project string `json:"project"`
+	TaskID  string `json:"task_id"`
+	LeaseID string `json:"lease_id"`
+	// Offset is where Data starts in the run's log: the bytes of the
+	// run's earlier chunks.
+	Offset int64  `json:"offset"`
+	Data   []byte `json:"data"`
 }
 
 // Live log forwarding: chunks are gathered for up to liveLogDelay, or
@@ -34,9 +45,11 @@ const (
 type logForwarder struct {
 	src     LogStreamer
 	ctx     context.Context
+	project string
 	taskID  string
 	leaseID string
 	onError func(error)
+	sent    int64 // bytes sent so far (only the sending goroutine touches it)
 
 	mu      sync.Mutex
 	pending []byte
@@ -51,7 +64,7 @@ type logForwarder struct {
 // newLogForwarder prepares forwarding a run's live log to src.
 func newLogForwarder(ctx context.Context, src LogStreamer, j *Job, onError func(error)) *logForwarder {
 	return &logForwarder{
-		src: src, ctx: ctx, taskID: j.TaskID, leaseID: j.LeaseID, onError: onError,
+		src: src, ctx: ctx, project: j.Project, taskID: j.TaskID, leaseID: j.LeaseID, onError: onError,
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 	}
 }
@@ -123,7 +136,9 @@ func (f *logForwarder) loop(ctx context.Context) {
 		if stopped || len(chunk) == 0 {
 			continue
 		}
-		if err := f.src.StreamLog(ctx, f.taskID, f.leaseID, chunk); err != nil {
+		c := LogChunk{Project: f.project, TaskID: f.taskID, LeaseID: f.leaseID, Offset: f.sent, Data: chunk}
+		f.sent += int64(len(chunk))
+		if err := f.src.StreamLog(ctx, c); err != nil {
 			// A chunk that may not have arrived leaves a gap: stop.
 			f.mu.Lock()
 			f.stopped, f.pending = true, nil

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -16,8 +17,8 @@ type streamer struct {
 	entered chan struct{}
 }
 
-func (s *streamer) StreamLog(ctx context.Context, taskID, leaseID string, chunk []byte) error {
-	if taskID != "t_1" || leaseID != "l_1" {
+func (s *streamer) StreamLog(ctx context.Context, c LogChunk) error {
+	if c.Project != "p" || c.TaskID != "t_1" || c.LeaseID != "l_1" {
 		panic("wrong run")
 	}
 	if s.entered != nil {
@@ -30,8 +31,11 @@ func (s *streamer) StreamLog(ctx context.Context, taskID, leaseID string, chunk 
 		<-s.block
 	}
 	s.mu.Lock()
-	s.chunks = append(s.chunks, string(chunk))
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if got := int64(len(strings.Join(s.chunks, ""))); c.Offset != got {
+		panic(fmt.Sprintf("chunk at offset %d after %d bytes", c.Offset, got))
+	}
+	s.chunks = append(s.chunks, string(c.Data))
 	return nil
 }
 
@@ -44,7 +48,7 @@ func (s *streamer) text() string {
 func TestLogForwarderInOrder(t *testing.T) {
 	t.Parallel()
 	src := &streamer{}
-	f := newLogForwarder(t.Context(), src, &Job{TaskID: "t_1", LeaseID: "l_1"}, nil)
+	f := newLogForwarder(t.Context(), src, &Job{Project: "p", TaskID: "t_1", LeaseID: "l_1"}, nil)
 	var want strings.Builder
 	for i := range 200 {
 		l := strings.Repeat(string(rune('a'+i%26)), i) + "\n"
@@ -70,7 +74,7 @@ func TestLogForwarderInOrder(t *testing.T) {
 func TestLogForwarderSlowSource(t *testing.T) {
 	t.Parallel()
 	src := &streamer{block: make(chan struct{}), entered: make(chan struct{}, 1)}
-	f := newLogForwarder(t.Context(), src, &Job{TaskID: "t_1", LeaseID: "l_1"}, nil)
+	f := newLogForwarder(t.Context(), src, &Job{Project: "p", TaskID: "t_1", LeaseID: "l_1"}, nil)
 	line := []byte(strings.Repeat("y", liveLogBatch-1) + "\n")
 	f.sink(line)
 	<-src.entered // the first batch is in flight, and blocked
@@ -94,7 +98,7 @@ func TestLogForwarderSlowSource(t *testing.T) {
 // stops at once.
 func TestLogForwarderIdle(t *testing.T) {
 	t.Parallel()
-	f := newLogForwarder(t.Context(), nil, &Job{TaskID: "t_1", LeaseID: "l_1"}, nil)
+	f := newLogForwarder(t.Context(), nil, &Job{Project: "p", TaskID: "t_1", LeaseID: "l_1"}, nil)
 	f.stop()
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -234,8 +234,9 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.Alerts = alert.New(alert.Options{Store: s.Store, Rejections: s.Metrics, OnSurge: s.auditSurge, Logger: cfg.Logger, Now: cfg.Now,
 		Interval: cfg.AlertInterval, Timeout: cfg.AlertTimeout, Holder: holder})
 	notifier, _ := s.db.(store.Notifier)
+	bus, _ := s.db.(store.Broadcaster)
 	s.Queue = queue.New(queue.Options{Store: s.Store, Logger: cfg.Logger, Now: cfg.Now, LeaseTTL: cfg.LeaseTTL, Tokens: s.keys, Notifier: notifier,
-		Observer: s.Metrics})
+		Observer: s.Metrics, Bus: bus, Keys: s.keys})
 	if !cfg.NoRunner {
 		var more []sandbox.Sandbox
 		if cfg.Containers.On {

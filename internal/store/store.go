@@ -464,3 +464,21 @@ type Notifier interface {
 	// effort: a server that misses it finds the work at its next poll.
 	Notify(ctx context.Context)
 }
+
+// Broadcaster is implemented by stores several servers share: it carries
+// short messages between the servers, for what they keep in memory only
+// (the live logs of running tasks). It is best effort: a message may be
+// lost (a subscriber that was disconnected misses what was broadcast
+// meanwhile), and messages of different publishers may arrive in any
+// order; one publisher's messages, sent one after another, arrive in order.
+type Broadcaster interface {
+	// Broadcast sends msg, at most MaxBroadcast bytes of any content, to
+	// every subscriber, the publisher's own included.
+	Broadcast(ctx context.Context, msg []byte) error
+	// Subscribe calls fn with every message broadcast, one at a time, until
+	// ctx ends. A lost connection is re-established. fn must not keep msg.
+	Subscribe(ctx context.Context, fn func(msg []byte)) error
+}
+
+// MaxBroadcast is the largest message a Broadcaster carries.
+const MaxBroadcast = 5000

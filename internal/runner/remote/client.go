@@ -39,7 +39,10 @@ type Client struct {
 	onCA func(pem []byte) (*tls.Config, error)
 }
 
-var _ runner.Source = (*Client)(nil)
+var (
+	_ runner.Source      = (*Client)(nil)
+	_ runner.LogStreamer = (*Client)(nil)
+)
 
 // NewClient returns a Client for the servers at bases ("https://host:port")
 // with tlsConf presenting the runner's certificate. onCA, when not nil, is
@@ -181,6 +184,23 @@ func (c *Client) Complete(ctx context.Context, results []runner.Result) ([]error
 // some room for the rest.
 func resultSize(r *runner.Result) int {
 	return (len(r.Stdout)+len(r.Stderr))*4/3 + len(r.Message) + 512
+}
+
+// StreamLog implements runner.LogStreamer: the chunk goes to the server,
+// which serves it to followers on any server of the cluster. A chunk over
+// MaxLogChunk goes in several calls.
+func (c *Client) StreamLog(ctx context.Context, chunk runner.LogChunk) error {
+	data := chunk.Data
+	for len(data) > 0 {
+		n := min(len(data), MaxLogChunk)
+		chunk.Data = data[:n]
+		if _, err := c.call(ctx, PathLog, &chunk, nil); err != nil {
+			return err
+		}
+		chunk.Offset += int64(n)
+		data = data[n:]
+	}
+	return nil
 }
 
 // Release implements runner.Source.

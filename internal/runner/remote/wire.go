@@ -23,8 +23,12 @@ const (
 	PathComplete  = "/internal/v1/complete"
 	PathRelease   = "/internal/v1/release"
 	PathDrained   = "/internal/v1/drained"
+	PathLog       = "/internal/v1/log"   // body: a runner.LogChunk
 	PathCode      = "/internal/v1/code/" // + {project}/{digest}
 )
+
+// MaxLogChunk bounds the text of one live log chunk.
+const MaxLogChunk = 1 << 20
 
 // MaxLeaseWait bounds one lease long-poll.
 const MaxLeaseWait = 30_000_000_000 // 30s, in nanoseconds as LeaseRequest.Wait travels

@@ -8,6 +8,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +26,10 @@ import (
 type Store struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
+	// The LISTEN/NOTIFY channels of this store's schema: channels are
+	// database-wide, and stores in other schemas of the database must not
+	// hear each other.
+	workChannel, busChannel string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -53,7 +59,14 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	if applied > 0 {
 		logger.Info("postgres: applied migrations", "count", applied)
 	}
-	return &Store{pool: pool, log: logger}, nil
+	var schema string
+	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: read the schema: %w", err)
+	}
+	sum := sha256.Sum256([]byte(schema))
+	suffix := "_" + hex.EncodeToString(sum[:8])
+	return &Store{pool: pool, log: logger, workChannel: "ward_work" + suffix, busChannel: "ward_bus" + suffix}, nil
 }
 
 // Close closes the connection pool, waiting for connections in use.

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -338,5 +339,77 @@ func TestNotify(t *testing.T) {
 		if !heard {
 			t.Fatalf("notification %d never heard", i)
 		}
+	}
+}
+
+// TestBroadcast: a message of any bytes, up to MaxBroadcast, reaches the
+// subscribers of every store on the same schema, the sender's own
+// included, and none on another schema; a bigger one is refused.
+func TestBroadcast(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	a, b := openTest(t, dsn), openTest(t, dsn)
+	other := openTest(t, pgtest.DSN(t))
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	subscribe := func(s *Store) chan []byte {
+		got := make(chan []byte, 64)
+		wg.Go(func() {
+			_ = s.Subscribe(ctx, func(msg []byte) { got <- bytes.Clone(msg) })
+		})
+		return got
+	}
+	fromA, fromB, fromOther := subscribe(a), subscribe(b), subscribe(other)
+
+	msg := make([]byte, store.MaxBroadcast)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	// The subscribers may not be LISTENing yet: send until both hear one.
+	heard := func(ch chan []byte) bool {
+		select {
+		case m := <-ch:
+			if !bytes.Equal(m, msg) {
+				t.Fatalf("heard %d bytes, not the %d sent", len(m), len(msg))
+			}
+			return true
+		case <-time.After(100 * time.Millisecond):
+			return false
+		}
+	}
+	okA, okB := false, false
+	for try := 0; try < 100 && !(okA && okB); try++ {
+		if err := b.Broadcast(ctx, msg); err != nil {
+			t.Fatalf("Broadcast: %v", err)
+		}
+		okA = okA || heard(fromA)
+		okB = okB || heard(fromB)
+	}
+	if !okA || !okB {
+		t.Fatalf("heard by a: %v, by the sender: %v", okA, okB)
+	}
+	// Messages that follow arrive in order.
+	for i := range 5 {
+		if err := a.Broadcast(ctx, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 5; {
+		m := <-fromB
+		if len(m) != 1 {
+			continue // a late copy of the probe
+		}
+		if m[0] != byte(i) {
+			t.Fatalf("message %d arrived as %d", i, m[0])
+		}
+		i++
+	}
+	select {
+	case m := <-fromOther:
+		t.Fatalf("a store on another schema heard %d bytes", len(m))
+	default:
+	}
+	if err := a.Broadcast(ctx, make([]byte, store.MaxBroadcast+1)); err == nil {
+		t.Fatal("a message over MaxBroadcast was sent")
 	}
 }
