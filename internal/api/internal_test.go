@@ -200,6 +200,63 @@ func TestRemoteCompletionOfALostLeaseIsFenced(t *testing.T) {
 	}
 }
 
+// A remote runner streams a run's live log; followers read it while the
+// run goes on. Bad chunks are refused with their code and change nothing.
+func TestRemoteLiveLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	url := e.internalAPI()
+	_, c := e.joined(url)
+	e.function("alpha", "fn", ward.DefaultSpec())
+	task := e.submit("alpha", e.admin, ward.SubmitRequest{Function: "fn", Payload: json.RawMessage(`{}`)})
+	jobs, err := c.Lease(e.ctx, &runner.LeaseRequest{Max: 1, FreeMemoryMB: 1024})
+	if err != nil || len(jobs) != 1 || jobs[0].TaskID != task.ID {
+		t.Fatalf("lease: %v, %v", jobs, err)
+	}
+	j := jobs[0]
+	chunk := runner.LogChunk{Project: "alpha", TaskID: j.TaskID, LeaseID: j.LeaseID, Data: []byte("one\n")}
+	if err := c.StreamLog(e.ctx, chunk); err != nil {
+		t.Fatal(err)
+	}
+	chunk.Offset, chunk.Data = 4, []byte("two\n")
+	if err := c.StreamLog(e.ctx, chunk); err != nil {
+		t.Fatal(err)
+	}
+	lg, release, ok := e.q.FollowLog("alpha", j.TaskID, j.LeaseID)
+	if !ok {
+		t.Fatal("no live log of the remote run")
+	}
+	defer release()
+	if b, at, err := lg.Read(e.ctx, 0); err != nil || at != 0 || string(b) != "one\ntwo\n" {
+		t.Fatalf("live log %q at %d, %v", b, at, err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		chunk  runner.LogChunk
+		status int
+		code   ward.Code
+	}{
+		{"no task", runner.LogChunk{Project: "alpha", LeaseID: j.LeaseID, Data: []byte("x")}, http.StatusBadRequest, ward.CodeInvalidArgument},
+		{"negative offset", runner.LogChunk{Project: "alpha", TaskID: j.TaskID, LeaseID: j.LeaseID, Offset: -1, Data: []byte("x")}, http.StatusBadRequest, ward.CodeInvalidArgument},
+		{"too big", runner.LogChunk{Project: "alpha", TaskID: j.TaskID, LeaseID: j.LeaseID, Offset: 8, Data: make([]byte, remote.MaxLogChunk+1)}, http.StatusRequestEntityTooLarge, ward.CodeBodyTooLarge},
+		{"stale lease", runner.LogChunk{Project: "alpha", TaskID: j.TaskID, LeaseID: "l_other", Offset: 8, Data: []byte("x")}, http.StatusConflict, ward.CodeStaleLease},
+	} {
+		r := e.internalPost(url, c, remote.PathLog, tc.chunk)
+		if r.status != tc.status || !strings.Contains(string(r.body), `"`+string(tc.code)+`"`) {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, r.status, r.body, tc.status, tc.code)
+		}
+	}
+	if end := lg.End(); end != 8 {
+		t.Errorf("refused chunks changed the live log: it ends at %d", end)
+	}
+	// A bad JSON body.
+	r := e.internalPost(url, c, remote.PathLog, map[string]any{"task_id": 5})
+	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `"invalid_json"`) {
+		t.Errorf("bad body: %d %s", r.status, r.body)
+	}
+}
+
 // internalPost sends one raw request over c's TLS identity.
 func (e *testEnv) internalPost(url string, _ *remote.Client, path string, body any) response {
 	e.t.Helper()
@@ -287,7 +344,7 @@ func TestInternalAPIRefusesStrangers(t *testing.T) {
 	trustServer.AddCert(e.ca.Cert())
 
 	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: trustServer, MinVersion: tls.VersionTLS13}}}
-	for _, path := range []string{remote.PathRegister, remote.PathLease, remote.PathHeartbeat, remote.PathComplete, remote.PathRelease, remote.PathDrained} {
+	for _, path := range []string{remote.PathRegister, remote.PathLease, remote.PathHeartbeat, remote.PathComplete, remote.PathRelease, remote.PathDrained, remote.PathLog} {
 		r := rawPost(t, noCert, url+path, map[string]any{})
 		if r.status != http.StatusUnauthorized || !strings.Contains(string(r.body), `"unauthenticated"`) {
 			t.Errorf("%s without a certificate: %d %s", path, r.status, r.body)

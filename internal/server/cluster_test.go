@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -420,4 +421,65 @@ func runnerByID(t *testing.T, cl *client.Client, id string) ward.Runner {
 	}
 	t.Fatalf("runner %s not listed", id)
 	return ward.Runner{}
+}
+
+// TestFollowLogAcrossServers runs two `ward server` processes on one
+// PostgreSQL store and a remote `ward runner` that reports to the first:
+// a follower of the second server gets the task's first lines, its secret
+// redacted, while the task still runs, then the rest, exactly once.
+func TestFollowLogAcrossServers(t *testing.T) {
+	bin := wardBinary(t)
+	c := newCluster(t, bin, pgtest.DSN(t), pgtest.DSN(t), 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p := ward.DefaultProject
+	if _, err := c.admin.PutFunction(ctx, p, "slowlog", ward.FunctionSpec{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.admin.UploadCode(ctx, p, "slowlog", sandboxtest.GoModule(t, sandboxtest.GoSlowLog)); err != nil {
+		t.Fatal(err)
+	}
+	const secret = "cluster-live-log-secret"
+	if _, err := c.admin.PutSecret(ctx, p, "slowlog", "TOKEN", []byte(secret)); err != nil {
+		t.Fatal(err)
+	}
+	c.runner("log-runner", c.internal[:1])
+	tk, err := c.admin.Submit(ctx, p, ward.SubmitRequest{Function: "slowlog", Payload: json.RawMessage(`3000`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := c.adminAt(1)
+	pr, pw := io.Pipe()
+	followed := make(chan error, 1)
+	go func() {
+		err := second.FollowLog(ctx, p, tk.ID, pw)
+		pw.CloseWithError(err)
+		followed <- err
+	}()
+	lines := bufio.NewReader(pr)
+	var got strings.Builder
+	for _, want := range []string{"first line\n", "secret TOKEN=[REDACTED]\n"} {
+		l, err := lines.ReadString('\n')
+		if err != nil || l != want {
+			t.Fatalf("followed line %q (%v), want %q; so far %q", l, err, want, got.String())
+		}
+		got.WriteString(l)
+	}
+	if now, err := second.GetTask(ctx, p, tk.ID); err != nil || now.Status != ward.StatusRunning {
+		t.Fatalf("task is %s (%v) once its first lines were followed on the other server, want running", now.Status, err)
+	}
+	rest, err := io.ReadAll(lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-followed; err != nil {
+		t.Fatalf("FollowLog: %v", err)
+	}
+	const want = "first line\nsecret TOKEN=[REDACTED]\nsecond line\n"
+	if all := got.String() + string(rest); all != want {
+		t.Errorf("followed log = %q, want %q", all, want)
+	}
+	if done, err := second.GetTask(ctx, p, tk.ID); err != nil || done.Status != ward.StatusSucceeded {
+		t.Errorf("task is %s (%v) once the followed log ended, want succeeded", done.Status, err)
+	}
 }
