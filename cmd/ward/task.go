@@ -324,9 +324,8 @@ func newTaskLogCmd(g *globals) *cobra.Command {
 replaced by [REDACTED]. A task's log exists once it has finished; with
 --follow, ward waits for a queued task to start, prints the lines of a running
 one as they are written, and returns once the task has finished and its whole
-log was printed. Live lines come from runners in the server's own process
-(always, with ward dev); for a task run by a remote runner, the log appears
-when the task ends.`
+log was printed. Live lines come from every runner, local or remote, and
+reach a follower on any server of a cluster.`
 	cmd.Example = "  ward task log t_01J…\n  ward task log -f t_01J…"
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "print the log as the task runs, until it ends")
 	return cmd
