@@ -29,7 +29,7 @@ func ParseStatsWindow(s string) (time.Duration, error) {
 type Stats struct {
 	// WindowS is the window of the Submitted, Finished, Failed and wait
 	// figures, in seconds: [At − window, At).
-	WindowS float64 `json:"window_s"`
+	WindowS float64   `json:"window_s"`
 	At      time.Time `json:"at"`
 	// Functions are the project's functions by name (only the one asked
 	// for with ?function=), at most MaxStatsFunctions.
