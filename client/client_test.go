@@ -101,6 +101,8 @@ func jsonEqual(t *testing.T, got []byte, want string) {
 
 const taskJSON = `{"id":"t_1","project":"p","function":"resize","status":"queued","priority":1,"attempts":0,"max_attempts":3,"timeout_s":30,"created_at":"2026-01-02T03:04:05Z","run_at":"2026-01-02T03:04:05Z","labels":{"k":"v"},"payload_size":2}`
 
+const statsJSON = `{"window_s":90,"at":"2026-01-02T03:04:05Z","functions":[{"function":"resize","queued":3,"delayed":1,"running":2,"submitted":9,"finished":5,"failed":1,"wait_p50_ms":2,"wait_p95_ms":12.5}],"total":{"queued":3,"delayed":1,"running":2,"submitted":9,"finished":5,"failed":1}}`
+
 const functionJSON = `{"project":"p","name":"resize","spec":{"runtime":"wasm","limits":{"memory_mb":64,"timeout_s":30,"max_concurrency":0,"max_payload_kb":256},"retries":{"max_attempts":1,"backoff_s":5},"input":{},"retention_days":7},"code_digest":"sha256:ab","code_version":2,"created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-02T03:04:05Z"}`
 
 func TestRoutes(t *testing.T) {
@@ -306,6 +308,27 @@ func TestRoutes(t *testing.T) {
 					t.Errorf("list = %+v", l)
 				}
 			},
+		},
+		{
+			name: "Stats",
+			call: func(c *Client) (any, error) {
+				return c.Stats(ctx, "p", StatsOptions{Window: 90 * time.Second, Function: "resize"})
+			},
+			respBody: statsJSON,
+			method:   "GET", path: "/v1/projects/p/stats", query: "function=resize&window=1m30s",
+			check: func(t *testing.T, got any) {
+				s := got.(ward.Stats)
+				if s.WindowS != 90 || len(s.Functions) != 1 || s.Functions[0].Function != "resize" || s.Functions[0].Queued != 3 ||
+					s.Functions[0].WaitP95Ms == nil || *s.Functions[0].WaitP95Ms != 12.5 || s.Total.Failed != 1 || s.Total.WaitP50Ms != nil {
+					t.Errorf("stats = %+v", s)
+				}
+			},
+		},
+		{
+			name:     "Stats default window",
+			call:     func(c *Client) (any, error) { return c.Stats(ctx, "p", StatsOptions{}) },
+			respBody: `{"window_s":60,"at":"2026-01-02T03:04:05Z","functions":[],"total":{"queued":0,"delayed":0,"running":0,"submitted":0,"finished":0,"failed":0}}`,
+			method:   "GET", path: "/v1/projects/p/stats",
 		},
 		{
 			name:     "ListTasks empty options and null list",
@@ -606,6 +629,12 @@ func TestBadResponses(t *testing.T) {
 		}},
 		{"invoke without task id", reply{body: "ok"}, func(c *Client) error { _, err := c.Invoke(ctx, "p", "f", nil); return err }},
 		{"invoke with a bad task id", reply{body: "ok", header: map[string]string{"Ward-Task-Id": "../t_1"}}, func(c *Client) error { _, err := c.Invoke(ctx, "p", "f", nil); return err }},
+		{"stats without functions", reply{body: `{"window_s":60,"at":"2026-01-02T03:04:05Z","total":{}}`}, func(c *Client) error { _, err := c.Stats(ctx, "p", StatsOptions{}); return err }},
+		{"stats without a window", reply{body: strings.Replace(statsJSON, `"window_s":90`, `"window_s":0`, 1)}, func(c *Client) error { _, err := c.Stats(ctx, "p", StatsOptions{}); return err }},
+		{"stats row without a name", reply{body: strings.Replace(statsJSON, `"function":"resize",`, ``, 1)}, func(c *Client) error { _, err := c.Stats(ctx, "p", StatsOptions{}); return err }},
+		{"stats with a negative count", reply{body: strings.Replace(statsJSON, `"queued":3`, `"queued":-3`, 1)}, func(c *Client) error { _, err := c.Stats(ctx, "p", StatsOptions{}); return err }},
+		{"stats with more failed than finished", reply{body: strings.Replace(statsJSON, `"failed":1}}`, `"failed":6}}`, 1)}, func(c *Client) error { _, err := c.Stats(ctx, "p", StatsOptions{}); return err }},
+		{"stats with a negative wait", reply{body: strings.Replace(statsJSON, `"wait_p50_ms":2`, `"wait_p50_ms":-2`, 1)}, func(c *Client) error { _, err := c.Stats(ctx, "p", StatsOptions{}); return err }},
 		{"health not ok", reply{body: `{"status":"starting"}`}, func(c *Client) error { return c.Health(ctx) }},
 	}
 	for _, tt := range tests {

@@ -95,3 +95,29 @@ func FuzzDecodeTaskList(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeStats(f *testing.F) {
+	f.Add([]byte(statsJSON))
+	f.Add([]byte(`{"window_s":60,"at":"2026-01-02T03:04:05Z","functions":[],"total":{}}`))
+	f.Add([]byte(`{"window_s":60,"at":"2026-01-02T03:04:05Z","functions":[{}],"total":{}}`))
+	f.Add([]byte(`{"window_s":-1,"functions":null,"total":null,"at":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var s statsView
+		if err := decodeStrict(data, &s); err != nil {
+			return
+		}
+		if s.WindowS <= 0 {
+			t.Fatalf("accepted stats without a window: %q", data)
+		}
+		for _, fs := range append(s.Functions, s.Total) {
+			if min(fs.Queued, fs.Delayed, fs.Running, fs.Submitted, fs.Finished, fs.Failed) < 0 || fs.Failed > fs.Finished {
+				t.Fatalf("accepted implausible figures: %+v", fs)
+			}
+		}
+		for _, fs := range s.Functions {
+			if fs.Function == "" {
+				t.Fatalf("accepted a row without a name: %q", data)
+			}
+		}
+	})
+}

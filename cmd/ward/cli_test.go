@@ -106,19 +106,19 @@ func TestResolveSettings(t *testing.T) {
 			flags: flagValues{Output: "json", Project: "default"},
 			env:   map[string]string{"WARD_SERVER": "http://env:1", "WARD_TOKEN": "env-token", "WARD_PROJECT": "envproj"},
 			file:  &fileCtx,
-			want:  settings{Server: "http://env:1", Token: "env-token", Project: "envproj", Output: "json"},
+			want:  settings{Server: "http://env:1", Token: "env-token", Project: "envproj", ProjectSet: true, Output: "json"},
 		},
 		{
 			name:  "flags beat the environment",
 			flags: flagValues{Server: "http://flag:1", Token: "flag-token", Project: "flagproj", ProjectSet: true, Output: "table"},
 			env:   map[string]string{"WARD_SERVER": "http://env:1", "WARD_TOKEN": "env-token", "WARD_PROJECT": "envproj"},
-			want:  settings{Server: "http://flag:1", Token: "flag-token", Project: "flagproj", Output: "table"},
+			want:  settings{Server: "http://flag:1", Token: "flag-token", Project: "flagproj", ProjectSet: true, Output: "table"},
 		},
 		{
 			name:  "an explicit --project default beats WARD_PROJECT",
 			flags: flagValues{Project: "default", ProjectSet: true, Output: "table"},
 			env:   map[string]string{"WARD_PROJECT": "envproj", "WARD_SERVER": "http://env:1", "WARD_TOKEN": "t"},
-			want:  settings{Server: "http://env:1", Token: "t", Project: "default", Output: "table"},
+			want:  settings{Server: "http://env:1", Token: "t", Project: "default", ProjectSet: true, Output: "table"},
 		},
 		{
 			name:  "the file's token is not sent to another server",

@@ -54,7 +54,10 @@ type settings struct {
 	Server  string
 	Token   string
 	Project string
-	Output  string
+	// ProjectSet says the project was named (--project or WARD_PROJECT)
+	// rather than taken by default.
+	ProjectSet bool
+	Output     string
 	// ContextErr is why the context file could not be read, reported only if
 	// it was needed (no server from flags or environment).
 	ContextErr error
@@ -100,11 +103,11 @@ func resolveSettings(f flagValues, getenv func(string) string, loadContext func(
 	if s.Output != outputTable && s.Output != outputJSON {
 		return settings{}, usagef("--output must be %q or %q", outputTable, outputJSON)
 	}
-	s.Project = f.Project
+	s.Project, s.ProjectSet = f.Project, f.ProjectSet
 	if !f.ProjectSet {
 		s.Project = ward.DefaultProject
 		if p := getenv("WARD_PROJECT"); p != "" {
-			s.Project = p
+			s.Project, s.ProjectSet = p, true
 		}
 	}
 	if !ward.ValidName(s.Project) {

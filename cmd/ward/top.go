@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -15,15 +18,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/client"
 )
 
-// snapshot is what top reads of one scrape, for one project, by function.
+// snapshot is what top reads of one scrape of GET /metrics, by project
+// and function.
 type snapshot struct {
-	depth, running map[string]float64
-	finished       map[string]float64 // every terminal status
-	failed         map[string]float64
-	wait           map[string]histogram
+	depth, running map[fnKey]float64
+	finished       map[fnKey]float64 // every terminal status
+	failed         map[fnKey]float64
+	wait           map[fnKey]histogram
 }
+
+// fnKey names a function of a project.
+type fnKey struct{ project, function string }
 
 // histogram is a cumulative Prometheus histogram: counts[i] observations
 // at or below bounds[i].
@@ -34,89 +42,123 @@ type histogram struct {
 
 // topRow is one function's line.
 type topRow struct {
-	function        string
-	depth, running  float64
-	waitP95         float64 // seconds; NaN: nothing finished in the interval
-	perSec, failSec float64
+	project, function string
+	depth, running    float64
+	waitP95           float64 // seconds; NaN: nothing that ran finished in the window
+	perSec, failSec   float64
 }
 
-// parseSnapshot reads the metrics of project from a text-format scrape.
-func parseSnapshot(text []byte, project string) (snapshot, error) {
+// statsRows are the lines of a project's stats: queued and running now,
+// the rest over the stats' window.
+func statsRows(st ward.Stats) []topRow {
+	secs := max(st.WindowS, 1e-9)
+	rows := make([]topRow, 0, len(st.Functions))
+	for _, fs := range st.Functions {
+		wait := math.NaN()
+		if fs.WaitP95Ms != nil {
+			wait = *fs.WaitP95Ms / 1000
+		}
+		rows = append(rows, topRow{function: fs.Function, depth: float64(fs.Queued), running: float64(fs.Running),
+			waitP95: wait, perSec: float64(fs.Finished) / secs, failSec: float64(fs.Failed) / secs})
+	}
+	sortRows(rows)
+	return rows
+}
+
+// statsWindow is the stats window of a refresh interval: the interval,
+// within the window's bounds.
+func statsWindow(interval time.Duration) time.Duration {
+	return min(max(interval, ward.MinStatsWindow), ward.MaxStatsWindow)
+}
+
+// parseSnapshot reads the metrics of every project from a text-format
+// scrape.
+func parseSnapshot(text []byte) (snapshot, error) {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(bytes.NewReader(text))
 	if err != nil {
 		return snapshot{}, fmt.Errorf("reading the metrics: %w", err)
 	}
-	s := snapshot{depth: map[string]float64{}, running: map[string]float64{}, finished: map[string]float64{},
-		failed: map[string]float64{}, wait: map[string]histogram{}}
-	each := func(name string, f func(fn string, m *dto.Metric)) {
+	s := snapshot{depth: map[fnKey]float64{}, running: map[fnKey]float64{}, finished: map[fnKey]float64{},
+		failed: map[fnKey]float64{}, wait: map[fnKey]histogram{}}
+	each := func(name string, f func(k fnKey, m *dto.Metric)) {
 		fam := families[name]
 		if fam == nil {
 			return
 		}
 		for _, m := range fam.GetMetric() {
-			labels := map[string]string{}
+			var k fnKey
 			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
+				switch l.GetName() {
+				case "project":
+					k.project = l.GetValue()
+				case "function":
+					k.function = l.GetValue()
+				}
 			}
-			if labels["project"] == project {
-				f(labels["function"], m)
-			}
+			f(k, m)
 		}
 	}
-	each("ward_queue_depth", func(fn string, m *dto.Metric) { s.depth[fn] += m.GetGauge().GetValue() })
-	each("ward_tasks_running", func(fn string, m *dto.Metric) { s.running[fn] += m.GetGauge().GetValue() })
-	each("ward_tasks_finished_total", func(fn string, m *dto.Metric) {
+	each("ward_queue_depth", func(k fnKey, m *dto.Metric) { s.depth[k] += m.GetGauge().GetValue() })
+	each("ward_tasks_running", func(k fnKey, m *dto.Metric) { s.running[k] += m.GetGauge().GetValue() })
+	each("ward_tasks_finished_total", func(k fnKey, m *dto.Metric) {
 		v := m.GetCounter().GetValue()
-		s.finished[fn] += v
+		s.finished[k] += v
 		for _, l := range m.GetLabel() {
 			if l.GetName() == "status" && l.GetValue() == string(ward.StatusFailed) {
-				s.failed[fn] += v
+				s.failed[k] += v
 			}
 		}
 	})
-	each("ward_task_wait_seconds", func(fn string, m *dto.Metric) {
+	each("ward_task_wait_seconds", func(k fnKey, m *dto.Metric) {
 		var h histogram
 		for _, b := range m.GetHistogram().GetBucket() {
 			h.bounds = append(h.bounds, b.GetUpperBound())
 			h.counts = append(h.counts, float64(b.GetCumulativeCount()))
 		}
-		s.wait[fn] = h
+		s.wait[k] = h
 	})
 	return s, nil
 }
 
-// topRows compares two snapshots taken d apart: queue depth and running as
+// topRows compares two scrapes taken d apart: queue depth and running as
 // of cur, the rest over the interval.
 func topRows(prev, cur snapshot, d time.Duration) []topRow {
-	names := map[string]bool{}
-	for _, m := range []map[string]float64{cur.depth, cur.running, cur.finished} {
-		for fn := range m {
-			names[fn] = true
+	names := map[fnKey]bool{}
+	for _, m := range []map[fnKey]float64{cur.depth, cur.running, cur.finished} {
+		for k := range m {
+			names[k] = true
 		}
 	}
 	secs := max(d.Seconds(), 1e-9)
 	var rows []topRow
-	for fn := range names {
+	for k := range names {
 		rows = append(rows, topRow{
-			function: fn,
-			depth:    cur.depth[fn],
-			running:  cur.running[fn],
-			waitP95:  quantile(0.95, prev.wait[fn], cur.wait[fn]),
-			perSec:   max(0, cur.finished[fn]-prev.finished[fn]) / secs,
-			failSec:  max(0, cur.failed[fn]-prev.failed[fn]) / secs,
+			project:  k.project,
+			function: k.function,
+			depth:    cur.depth[k],
+			running:  cur.running[k],
+			waitP95:  quantile(0.95, prev.wait[k], cur.wait[k]),
+			perSec:   max(0, cur.finished[k]-prev.finished[k]) / secs,
+			failSec:  max(0, cur.failed[k]-prev.failed[k]) / secs,
 		})
 	}
+	sortRows(rows)
+	return rows
+}
+
+// sortRows orders rows by queue depth, deepest first, then by project and
+// function.
+func sortRows(rows []topRow) {
 	slices.SortFunc(rows, func(a, b topRow) int {
 		if a.depth != b.depth {
 			return int(math.Copysign(1, b.depth-a.depth))
 		}
-		if a.function < b.function {
-			return -1
+		if c := strings.Compare(a.project, b.project); c != 0 {
+			return c
 		}
-		return 1
+		return strings.Compare(a.function, b.function)
 	})
-	return rows
 }
 
 // quantile estimates the q-quantile of the observations made between two
@@ -155,23 +197,98 @@ func quantile(q float64, prev, cur histogram) float64 {
 	return lower
 }
 
-// writeTop writes one frame.
-func writeTop(w io.Writer, project string, rows []topRow, at time.Time) error {
-	fmt.Fprintf(w, "ward top — project %s — %s\n\n", project, at.Format(time.TimeOnly))
+// writeTop writes one frame; title names what it shows, and a PROJECT
+// column is shown when it spans projects.
+func writeTop(w io.Writer, title string, perProject bool, rows []topRow, note string, at time.Time) error {
+	fmt.Fprintf(w, "ward top — %s — %s\n\n", safe(title), at.Format(time.TimeOnly))
 	t := newTable(w)
-	t.row("FUNCTION", "QUEUED", "RUNNING", "WAIT_P95", "DONE/S", "FAILED/S")
+	head := []string{"FUNCTION", "QUEUED", "RUNNING", "WAIT_P95", "DONE/S", "FAILED/S"}
+	if perProject {
+		head = append([]string{"PROJECT"}, head...)
+	}
+	t.row(head...)
 	for _, r := range rows {
 		wait := "-"
 		if !math.IsNaN(r.waitP95) {
 			wait = (time.Duration(r.waitP95 * float64(time.Second))).Round(time.Millisecond).String()
 		}
-		t.row(safe(r.function), strconv.FormatFloat(r.depth, 'f', 0, 64), strconv.FormatFloat(r.running, 'f', 0, 64),
-			wait, strconv.FormatFloat(r.perSec, 'f', 1, 64), strconv.FormatFloat(r.failSec, 'f', 1, 64))
+		cells := []string{r.function, strconv.FormatFloat(r.depth, 'f', 0, 64), strconv.FormatFloat(r.running, 'f', 0, 64),
+			wait, strconv.FormatFloat(r.perSec, 'f', 1, 64), strconv.FormatFloat(r.failSec, 'f', 1, 64)}
+		if perProject {
+			cells = append([]string{r.project}, cells...)
+		}
+		t.row(cells...)
 	}
 	if len(rows) == 0 {
-		t.row("(no functions)", "", "", "", "", "")
+		t.row("(no functions)")
 	}
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if note != "" {
+		fmt.Fprintln(w, note)
+	}
+	return nil
+}
+
+// topView is one way of reading top's frames.
+type topView interface {
+	// frame reads the figures, returning the rows and a note to print
+	// under them; ok false means the frame has nothing to show yet.
+	frame(ctx context.Context) (rows []topRow, note string, ok bool, err error)
+}
+
+// statsView reads a project's stats (GET /v1/projects/{p}/stats).
+type statsView struct {
+	c       *client.Client
+	project string
+	window  time.Duration
+}
+
+func (v *statsView) frame(ctx context.Context) ([]topRow, string, bool, error) {
+	st, err := v.c.Stats(ctx, v.project, client.StatsOptions{Window: v.window})
+	if err != nil {
+		return nil, "", false, err
+	}
+	note := ""
+	if st.Truncated {
+		note = fmt.Sprintf("(the %d functions with the most tasks queued and running; more are not shown)", len(st.Functions))
+	}
+	return statsRows(st), note, true, nil
+}
+
+// metricsView reads every project's figures from GET /metrics, rates over
+// the time between two scrapes.
+type metricsView struct {
+	c        *client.Client
+	interval time.Duration
+	prev     *snapshot
+}
+
+func (v *metricsView) frame(ctx context.Context) ([]topRow, string, bool, error) {
+	text, err := v.c.Metrics(ctx)
+	if err != nil {
+		return nil, "", false, err
+	}
+	cur, err := parseSnapshot(text)
+	if err != nil {
+		return nil, "", false, err
+	}
+	prev := v.prev
+	v.prev = &cur
+	if prev == nil {
+		return nil, "", false, nil // rates need a second scrape
+	}
+	// Rates are over the ticker's interval.
+	return topRows(*prev, cur, v.interval), "", true, nil
+}
+
+// scrapeRefused reports whether a failed scrape of GET /metrics means the
+// token may not read every project's figures (not an admin's) or the
+// server serves none: top then shows one project's stats.
+func scrapeRefused(err error) bool {
+	var ae *client.APIError
+	return errors.As(err, &ae) && (ae.Code == ward.CodeForbidden || ae.Code == ward.CodeNotFound)
 }
 
 func newTopCmd(g *globals) *cobra.Command {
@@ -179,17 +296,26 @@ func newTopCmd(g *globals) *cobra.Command {
 	var once bool
 	cmd := &cobra.Command{
 		Use:   "top [--interval 1s] [--once]",
-		Short: "A live view per function: queued, running, wait p95, throughput, failures (admin)",
+		Short: "A live view per function: queued, running, wait p95, throughput, failures",
 		Long: `Show, for each function of the project, the tasks queued (due) and running
 now, and over the last interval the 95th percentile of the queue wait, the
 tasks finished per second and those failed per second, refreshed every
---interval until interrupted. It reads the server's Prometheus metrics
-(GET /metrics), which need an admin token; on a cluster the counts of
-finished tasks and waits are the answering server's own. --once prints one
-frame, measured over one interval, and exits.`,
-		Example: `  ward top
-  ward --project shop top --interval 5s
-  ward top --once`,
+--interval until interrupted.
+
+With a project (--project or WARD_PROJECT) it reads the project's stats
+(GET /v1/projects/{p}/stats, any token of the project with metrics:read:
+owner, developer, viewer; or admin) over a window of --interval (at least
+1s, at most 1h). These come from the store the cluster shares: every
+server shows the same, the whole cluster's. Without a project and with an
+admin token it shows every project, from the answering server's metrics
+(GET /metrics): the finished tasks and waits are that server's own, over
+the time between two scrapes. Without a project and another token it shows
+the default project's stats.
+
+--once prints one frame and exits (with the metrics, after one interval).`,
+		Example: `  ward --project shop top
+  WARD_PROJECT=shop ward top --interval 5s
+  ward top --once            # every project, with an admin token`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if interval < 100*time.Millisecond {
@@ -200,37 +326,42 @@ frame, measured over one interval, and exits.`,
 				return err
 			}
 			ctx := cmd.Context()
-			scrape := func() (snapshot, error) {
-				text, err := c.Metrics(ctx)
-				if err != nil {
-					return snapshot{}, err
+			var view topView = &statsView{c: c, project: g.cfg.Project, window: statsWindow(interval)}
+			title, perProject, primed := "project "+g.cfg.Project, false, false
+			if !g.cfg.ProjectSet {
+				mv := &metricsView{c: c, interval: interval}
+				if _, _, _, err := mv.frame(ctx); err == nil {
+					view, title, perProject, primed = mv, "all projects", true, true
+				} else if !scrapeRefused(err) {
+					return err
 				}
-				return parseSnapshot(text, g.cfg.Project)
-			}
-			prev, err := scrape()
-			if err != nil {
-				return err
 			}
 			t := time.NewTicker(interval)
 			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-t.C:
+			// The stats show a frame at once; the metrics' rates need a
+			// second scrape an interval after the first.
+			for first := true; ; first = false {
+				if !first || primed {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-t.C:
+					}
 				}
-				cur, err := scrape()
+				rows, note, ok, err := view.frame(ctx)
 				if err != nil {
 					if ctx.Err() != nil {
 						return nil
 					}
 					return err
 				}
+				if !ok {
+					continue
+				}
 				if g.stderrTTY && !once {
 					fmt.Fprint(g.stdout, "\x1b[H\x1b[2J") // home, clear
 				}
-				// Rates are over the ticker's interval.
-				if err := writeTop(g.stdout, g.cfg.Project, topRows(prev, cur, interval), g.now()); err != nil {
+				if err := writeTop(g.stdout, title, perProject, rows, note, g.now()); err != nil {
 					return err
 				}
 				if once {
@@ -239,11 +370,10 @@ frame, measured over one interval, and exits.`,
 				if !g.stderrTTY {
 					fmt.Fprintln(g.stdout)
 				}
-				prev = cur
 			}
 		},
 	}
-	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between refreshes")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between refreshes, and the window of the figures over time")
 	cmd.Flags().BoolVar(&once, "once", false, "print one frame and exit")
 	return cmd
 }

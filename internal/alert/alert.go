@@ -334,14 +334,25 @@ func windowMetric(m ward.AlertMetric, w store.TaskWindow) float64 {
 }
 
 // P95 is the 95th percentile of ds (nearest rank), 0 for none.
-func P95(ds []time.Duration) time.Duration {
+func P95(ds []time.Duration) time.Duration { return Percentiles(ds, 95)[0] }
+
+// Percentiles returns the qs-th percentiles of ds by nearest rank (the
+// q-th is the smallest value with at least q percent of ds at or below
+// it), each q clamped to 1–100, sorting a copy of ds once; zeros for none.
+// Both the alert rules' wait_p95 and the API's project stats use it.
+func Percentiles(ds []time.Duration, qs ...int) []time.Duration {
+	out := make([]time.Duration, len(qs))
 	if len(ds) == 0 {
-		return 0
+		return out
 	}
 	s := slices.Clone(ds)
 	slices.Sort(s)
-	rank := (95*len(s) + 99) / 100 // ceil(0.95 n), 1-based
-	return s[rank-1]
+	for i, q := range qs {
+		q = min(max(q, 1), 100)
+		rank := (q*len(s) + 99) / 100 // ceil(q/100 · n), 1-based
+		out[i] = s[rank-1]
+	}
+	return out
 }
 
 // rejections returns the increase of a rejection counter over the last

@@ -438,6 +438,24 @@ func TestP95(t *testing.T) {
 	if got := P95(nil); got != 0 {
 		t.Errorf("P95(none) = %v", got)
 	}
+	// 1..100 ms in any order: the q-th percentile is q ms.
+	got := Percentiles(ds, 50, 95, 100, 1, 0, 200)
+	want := []time.Duration{50, 95, 100, 1, 1, 100}
+	for i := range want {
+		if got[i] != want[i]*time.Millisecond {
+			t.Errorf("Percentiles(1..100ms)[%d] = %v, want %v", i, got[i], want[i]*time.Millisecond)
+		}
+	}
+	// Three values: the median is the second, p95 the third.
+	if got := Percentiles([]time.Duration{30, 10, 20}, 50, 95); got[0] != 20 || got[1] != 30 {
+		t.Errorf("Percentiles(10,20,30) p50, p95 = %v, want 20, 30", got)
+	}
+	if got := Percentiles(nil, 50, 95); len(got) != 2 || got[0] != 0 || got[1] != 0 {
+		t.Errorf("Percentiles(none) = %v, want two zeros", got)
+	}
+	if ds[0] != 100*time.Millisecond {
+		t.Error("Percentiles sorted its argument")
+	}
 }
 
 // A receiver answering 500 gets the webhook again; both attempts are in

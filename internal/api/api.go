@@ -20,6 +20,7 @@ import (
 	"github.com/wardhq/ward/internal/runner"
 	"github.com/wardhq/ward/internal/sandbox"
 	"github.com/wardhq/ward/internal/store"
+	"github.com/wardhq/ward/internal/telemetry"
 )
 
 // Queue is the part of the task queue the API uses; *queue.Service
@@ -71,6 +72,10 @@ type Config struct {
 	// when set, is told of every request (route pattern, status, time).
 	Metrics  http.Handler
 	Requests RequestObserver
+	// Counts reads the task counts of GET /v1/projects/{p}/stats; give it
+	// the metrics' (telemetry.Metrics.Counts) so that both share one read.
+	// nil: a cache of Store's own, read at most once a second.
+	Counts TaskCounts
 	// AlertInterval is the alert evaluator's interval, the shortest for an
 	// alert rule may have (0 = alert.DefaultInterval).
 	AlertInterval time.Duration
@@ -94,6 +99,7 @@ type Server struct {
 	// metrics
 	metricsH http.Handler
 	requests RequestObserver
+	counts   TaskCounts
 	// alertInterval is the shortest for of an alert rule.
 	alertInterval time.Duration
 
@@ -148,7 +154,10 @@ func New(cfg Config) *Server {
 		st: cfg.Store, q: cfg.Queue, authn: cfg.Auth, iss: cfg.Issuer, code: cfg.Code, audit: cfg.Audit,
 		log: cfg.Logger, now: cfg.Now, ready: cfg.Ready, mux: http.NewServeMux(),
 		runners: cfg.Runners, ca: cfg.CA, certTTL: cfg.RunnerCertTTL,
-		metricsH: cfg.Metrics, requests: cfg.Requests, alertInterval: cfg.AlertInterval,
+		metricsH: cfg.Metrics, requests: cfg.Requests, counts: cfg.Counts, alertInterval: cfg.AlertInterval,
+	}
+	if s.counts == nil {
+		s.counts = telemetry.NewCounts(telemetry.Options{Counts: cfg.Store, Logger: cfg.Logger, Now: cfg.Now})
 	}
 	if s.alertInterval <= 0 {
 		s.alertInterval = alert.DefaultInterval
@@ -255,6 +264,7 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/projects/{p}/alerts/{name}/history", auth.ScopeMetricsRead, false, s.alertHistory},
 		{"PUT /v1/projects/{p}/alerts/{name}", auth.ScopeConfigWrite, true, s.putAlert},
 		{"DELETE /v1/projects/{p}/alerts/{name}", auth.ScopeConfigWrite, true, s.deleteAlert},
+		{"GET /v1/projects/{p}/stats", auth.ScopeMetricsRead, false, s.stats},
 
 		{"GET /v1/runners", auth.ScopeRunnersAdmin, false, s.listRunners},
 		{"POST /v1/runners/{id}/drain", auth.ScopeRunnersAdmin, true, s.drainRunner},

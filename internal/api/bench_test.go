@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wardhq/ward"
 )
@@ -123,5 +124,43 @@ func BenchmarkSubmitInput(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkStats measures GET /v1/projects/{p}/stats over a project of 20
+// functions, each with 50 tasks finished in the window and 10 queued: one
+// cached counts read and 21 window reads of SQLite per request.
+func BenchmarkStats(b *testing.B) {
+	e := newEnv(b)
+	batch := func(fn string, n int) {
+		req := ward.BatchSubmitRequest{}
+		for range n {
+			req.Tasks = append(req.Tasks, ward.SubmitRequest{Function: fn})
+		}
+		e.do("POST", "/v1/projects/alpha/tasks/batch", e.admin, req).wantStatus(b, http.StatusAccepted)
+	}
+	for i := range 20 {
+		fn := "f" + strconv.Itoa(i)
+		e.function("alpha", fn, ward.DefaultSpec())
+		batch(fn, 50)
+	}
+	e.clock.Advance(time.Second)
+	for e.runAll(echo) > 0 {
+	}
+	for i := range 20 {
+		batch("f"+strconv.Itoa(i), 10)
+	}
+	e.clock.Advance(time.Second)
+	token := e.token(ward.RoleViewer, "alpha")
+	h := e.server.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("GET", "/v1/projects/alpha/stats", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
 	}
 }

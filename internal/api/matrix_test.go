@@ -166,6 +166,9 @@ func routeCases() []routeCase {
 		{"DELETE /v1/projects/{p}/alerts/{name}", auth.ScopeConfigWrite, func(fx fixture) request {
 			return request{"DELETE", p(fx) + "/alerts/" + fx.delAlert, nil, nil}
 		}},
+		{"GET /v1/projects/{p}/stats", auth.ScopeMetricsRead, func(fx fixture) request {
+			return request{"GET", p(fx) + "/stats?window=30s&function=" + fx.fn, nil, nil}
+		}},
 		// Last: it deletes the fixture's project.
 		{"DELETE /v1/projects/{p}", auth.ScopeProjectsAdmin, func(fx fixture) request {
 			return request{"DELETE", p(fx), nil, nil}

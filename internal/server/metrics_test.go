@@ -267,12 +267,23 @@ func TestMetricsUnderKnownLoad(t *testing.T) {
 	plain.want(t, echoes, "ward_tasks_finished_total", append(fn("echo"), "status=succeeded", "code=")...)
 }
 
-// TestMetricsNeedAdmin: project tokens get 403 on /metrics, no token 401.
+// TestMetricsNeedAdmin: project tokens get 403 on /metrics, no token 401;
+// they read their project's stats instead.
 func TestMetricsNeedAdmin(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, t.TempDir(), server.Config{ShutdownGrace: time.Second, NoRunner: true})
 	ctx := context.Background()
 	url := n.srv.URL() + "/metrics"
+	if _, err := n.cl.PutFunction(ctx, ward.DefaultProject, "echo", ward.FunctionSpec{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.cl.UploadCode(ctx, ward.DefaultProject, "echo", sandboxtest.Module("echo")); err != nil {
+		t.Fatal(err)
+	}
+	// No runner: both stay queued.
+	if _, err := n.cl.SubmitBatch(ctx, ward.DefaultProject, []ward.SubmitRequest{{Function: "echo"}, {Function: "echo"}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, role := range []ward.Role{ward.RoleViewer, ward.RoleDeveloper, ward.RoleOwner} {
 		tr, err := n.cl.CreateToken(ctx, ward.DefaultProject, ward.CreateTokenRequest{Role: role})
 		if err != nil {
@@ -280,6 +291,17 @@ func TestMetricsNeedAdmin(t *testing.T) {
 		}
 		if _, status := getMetrics(t, url, tr.Token); status != http.StatusForbidden {
 			t.Errorf("%s token: %d, want 403", role, status)
+		}
+		cl, err := client.New(n.srv.URL(), tr.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := cl.Stats(ctx, ward.DefaultProject, client.StatsOptions{Window: time.Hour})
+		if err != nil {
+			t.Fatalf("%s token's stats: %v", role, err)
+		}
+		if len(st.Functions) != 1 || st.Functions[0].Function != "echo" || st.Total.Queued != 2 || st.Total.Submitted != 2 || st.WindowS != 3600 {
+			t.Errorf("%s token's stats = %+v", role, st)
 		}
 	}
 	if _, status := getMetrics(t, url, ""); status != http.StatusUnauthorized {

@@ -287,6 +287,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 		Metrics:  s.Metrics.Handler(),
 		Requests: s.Metrics,
+		Counts:   s.Metrics.Counts(),
 
 		AlertInterval: s.Alerts.Interval(),
 	})

@@ -11,20 +11,19 @@ import (
 	"github.com/wardhq/ward/internal/store"
 )
 
-// countsCollector reports the store's task counts by function, read when
-// scraped. One read serves every scrape within maxAge of it, or within
-// slowFactor times the read's own duration when that is longer (a large
-// queue is read less often, so that the reads cost at most a twentieth of
-// a CPU); a scrape that comes while a read is under way waits for that
-// read.
-type countsCollector struct {
+// Counts reads the store's task counts of every function for the
+// metrics' gauges and for other readers of the same figures (the API's
+// project stats). One read serves every caller within maxAge of it, or
+// within slowFactor times the read's own duration when that is longer (a
+// large queue is read less often, so that the reads cost at most a
+// twentieth of a CPU); a caller that comes while a read is under way waits
+// for that read. It is safe for concurrent use.
+type Counts struct {
 	src     TaskCounter
 	maxAge  time.Duration
 	timeout time.Duration
 	now     func() time.Time
 	log     *slog.Logger
-
-	due, delayed, running, errors *prometheus.Desc
 
 	mu     sync.Mutex // held while reading
 	last   []store.TaskCount
@@ -34,13 +33,64 @@ type countsCollector struct {
 }
 
 // slowFactor spaces the reads of a slow store: one read of duration d
-// serves the scrapes for slowFactor·d.
+// serves the callers for slowFactor·d.
 const slowFactor = 20
 
-func newCountsCollector(opts Options) *countsCollector {
+// NewCounts returns a Counts reading opts.Counts, which is required, with
+// opts' CountsMaxAge, CountsTimeout, Logger and Now (defaults as in New).
+func NewCounts(opts Options) *Counts {
+	if opts.Counts == nil {
+		panic("telemetry: NewCounts needs Options.Counts")
+	}
+	opts = opts.withDefaults()
+	return &Counts{src: opts.Counts, maxAge: opts.CountsMaxAge, timeout: opts.CountsTimeout, now: opts.Now, log: opts.Logger}
+}
+
+// Read returns the counts of every function, in project and function
+// order, no older than the cache allows, reading the store if need be. The
+// slice is shared: callers must not change it. ctx's cancellation does not
+// end a read other callers may be waiting for; the read has its own
+// timeout.
+func (c *Counts) Read(ctx context.Context) ([]store.TaskCount, error) {
+	counts, _, err := c.read(ctx)
+	return counts, err
+}
+
+// read is Read that also returns how many reads have failed.
+func (c *Counts) read(ctx context.Context) ([]store.TaskCount, int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	fresh := max(c.maxAge, slowFactor*c.took)
+	if !c.readAt.IsZero() && now.Sub(c.readAt) < fresh && !now.Before(c.readAt) {
+		return c.last, c.failed, nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+	defer cancel()
+	start := time.Now()
+	counts, err := c.src.TaskCounts(ctx, &store.TaskCountsParams{Now: now})
+	c.took = time.Since(start)
+	if err != nil {
+		c.failed++
+		c.log.Warn("metrics: read the task counts", "err", err)
+		return nil, c.failed, err
+	}
+	c.last, c.readAt = counts, now
+	return counts, c.failed, nil
+}
+
+// countsCollector reports the store's task counts by function, read from
+// Counts when scraped.
+type countsCollector struct {
+	counts *Counts
+
+	due, delayed, running, errors *prometheus.Desc
+}
+
+func newCountsCollector(counts *Counts) *countsCollector {
 	fn := []string{"project", "function"}
 	return &countsCollector{
-		src: opts.Counts, maxAge: opts.CountsMaxAge, timeout: opts.CountsTimeout, now: opts.Now, log: opts.Logger,
+		counts: counts,
 		due: prometheus.NewDesc("ward_queue_depth",
 			"Queued tasks that are due (run_at reached) and wait for a runner. The store's figure: the same on every server.", fn, nil),
 		delayed: prometheus.NewDesc("ward_tasks_delayed",
@@ -62,9 +112,9 @@ func (c *countsCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *countsCollector) Collect(ch chan<- prometheus.Metric) {
-	counts, failed, ok := c.read()
+	counts, failed, err := c.counts.read(context.Background())
 	ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(failed))
-	if !ok {
+	if err != nil {
 		return
 	}
 	for _, tc := range counts {
@@ -72,30 +122,6 @@ func (c *countsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.delayed, prometheus.GaugeValue, float64(tc.Delayed), tc.Project, tc.Function)
 		ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, float64(tc.Running), tc.Project, tc.Function)
 	}
-}
-
-// read returns counts no older than maxAge, reading the store if need be,
-// and how many reads have failed.
-func (c *countsCollector) read() ([]store.TaskCount, int, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
-	fresh := max(c.maxAge, slowFactor*c.took)
-	if !c.readAt.IsZero() && now.Sub(c.readAt) < fresh && !now.Before(c.readAt) {
-		return c.last, c.failed, true
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	start := time.Now()
-	counts, err := c.src.TaskCounts(ctx, &store.TaskCountsParams{Now: now})
-	c.took = time.Since(start)
-	if err != nil {
-		c.failed++
-		c.log.Warn("metrics: read the task counts", "err", err)
-		return nil, c.failed, false
-	}
-	c.last, c.readAt = counts, now
-	return counts, c.failed, true
 }
 
 // runnerCollector reports the capacity of the in-process runners.

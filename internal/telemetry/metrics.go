@@ -44,6 +44,7 @@ type Metrics struct {
 
 	codes   labelSet // error codes seen as label values
 	runners *runnerCollector
+	counts  *Counts // nil without Options.Counts
 }
 
 var _ queue.Observer = (*Metrics)(nil)
@@ -63,7 +64,8 @@ type Runner interface {
 // Options configure Metrics.
 type Options struct {
 	// Counts, when set, is read at scrape time for the queue depth, the
-	// delayed and the running tasks of every function.
+	// delayed and the running tasks of every function (through the cache
+	// Metrics.Counts returns).
 	Counts TaskCounter
 	// CountsMaxAge is how long one read of Counts serves scrapes (default
 	// 1s): scrapes that come faster, or at once, share a read.
@@ -87,18 +89,7 @@ var (
 // New returns Metrics registered in a registry of their own, with the Go
 // runtime's and the process's collectors.
 func New(opts Options) *Metrics {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.CountsMaxAge <= 0 {
-		opts.CountsMaxAge = time.Second
-	}
-	if opts.CountsTimeout <= 0 {
-		opts.CountsTimeout = 10 * time.Second
-	}
+	opts = opts.withDefaults()
 	fn := []string{"project", "function"}
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
@@ -146,10 +137,33 @@ func New(opts Options) *Metrics {
 		m.coldStarts, m.prepare, m.runners,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if opts.Counts != nil {
-		m.reg.MustRegister(newCountsCollector(opts))
+		m.counts = NewCounts(opts)
+		m.reg.MustRegister(newCountsCollector(m.counts))
 	}
 	return m
 }
+
+// withDefaults fills in opts' unset fields.
+func (opts Options) withDefaults() Options {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.CountsMaxAge <= 0 {
+		opts.CountsMaxAge = time.Second
+	}
+	if opts.CountsTimeout <= 0 {
+		opts.CountsTimeout = 10 * time.Second
+	}
+	return opts
+}
+
+// Counts is the cached reader of the task counts the gauges report, to be
+// shared with other readers of the same figures so that a server reads
+// them at most once per CountsMaxAge; nil without Options.Counts.
+func (m *Metrics) Counts() *Counts { return m.counts }
 
 // Handler serves the metrics in the Prometheus text format (or another
 // format the scraper asks for).

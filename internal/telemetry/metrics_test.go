@@ -358,3 +358,34 @@ func TestSlowStoreReadLessOften(t *testing.T) {
 		t.Fatalf("%d reads, want a second an hour later", n)
 	}
 }
+
+// TestCountsShared: Metrics.Counts is the gauges' cache: a Read and the
+// scrapes within CountsMaxAge share one store read, and a Read whose
+// context is already cancelled still reads (others may wait on it).
+func TestCountsShared(t *testing.T) {
+	t.Parallel()
+	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	src := &counter{counts: []store.TaskCount{{Project: "p", Function: "a", Due: 2, Running: 1}}}
+	m := New(Options{Counts: src, Now: clk.now, CountsMaxAge: time.Second})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	got, err := m.Counts().Read(ctx)
+	if err != nil || len(got) != 1 || got[0].Due != 2 {
+		t.Fatalf("Read = %+v, %v", got, err)
+	}
+	wantSeries(t, m, "ward_queue_depth", "function=a,project=p 2")
+	if n := src.reads.Load(); n != 1 {
+		t.Fatalf("%d store reads for a Read and a scrape within the max age", n)
+	}
+	clk.add(time.Second)
+	src.mu.Lock()
+	src.err = errors.New("store down")
+	src.mu.Unlock()
+	if _, err := m.Counts().Read(t.Context()); err == nil {
+		t.Error("a failed read returned no error")
+	}
+	wantSeries(t, m, "ward_metrics_store_errors_total", " 2") // the Read's failure and the scrape's
+	if New(Options{}).Counts() != nil {
+		t.Error("Metrics without a counts source has a Counts")
+	}
+}
