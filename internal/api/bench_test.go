@@ -129,7 +129,7 @@ func BenchmarkSubmitInput(b *testing.B) {
 
 // BenchmarkStats measures GET /v1/projects/{p}/stats over a project of 20
 // functions, each with 50 tasks finished in the window and 10 queued: one
-// cached counts read and 21 window reads of SQLite per request.
+// cached counts read and one grouped window read of SQLite per request.
 func BenchmarkStats(b *testing.B) {
 	e := newEnv(b)
 	batch := func(fn string, n int) {

@@ -19,18 +19,11 @@ type TaskCounts interface {
 	Read(ctx context.Context) ([]store.TaskCount, error)
 }
 
-// Bounds of the store reads of one stats request. Each count of a window
-// read is capped: the total's and a single function's at statsLimit, and
-// the function rows' together at statsBudget (each row gets an equal
-// share, at most statsLimit), so that a project with many busy functions
-// returns at most statsBudget + statsLimit task rows. (A function's read
-// still scans the whole project's window in the store's indexes, which
-// are by project and time: a request costs about as many index entries as
-// the project has tasks in the window, times its functions plus one.)
-const (
-	statsLimit  = 10_000
-	statsBudget = 100_000
-)
+// statsLimit caps the tasks one stats request reads: the newest
+// statsLimit created in the window and the newest statsLimit finished in
+// it, in one pass over the project's window (store.TaskWindows). Figures
+// of a window with more are marked capped.
+const statsLimit = 100_000
 
 // stats answers GET /v1/projects/{p}/stats: the project's tasks queued,
 // delayed and running now, and submitted, finished, failed and their
@@ -78,33 +71,28 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, c *call) error {
 	}
 	slices.SortFunc(rows, byFunction)
 
-	since := now.Add(-window)
-	read := func(function string, limit int, fs *ward.FunctionStats) error {
-		tw, err := s.st.TaskWindow(r.Context(), &store.TaskWindowParams{
-			Project: c.project, Function: function, Since: since, Until: now, Limit: limit})
-		if err != nil {
-			return err
-		}
-		windowFigures(fs, tw, limit)
-		return nil
-	}
-	if err := read("", statsLimit, &out.Total); err != nil {
+	ws, err := s.st.TaskWindows(r.Context(), &store.TaskWindowParams{
+		Project: c.project, Since: now.Add(-window), Until: now, Limit: statsLimit})
+	if err != nil {
 		return err
 	}
-	// A window without tasks has none for any function: no more reads.
-	idle := out.Total.Submitted == 0 && out.Total.Finished == 0
-	limit := min(statsLimit, statsBudget/max(1, len(rows)))
+	var all store.TaskWindow
+	byFn := make(map[string]store.TaskWindow, len(ws))
+	for _, fw := range ws {
+		byFn[fw.Function] = fw.TaskWindow
+		all.Submitted += fw.Submitted
+		all.Finished += fw.Finished
+		all.Failed += fw.Failed
+		all.Waits = append(all.Waits, fw.Waits...)
+	}
+	capped := all.Submitted >= statsLimit || all.Finished >= statsLimit
+	windowFigures(&out.Total, all, capped)
 	out.Functions = make([]ward.FunctionStats, len(rows))
 	for i, tc := range rows {
 		fs := &out.Functions[i]
 		fs.Function = tc.Function
 		addCounts(fs, tc)
-		if idle {
-			continue
-		}
-		if err := read(tc.Function, limit, fs); err != nil {
-			return err
-		}
+		windowFigures(fs, byFn[tc.Function], capped)
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 	return nil
@@ -117,10 +105,11 @@ func addCounts(fs *ward.FunctionStats, tc store.TaskCount) {
 	fs.Running += tc.Running
 }
 
-// windowFigures sets fs's figures over the window from tw, read with limit.
-func windowFigures(fs *ward.FunctionStats, tw store.TaskWindow, limit int) {
+// windowFigures sets fs's figures over the window from tw; capped says
+// the read stopped at its limit.
+func windowFigures(fs *ward.FunctionStats, tw store.TaskWindow, capped bool) {
 	fs.Submitted, fs.Finished, fs.Failed = tw.Submitted, tw.Finished, tw.Failed
-	fs.Capped = tw.Submitted >= limit || tw.Finished >= limit
+	fs.Capped = capped
 	if len(tw.Waits) == 0 {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,6 +50,11 @@ type AlertStore interface {
 	// submitted and finished in [Since, Until), each count capped at
 	// Limit, and the queue waits of up to Limit of the finished ones.
 	TaskWindow(ctx context.Context, p *TaskWindowParams) (TaskWindow, error)
+	// TaskWindows is TaskWindow for every function of a project at once,
+	// in one pass over the window: the figures of each function with a
+	// task in it, in function order. Function is ignored; Limit caps the
+	// submitted and the finished tasks read in all, the newest kept.
+	TaskWindows(ctx context.Context, p *TaskWindowParams) ([]FunctionWindow, error)
 	// AcquireLock takes or renews a named lock for Holder until Now+TTL.
 	// It succeeds when the lock is free, expired, or Holder's already.
 	AcquireLock(ctx context.Context, p *AcquireLockParams) (bool, error)
@@ -143,6 +149,53 @@ type TaskWindow struct {
 	// Waits are the queue waits (started_at − run_at, at least 0) of
 	// tasks finished in the window that started, newest first.
 	Waits []time.Duration
+}
+
+// FunctionWindow is one function's TaskWindow.
+type FunctionWindow struct {
+	Function string
+	TaskWindow
+}
+
+// WindowsBuilder adds up the tasks an adapter reads for TaskWindows.
+type WindowsBuilder struct{ m map[string]*FunctionWindow }
+
+func (b *WindowsBuilder) function(name string) *FunctionWindow {
+	if b.m == nil {
+		b.m = map[string]*FunctionWindow{}
+	}
+	w := b.m[name]
+	if w == nil {
+		w = &FunctionWindow{Function: name}
+		b.m[name] = w
+	}
+	return w
+}
+
+// Submitted counts n tasks of function created in the window.
+func (b *WindowsBuilder) Submitted(function string, n int) { b.function(function).Submitted += n }
+
+// Finished counts a task of function finished in the window with status,
+// which started at started (nil: never started) and was due at runAt.
+func (b *WindowsBuilder) Finished(function string, status ward.Status, started *time.Time, runAt time.Time) {
+	w := b.function(function)
+	w.Finished++
+	if status == ward.StatusFailed {
+		w.Failed++
+	}
+	if started != nil {
+		w.Waits = append(w.Waits, max(0, started.Sub(runAt)))
+	}
+}
+
+// Windows returns the figures by function, in function order.
+func (b *WindowsBuilder) Windows() []FunctionWindow {
+	out := make([]FunctionWindow, 0, len(b.m))
+	for _, w := range b.m {
+		out = append(out, *w)
+	}
+	slices.SortFunc(out, func(a, b FunctionWindow) int { return strings.Compare(a.Function, b.Function) })
+	return out
 }
 
 // AcquireLockParams takes or renews a lock.

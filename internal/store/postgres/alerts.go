@@ -229,6 +229,55 @@ func (s *Store) TaskWindow(ctx context.Context, p *store.TaskWindowParams) (stor
 	return w, nil
 }
 
+// TaskWindows implements store.AlertStore: one read of the project's
+// tasks created in the window, one of those finished in it.
+func (s *Store) TaskWindows(ctx context.Context, p *store.TaskWindowParams) ([]store.FunctionWindow, error) {
+	limit := p.WindowLimit()
+	var b store.WindowsBuilder
+	rows, err := s.pool.Query(ctx, `SELECT function, count(*) FROM (SELECT function FROM tasks
+		WHERE project = $1 AND created_at >= $2 AND created_at < $3 ORDER BY created_at DESC LIMIT $4) AS w GROUP BY function`,
+		p.Project, micros(p.Since), micros(p.Until), limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: task windows: %w", err)
+	}
+	for rows.Next() {
+		var fn string
+		var n int
+		if err := rows.Scan(&fn, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("postgres: task windows: %w", err)
+		}
+		b.Submitted(fn, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: task windows: %w", err)
+	}
+	if p.SubmittedOnly {
+		return b.Windows(), nil
+	}
+	rows, err = s.pool.Query(ctx, `SELECT function, status, started_at, run_at FROM tasks
+		WHERE project = $1 AND finished_at IS NOT NULL AND finished_at >= $2 AND finished_at < $3
+		ORDER BY finished_at DESC LIMIT $4`, p.Project, micros(p.Since), micros(p.Until), limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: task windows: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var fn, status string
+		var started *int64
+		var runAt int64
+		if err := rows.Scan(&fn, &status, &started, &runAt); err != nil {
+			return nil, fmt.Errorf("postgres: task windows: %w", err)
+		}
+		b.Finished(fn, ward.Status(status), optTime(started), fromMicros(runAt))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: task windows: %w", err)
+	}
+	return b.Windows(), nil
+}
+
 // AcquireLock takes or renews a named lock: the upsert updates the row
 // only for its holder or once it expired, and returns it only then.
 func (s *Store) AcquireLock(ctx context.Context, p *store.AcquireLockParams) (bool, error) {

@@ -269,6 +269,65 @@ func (s *Store) TaskWindow(ctx context.Context, p *store.TaskWindowParams) (stor
 	return w, nil
 }
 
+// TaskWindows implements store.AlertStore: one read of the project's
+// tasks created in the window, one of those finished in it.
+func (s *Store) TaskWindows(ctx context.Context, p *store.TaskWindowParams) ([]store.FunctionWindow, error) {
+	limit := p.WindowLimit()
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: task windows: %w", err)
+	}
+	defer tx.Rollback()
+	var b store.WindowsBuilder
+	rows, err := tx.QueryContext(ctx, `SELECT function, count(*) FROM (SELECT function FROM tasks INDEXED BY tasks_project_created
+		WHERE project = ? AND created_at >= ? AND created_at < ? ORDER BY created_at DESC LIMIT ?) GROUP BY function`,
+		p.Project, micros(p.Since), micros(p.Until), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: task windows: %w", err)
+	}
+	for rows.Next() {
+		var fn string
+		var n int
+		if err := rows.Scan(&fn, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: task windows: %w", err)
+		}
+		b.Submitted(fn, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: task windows: %w", err)
+	}
+	if p.SubmittedOnly {
+		return b.Windows(), nil
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT function, status, started_at, run_at FROM tasks INDEXED BY tasks_project_finished
+		WHERE project = ? AND finished_at IS NOT NULL AND finished_at >= ? AND finished_at < ?
+		ORDER BY finished_at DESC LIMIT ?`, p.Project, micros(p.Since), micros(p.Until), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: task windows: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var fn, status string
+		var started sql.NullInt64
+		var runAt int64
+		if err := rows.Scan(&fn, &status, &started, &runAt); err != nil {
+			return nil, fmt.Errorf("sqlite: task windows: %w", err)
+		}
+		var st *time.Time
+		if started.Valid {
+			t := fromMicros(started.Int64)
+			st = &t
+		}
+		b.Finished(fn, ward.Status(status), st, fromMicros(runAt))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: task windows: %w", err)
+	}
+	return b.Windows(), nil
+}
+
 // AcquireLock takes or renews a named lock.
 func (s *Store) AcquireLock(ctx context.Context, p *store.AcquireLockParams) (bool, error) {
 	var holder string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -284,6 +285,44 @@ func testTaskWindow(t *testing.T, e *env) {
 	} {
 		if got := window(c.project, c.function, c.since, c.until, c.limit); got != c.want {
 			t.Errorf("TaskWindow(%s/%s, %v..%v, limit %d) = %s, want %s", c.project, c.function, c.since.Sub(t0), c.until.Sub(t0), c.limit, got, c.want)
+		}
+	}
+
+	// TaskWindows: the same figures by function, in one pass; its limit
+	// keeps the newest tasks across functions.
+	windows := func(project string, since, until time.Time, limit int, submittedOnly bool) string {
+		t.Helper()
+		ws, err := e.s.TaskWindows(e.ctx, &store.TaskWindowParams{Project: project, Function: "ignored", Since: since, Until: until, Limit: limit, SubmittedOnly: submittedOnly})
+		if err != nil {
+			t.Fatalf("TaskWindows: %v", err)
+		}
+		var parts []string
+		for _, w := range ws {
+			parts = append(parts, fmt.Sprintf("%s: submitted %d finished %d failed %d waits %v", w.Function, w.Submitted, w.Finished, w.Failed, w.Waits))
+			if !submittedOnly && limit == 0 {
+				if one := window(project, w.Function, since, until, 0); one != strings.SplitN(parts[len(parts)-1], ": ", 2)[1] {
+					t.Errorf("TaskWindows' %s = %s, TaskWindow's = %s", w.Function, parts[len(parts)-1], one)
+				}
+			}
+		}
+		return strings.Join(parts, "; ")
+	}
+	for _, c := range []struct {
+		project       string
+		since, until  time.Time
+		limit         int
+		submittedOnly bool
+		want          string
+	}{
+		{"p", at(-time.Minute), t0, 0, false, "f: submitted 3 finished 2 failed 1 waits [5s 2s]; g: submitted 1 finished 1 failed 1 waits [1s]"},
+		{"p", at(-time.Minute), t0, 1, false, "g: submitted 1 finished 1 failed 1 waits [1s]"},
+		{"p", at(-time.Minute), t0, 0, true, "f: submitted 3 finished 0 failed 0 waits []; g: submitted 1 finished 0 failed 0 waits []"},
+		{"p", at(-3 * time.Minute), at(-time.Minute), 0, false, "f: submitted 1 finished 1 failed 0 waits [1s]"},
+		{"q", at(-time.Minute), t0, 0, false, "f: submitted 1 finished 0 failed 0 waits []"},
+		{"nope", at(-time.Minute), t0, 0, false, ""},
+	} {
+		if got := windows(c.project, c.since, c.until, c.limit, c.submittedOnly); got != c.want {
+			t.Errorf("TaskWindows(%s, %v..%v, limit %d, submitted only %v) =\n%s\nwant\n%s", c.project, c.since.Sub(t0), c.until.Sub(t0), c.limit, c.submittedOnly, got, c.want)
 		}
 	}
 }
