@@ -68,7 +68,7 @@ const leaseScanOrder = ` ORDER BY run_at, seq LIMIT ?`
 
 // leaseLimitsSQL reads, for every lease, the functions with a
 // max_concurrency and the projects with a max_running (as rows of
-// function ”), each with its running count. Both come from partial
+// an empty function), each with its running count. Both come from partial
 // indexes, empty when no limit is set.
 const leaseLimitsSQL = `SELECT f.project, f.name, f.max_concurrency,
 	(SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.project = f.project AND t.function = f.name)
