@@ -64,9 +64,6 @@ func usageAddSQL(rows string) string {
 		ON CONFLICT (project, shard) DO UPDATE SET bytes = project_usage.bytes + excluded.bytes`, usageShards, rows)
 }
 
-// addStoredSQL adds $2 bytes to project $1's stored bytes.
-var addStoredSQL = usageAddSQL(`SELECT $1::text, $2::bigint`)
-
 // GetProject returns a project, or not_found.
 func (s *Store) GetProject(ctx context.Context, name string) (ward.Project, error) {
 	p, err := store.ScanProject(s.pool.QueryRow(ctx, `SELECT `+projectCols+` FROM projects WHERE name = $1`, name))
