@@ -11,21 +11,44 @@ type Project struct {
 	RetentionDays int `json:"retention_days"`
 	// Quotas bound what the project holds.
 	Quotas Quotas `json:"quotas"`
+	// Usage is what the project holds now, as its quotas count it.
+	Usage ProjectUsage `json:"usage"`
+}
+
+// ProjectUsage is what a project holds now.
+type ProjectUsage struct {
+	// StoredBytes is the size of the project's task payloads, results and
+	// logs and of its code, as stored (encrypted); quotas.max_stored_mb
+	// bounds it.
+	StoredBytes int64 `json:"stored_bytes"`
 }
 
 // Quotas bound what a project holds; 0 is unlimited. A submission that
 // would pass MaxQueued answers 429 project_queued_quota; creating a function
-// past MaxFunctions answers 409 project_functions_quota.
+// past MaxFunctions answers 409 project_functions_quota. At most MaxRunning
+// of the project's tasks run at once: leases take no more (the others wait
+// in the queue), and an invoke at the quota answers 429
+// project_running_quota. A submission, invoke or code upload that would
+// take the project's stored bytes past MaxStoredMB MiB answers 413
+// project_storage_quota; results and logs of finished runs are always kept
+// and count toward it.
 type Quotas struct {
 	MaxQueued    int `json:"max_queued"`    // tasks queued (due or delayed) at once
 	MaxFunctions int `json:"max_functions"` // functions
+	MaxRunning   int `json:"max_running"`   // tasks running at once
+	MaxStoredMB  int `json:"max_stored_mb"` // MiB of payloads, results, logs and code, as stored
 }
 
 // Bounds on quotas.
 const (
 	MaxQuotaQueued    = 100_000_000
 	MaxQuotaFunctions = 100_000
+	MaxQuotaRunning   = 1_000_000
+	MaxQuotaStoredMB  = 16_777_216 // 16 TiB
 )
+
+// StoredBytesLimit is MaxStoredMB in bytes; 0 is unlimited.
+func (q Quotas) StoredBytesLimit() int64 { return int64(q.MaxStoredMB) << 20 }
 
 // Validate checks the quotas.
 func (q Quotas) Validate() error {
@@ -34,6 +57,10 @@ func (q Quotas) Validate() error {
 		return FieldError("quotas.max_queued", "must be between 0 (unlimited) and %d", MaxQuotaQueued)
 	case q.MaxFunctions < 0 || q.MaxFunctions > MaxQuotaFunctions:
 		return FieldError("quotas.max_functions", "must be between 0 (unlimited) and %d", MaxQuotaFunctions)
+	case q.MaxRunning < 0 || q.MaxRunning > MaxQuotaRunning:
+		return FieldError("quotas.max_running", "must be between 0 (unlimited) and %d", MaxQuotaRunning)
+	case q.MaxStoredMB < 0 || q.MaxStoredMB > MaxQuotaStoredMB:
+		return FieldError("quotas.max_stored_mb", "must be between 0 (unlimited) and %d", MaxQuotaStoredMB)
 	}
 	return nil
 }
@@ -42,7 +69,9 @@ func (q Quotas) Validate() error {
 const DefaultRetentionDays = 7
 
 // ProjectSettings is the body of PATCH /v1/projects/{p}: the fields given
-// change, the others keep their values.
+// change, the others keep their values. Quotas, when given, replace all of
+// the project's quotas (a quota left out of the object becomes 0,
+// unlimited).
 type ProjectSettings struct {
 	RetentionDays int     `json:"retention_days,omitempty"`
 	Quotas        *Quotas `json:"quotas,omitempty"`

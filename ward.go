@@ -41,6 +41,8 @@ const (
 	CodeFunctionRate     Code = "function_rate"           // the function's submit_rate is reached
 	CodeProjectQueued    Code = "project_queued_quota"    // the project's max_queued tasks are queued
 	CodeProjectFunctions Code = "project_functions_quota" // the project has its max_functions
+	CodeProjectRunning   Code = "project_running_quota"   // the project's max_running tasks are running (invoke)
+	CodeProjectStorage   Code = "project_storage_quota"   // the request would take the project past its max_stored_mb
 	CodeStaleLease       Code = "stale_lease"             // a lease that is no longer held
 	CodeTaskFailed       Code = "task_failed"             // a synchronous invoke whose task failed
 	CodeUnavailable      Code = "unavailable"             // the service is shutting down or not ready

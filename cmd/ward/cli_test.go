@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -365,6 +366,10 @@ func TestUsageErrors(t *testing.T) {
 		{"task", "list", "--status", "sleeping"},
 		{"task", "list", "--limit", "-1"},
 		{"project", "list", "--nope"},
+		{"project", "set"},
+		{"project", "set", "--max-running", "many"},
+		{"project", "set", "--max-stored-mb", "1.5"},
+		{"project", "set", "Bad_Name", "--max-running", "1"},
 		{"project", "list", "-o", "yaml"},
 		{"--project", "Bad", "project", "list"},
 		{"token", "create"},
@@ -501,6 +506,58 @@ func TestSavedTokenNotSentElsewhere(t *testing.T) {
 	r.wantCode(t, 1)
 	if got := other.last(t, "GET").Auth; got != "" {
 		t.Errorf("the saved token went to another server: Authorization = %q", got)
+	}
+}
+
+// TestProjectSetQuotas checks project set sends every quota, the ones
+// given changed and the others as they were, and that project list and get
+// show the quotas and the bytes stored.
+func TestProjectSetQuotas(t *testing.T) {
+	t.Parallel()
+	api := newFakeAPI(t)
+	c := newCLI(t, api.srv.URL)
+	patch := func() ward.ProjectSettings {
+		t.Helper()
+		var s ward.ProjectSettings
+		if err := json.Unmarshal(api.last(t, "PATCH").Body, &s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	r := c.run(t, "project", "set", "--max-running", "4", "--max-stored-mb", "2048")
+	r.wantCode(t, 0)
+	if s := patch(); s.Quotas == nil || *s.Quotas != (ward.Quotas{MaxQueued: 100, MaxRunning: 4, MaxStoredMB: 2048}) || s.RetentionDays != 0 {
+		t.Errorf("PATCH = %+v; want max_running and max_stored_mb set, max_queued kept", s)
+	}
+	if !regexp.MustCompile(`(?m)^default +7 +100 +- +4 +2048 +123456 `).MatchString(r.stdout) ||
+		!strings.Contains(r.stdout, "MAX_RUNNING") || !strings.Contains(r.stdout, "STORED_BYTES") {
+		t.Errorf("stdout = %q", r.stdout)
+	}
+
+	c.run(t, "project", "set", "--max-stored-mb", "0").wantCode(t, 0)
+	if s := patch(); *s.Quotas != (ward.Quotas{MaxQueued: 100, MaxRunning: 4}) {
+		t.Errorf("PATCH = %+v; want max_stored_mb lifted, the others kept", s.Quotas)
+	}
+	c.run(t, "project", "set", "--retention-days", "3").wantCode(t, 0)
+	if s := patch(); s.Quotas != nil || s.RetentionDays != 3 {
+		t.Errorf("PATCH = %+v; want retention only", s)
+	}
+
+	r = c.run(t, "project", "set", "--max-running", "1000001")
+	r.wantCode(t, 1)
+	if !strings.Contains(r.stderr, "quotas.max_running") {
+		t.Errorf("stderr = %q", r.stderr)
+	}
+
+	r = c.run(t, "-o", "json", "project", "get")
+	r.wantCode(t, 0)
+	var p ward.Project
+	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil || p.Usage.StoredBytes != 123456 || p.Quotas.MaxRunning != 4 {
+		t.Errorf("project get -o json = %q (%v)", r.stdout, err)
+	}
+	if !strings.Contains(r.stdout, `"stored_bytes": 123456`) || !strings.Contains(r.stdout, `"max_stored_mb": 0`) {
+		t.Errorf("project get -o json = %q", r.stdout)
 	}
 }
 

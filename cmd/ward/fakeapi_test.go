@@ -47,6 +47,7 @@ type fakeAPI struct {
 	configs   map[string]ward.Config // by function, "" = global
 	tasks     map[string]*fakeTask
 	nextID    int
+	project   ward.Project // default's settings and usage
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
@@ -55,6 +56,8 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		functions: map[string]ward.Function{},
 		configs:   map[string]ward.Config{},
 		tasks:     map[string]*fakeTask{},
+		project: ward.Project{Name: ward.DefaultProject, CreatedAt: fakeTime, RetentionDays: ward.DefaultRetentionDays,
+			Quotas: ward.Quotas{MaxQueued: 100}, Usage: ward.ProjectUsage{StoredBytes: 123456}},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -62,6 +65,10 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	})
 	f.handle(mux, "GET /v1/projects", f.listProjects)
 	f.handle(mux, "POST /v1/projects", f.createProject)
+	f.handle(mux, "GET /v1/projects/{p}", func(w http.ResponseWriter, _ *http.Request, _ []byte) {
+		writeJSONStatus(w, 200, f.project)
+	})
+	f.handle(mux, "PATCH /v1/projects/{p}", f.patchProject)
 	f.handle(mux, "POST /v1/projects/{p}/tokens", f.createToken)
 	f.handle(mux, "DELETE /v1/projects/{p}/tokens/{id}", func(w http.ResponseWriter, r *http.Request, _ []byte) {
 		if r.PathValue("id") != "tok_1" {
@@ -162,6 +169,27 @@ func (f *fakeAPI) createProject(w http.ResponseWriter, _ *http.Request, body []b
 		return
 	}
 	writeJSONStatus(w, 201, ward.Project{Name: req.Name, CreatedAt: fakeTime})
+}
+
+// patchProject changes default's settings as the API does: quotas, when
+// given, replace all of them.
+func (f *fakeAPI) patchProject(w http.ResponseWriter, _ *http.Request, body []byte) {
+	var req ward.ProjectSettings
+	if err := json.Unmarshal(body, &req); err != nil {
+		apiError(w, 400, ward.CodeInvalidJSON, "bad JSON")
+		return
+	}
+	if err := req.Validate(); err != nil {
+		apiError(w, 400, ward.CodeInvalidArgument, err.Error())
+		return
+	}
+	if req.RetentionDays != 0 {
+		f.project.RetentionDays = req.RetentionDays
+	}
+	if req.Quotas != nil {
+		f.project.Quotas = *req.Quotas
+	}
+	writeJSONStatus(w, 200, f.project)
 }
 
 func (f *fakeAPI) createToken(w http.ResponseWriter, _ *http.Request, _ []byte) {

@@ -96,9 +96,11 @@ func fmtKV(m map[string]string) string {
 
 func writeProjects(w io.Writer, ps []ward.Project) error {
 	t := newTable(w)
-	t.row("NAME", "RETENTION_DAYS", "MAX_QUEUED", "MAX_FUNCTIONS", "CREATED")
+	t.row("NAME", "RETENTION_DAYS", "MAX_QUEUED", "MAX_FUNCTIONS", "MAX_RUNNING", "MAX_STORED_MB", "STORED_BYTES", "CREATED")
 	for _, p := range ps {
-		t.row(p.Name, strconv.Itoa(p.RetentionDays), quota(p.Quotas.MaxQueued), quota(p.Quotas.MaxFunctions), fmtTime(p.CreatedAt))
+		q := p.Quotas
+		t.row(p.Name, strconv.Itoa(p.RetentionDays), quota(q.MaxQueued), quota(q.MaxFunctions), quota(q.MaxRunning), quota(q.MaxStoredMB),
+			strconv.FormatInt(p.Usage.StoredBytes, 10), fmtTime(p.CreatedAt))
 	}
 	return t.flush()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -127,9 +128,9 @@ func newProjectCmd(g *globals) *cobra.Command {
 			return g.printProject(p)
 		},
 	}
-	var retention, maxQueued, maxFunctions int
+	var retention, maxQueued, maxFunctions, maxRunning, maxStoredMB int
 	set := &cobra.Command{
-		Use:   "set [NAME] [--retention-days N] [--max-queued N] [--max-functions N]",
+		Use:   "set [NAME] [--retention-days N] [--max-queued N] [--max-functions N] [--max-running N] [--max-stored-mb N]",
 		Short: "Change a project's settings (owner or admin)",
 		Long: `Change a project's settings; NAME defaults to the current project. Only the
 settings given change.
@@ -145,15 +146,30 @@ Quotas (0 = unlimited): --max-queued caps the tasks queued at once (due or
 delayed; a submission that would pass it answers 429 project_queued_quota
 with Retry-After, whatever the path: submit, batch, fan-out, invoke);
 --max-functions caps the functions (creating one more answers 409
-project_functions_quota).`,
+project_functions_quota).
+
+--max-running caps the project's tasks running at once across all runners
+(0 to 1000000): runners take no more of its tasks while it has that many
+running, and the others wait in the queue (submissions are not refused; a
+synchronous invoke answers 429 project_running_quota with Retry-After).
+
+--max-stored-mb caps, in MiB (0 to 16777216), what the project stores:
+task payloads, results and logs, and its functions' code, as stored
+(encrypted). A submission, batch, fan-out, invoke or code upload that would
+pass it answers 413 project_storage_quota and stores nothing. Results and
+logs of runs are always kept and count toward it; finished tasks leave it
+when retention purges them. "ward project list" shows the bytes stored.`,
 		Example: `  ward project set --retention-days 30
   ward project set acme --retention-days 1
-  ward project set acme --max-queued 10000 --max-functions 50`,
+  ward project set acme --max-queued 10000 --max-functions 50
+  ward project set acme --max-running 20 --max-stored-mb 2048`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			changed := cmd.Flags().Changed
-			if !changed("retention-days") && !changed("max-queued") && !changed("max-functions") {
-				return usagef("nothing to set: give --retention-days, --max-queued or --max-functions")
+			quotaFlags := []string{"max-queued", "max-functions", "max-running", "max-stored-mb"}
+			setQuotas := slices.ContainsFunc(quotaFlags, changed)
+			if !changed("retention-days") && !setQuotas {
+				return usagef("nothing to set: give --retention-days, --max-queued, --max-functions, --max-running or --max-stored-mb")
 			}
 			name, err := g.projectArg(args)
 			if err != nil {
@@ -164,18 +180,24 @@ project_functions_quota).`,
 				return err
 			}
 			settings := ward.ProjectSettings{RetentionDays: retention}
-			if changed("max-queued") || changed("max-functions") {
+			if setQuotas {
 				// Quotas are set together: keep the ones not given.
 				cur, err := c.GetProject(cmd.Context(), name)
 				if err != nil {
 					return err
 				}
 				q := cur.Quotas
-				if changed("max-queued") {
-					q.MaxQueued = maxQueued
-				}
-				if changed("max-functions") {
-					q.MaxFunctions = maxFunctions
+				for _, f := range []struct {
+					flag string
+					dst  *int
+					v    int
+				}{
+					{"max-queued", &q.MaxQueued, maxQueued}, {"max-functions", &q.MaxFunctions, maxFunctions},
+					{"max-running", &q.MaxRunning, maxRunning}, {"max-stored-mb", &q.MaxStoredMB, maxStoredMB},
+				} {
+					if changed(f.flag) {
+						*f.dst = f.v
+					}
 				}
 				settings.Quotas = &q
 			}
@@ -189,6 +211,8 @@ project_functions_quota).`,
 	set.Flags().IntVar(&retention, "retention-days", 0, "days finished tasks are kept, 1-3650")
 	set.Flags().IntVar(&maxQueued, "max-queued", 0, "most tasks queued at once, 0 = unlimited (quotas.max_queued)")
 	set.Flags().IntVar(&maxFunctions, "max-functions", 0, "most functions, 0 = unlimited (quotas.max_functions)")
+	set.Flags().IntVar(&maxRunning, "max-running", 0, "most tasks running at once, 0 = unlimited (quotas.max_running)")
+	set.Flags().IntVar(&maxStoredMB, "max-stored-mb", 0, "most MiB of payloads, results, logs and code stored, 0 = unlimited (quotas.max_stored_mb)")
 	var yes bool
 	del := &cobra.Command{
 		Use:   "delete NAME --yes",

@@ -36,6 +36,9 @@ type Queue interface {
 	Retry(ctx context.Context, project, id string) (store.TaskRecord, error)
 	Invoke(ctx context.Context, p *queue.InvokeParams) (store.TaskRecord, []byte, error)
 	SealingKey(ctx context.Context, project, function string) (ward.SealingKey, error)
+	// CheckStorage refuses (project_storage_quota) to store n more bytes
+	// for a function of a project at its quotas.max_stored_mb.
+	CheckStorage(ctx context.Context, project, function string, n int64) error
 	ConfigChanged(project string)
 }
 

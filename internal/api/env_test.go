@@ -75,7 +75,8 @@ type testEnv struct {
 	auditPath string
 	server    *Server
 	srv       *httptest.Server
-	ca        *pki.CA // the cluster CA of the internal runner API
+	rejected  *rejections // the limit rejections the queue told
+	ca        *pki.CA     // the cluster CA of the internal runner API
 
 	admin string // an admin token
 }
@@ -114,7 +115,8 @@ func newEnvWith(t testing.TB, opts envOptions) *testEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { keys.Close() })
-	q := queue.New(queue.Options{Store: st, Now: clock.Now, Tokens: keys})
+	rejected := &rejections{}
+	q := queue.New(queue.Options{Store: st, Now: clock.Now, Tokens: keys, Observer: rejected})
 	sb, err := wasm.New(ctx, wasm.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +129,7 @@ func newEnvWith(t testing.TB, opts envOptions) *testEnv {
 	}
 	t.Cleanup(func() { al.Close() })
 
-	e := &testEnv{t: t, ctx: ctx, clock: clock, st: st, q: q, iss: iss, authn: authn, audit: al, auditPath: auditPath}
+	e := &testEnv{t: t, ctx: ctx, clock: clock, st: st, q: q, iss: iss, authn: authn, audit: al, auditPath: auditPath, rejected: rejected}
 	var qi Queue = q
 	if opts.queue != nil {
 		qi = opts.queue(q)
@@ -168,6 +170,32 @@ func newEnvWith(t testing.TB, opts envOptions) *testEnv {
 		}
 	}
 	return e
+}
+
+// rejections is a queue.Observer that keeps the limit rejections, as
+// "project/function limit" lines.
+type rejections struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *rejections) Submitted(string, string, int) {}
+func (r *rejections) Finished(string, string, ward.Status, ward.Code, time.Duration, time.Duration) {
+}
+
+func (r *rejections) Rejected(project, function string, limit ward.Code) {
+	r.mu.Lock()
+	r.lines = append(r.lines, project+"/"+function+" "+string(limit))
+	r.mu.Unlock()
+}
+
+// take returns the rejections told since the last call.
+func (r *rejections) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.lines
+	r.lines = nil
+	return out
 }
 
 // token mints and records a token for role in project.

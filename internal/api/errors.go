@@ -49,11 +49,11 @@ func statusOf(c ward.Code) int {
 	case ward.CodeAlreadyExists, ward.CodeInvalidState, ward.CodeStaleLease, ward.CodeNoCode, ward.CodeRunnerDraining,
 		ward.CodeRuntimeMismatch, ward.CodeProjectFunctions:
 		return http.StatusConflict
-	case ward.CodeBodyTooLarge, ward.CodePayloadTooLarge:
+	case ward.CodeBodyTooLarge, ward.CodePayloadTooLarge, ward.CodeProjectStorage:
 		return http.StatusRequestEntityTooLarge
 	case ward.CodeUnsupportedMedia:
 		return http.StatusUnsupportedMediaType
-	case ward.CodeFunctionBusy, ward.CodeFunctionRate, ward.CodeProjectQueued:
+	case ward.CodeFunctionBusy, ward.CodeFunctionRate, ward.CodeProjectQueued, ward.CodeProjectRunning:
 		return http.StatusTooManyRequests
 	case ward.CodeUnavailable:
 		return http.StatusServiceUnavailable

@@ -107,7 +107,8 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request, c *call)
 
 // putCode uploads a function's code — a WebAssembly module for a wasm
 // function, an image archive for an oci one — checks it, stores it under its
-// digest, and makes it the function's current version.
+// digest (within the project's quotas.max_stored_mb), and makes it the
+// function's current version.
 func (s *Server) putCode(w http.ResponseWriter, r *http.Request, c *call) error {
 	name := r.PathValue("fn")
 	if err := validFunctionName(name); err != nil {
@@ -136,6 +137,9 @@ func (s *Server) putCode(w http.ResponseWriter, r *http.Request, c *call) error 
 		code, digest, err = s.intakeModule(w, r)
 	}
 	if err != nil {
+		return err
+	}
+	if err := s.q.CheckStorage(r.Context(), c.project, name, int64(len(code))); err != nil {
 		return err
 	}
 	fn, err := s.st.PutCode(r.Context(), &store.PutCodeParams{Project: c.project, Function: name, Digest: digest, Code: code, Now: s.now().UTC()})

@@ -2,12 +2,15 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/runner"
+	"github.com/wardhq/ward/internal/store"
 )
 
 // submitPath is one way of submitting tasks, sending n tasks of fn.
@@ -187,6 +190,10 @@ func TestProjectSettingsBad(t *testing.T) {
 		{`{}`, "retention_days"},
 		{`{"quotas":{"max_queued":-1}}`, "quotas.max_queued"},
 		{`{"quotas":{"max_functions":100001}}`, "quotas.max_functions"},
+		{`{"quotas":{"max_running":-1}}`, "quotas.max_running"},
+		{`{"quotas":{"max_running":1000001}}`, "quotas.max_running"},
+		{`{"quotas":{"max_stored_mb":-1}}`, "quotas.max_stored_mb"},
+		{`{"quotas":{"max_stored_mb":16777217}}`, "quotas.max_stored_mb"},
 		{`{"retention_days":0,"quotas":{"max_queued":1,"nope":2}}`, "quotas.nope"},
 	} {
 		r := e.do("PATCH", "/v1/projects/alpha", owner, tc.body)
@@ -200,6 +207,219 @@ func TestProjectSettingsBad(t *testing.T) {
 		wantError(t, http.StatusForbidden, ward.CodeForbidden, "")
 	if p, err := e.st.GetProject(e.ctx, "alpha"); err != nil || p.Quotas != (ward.Quotas{}) {
 		t.Errorf("after refused PATCHes: %+v, %v", p.Quotas, err)
+	}
+}
+
+// TestRunningQuota checks max_running: an invoke in a project with its
+// quota of tasks running answers 429 project_running_quota with
+// Retry-After and stores nothing, while submissions still queue and
+// leases take no more of the project's tasks.
+func TestRunningQuota(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	owner := e.token(ward.RoleOwner, "alpha")
+	dev := e.token(ward.RoleDeveloper, "alpha")
+	e.function("alpha", "f", ward.FunctionSpec{})
+	e.function("alpha", "g", ward.FunctionSpec{})
+	var proj ward.Project
+	e.do("PATCH", "/v1/projects/alpha", owner, map[string]any{"quotas": map[string]int{"max_running": 2}}).
+		wantStatus(t, http.StatusOK).decode(t, &proj)
+	if proj.Quotas.MaxRunning != 2 {
+		t.Fatalf("PATCH quotas answered %+v", proj.Quotas)
+	}
+	for range 3 {
+		e.submit("alpha", dev, ward.SubmitRequest{Function: "f", Payload: []byte(`1`)})
+	}
+	// The lease takes two: the project is at its quota.
+	jobs, err := e.q.Lease(e.ctx, &runner.LeaseRequest{RunnerID: "r", Max: 10, FreeMemoryMB: 1024})
+	if err != nil || len(jobs) != 2 {
+		t.Fatalf("leased %d, %v; want 2", len(jobs), err)
+	}
+	e.rejected.take()
+	// An invoke of any function of the project is refused, and stores nothing.
+	wantLimited(t, e.do("POST", "/v1/projects/alpha/functions/g/invoke", dev, []byte(`1`)), ward.CodeProjectRunning, 1)
+	if got := countTasks(t, e, "alpha"); got != 3 {
+		t.Errorf("%d tasks stored, want the 3 submitted", got)
+	}
+	if got, want := e.rejected.take(), []string{"alpha/g project_running_quota"}; !slices.Equal(got, want) {
+		t.Errorf("rejections told %q, want %q", got, want)
+	}
+	// Submissions are not refused: they wait in the queue.
+	e.submit("alpha", dev, ward.SubmitRequest{Function: "g", Payload: []byte(`1`)})
+	// Another project's tasks are leased past alpha's backlog.
+	e.function("beta", "h", ward.FunctionSpec{})
+	e.submit("beta", e.token(ward.RoleDeveloper, "beta"), ward.SubmitRequest{Function: "h", Payload: []byte(`1`)})
+	more, err := e.q.Lease(e.ctx, &runner.LeaseRequest{RunnerID: "r", Max: 10, FreeMemoryMB: 1024})
+	if err != nil || len(more) != 1 || more[0].Project != "beta" {
+		t.Fatalf("leased %+v, %v; want beta's one task", more, err)
+	}
+	// A finished run frees a slot for the next of alpha's.
+	e.complete(jobs[:1], echo)
+	next, err := e.q.Lease(e.ctx, &runner.LeaseRequest{RunnerID: "r", Max: 10, FreeMemoryMB: 1024})
+	if err != nil || len(next) != 1 || next[0].Project != "alpha" {
+		t.Fatalf("leased %+v, %v; want one of alpha's", next, err)
+	}
+}
+
+// storedBytes reads a project's stored bytes.
+func storedBytes(t *testing.T, e *testEnv, project string) int64 {
+	t.Helper()
+	p, err := e.st.GetProject(e.ctx, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Usage.StoredBytes
+}
+
+// fillStorage sets alpha's quotas.max_stored_mb to 1 and stores a delayed
+// task (never leased) whose payload leaves room bytes under the quota.
+func fillStorage(t *testing.T, e *testEnv, room int64) {
+	t.Helper()
+	owner := e.token(ward.RoleOwner, "alpha")
+	var proj ward.Project
+	e.do("PATCH", "/v1/projects/alpha", owner, map[string]any{"quotas": map[string]int{"max_stored_mb": 1}}).
+		wantStatus(t, http.StatusOK).decode(t, &proj)
+	if proj.Quotas.MaxStoredMB != 1 || proj.Usage.StoredBytes == 0 {
+		t.Fatalf("PATCH quotas answered %+v; want max_stored_mb 1 and the code's bytes stored", proj)
+	}
+	fill := 1<<20 - proj.Usage.StoredBytes - room
+	if fill <= 0 {
+		t.Fatalf("the project already stores %d bytes", proj.Usage.StoredBytes)
+	}
+	fn, err := e.st.GetFunction(e.ctx, "alpha", "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.InsertTasks(e.ctx, &store.InsertTasksParams{Now: e.clock.Now(), Tasks: []store.NewTask{{
+		ID: "t_filler", Project: "alpha", Function: "f", CodeDigest: fn.CodeDigest, RunAt: e.clock.Now().Add(time.Hour),
+		TimeoutS: 30, MemoryMB: 64, MaxAttempts: 1, Payload: make([]byte, fill),
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedBytes(t, e, "alpha"); got != 1<<20-room {
+		t.Fatalf("filled to %d bytes, want %d", got, 1<<20-room)
+	}
+}
+
+// wantStorageRefused checks a 413 project_storage_quota that names the
+// quota and the use, told to the observer, with nothing stored.
+func wantStorageRefused(t *testing.T, e *testEnv, r response, tasks int, rejections ...string) {
+	t.Helper()
+	used := storedBytes(t, e, "alpha")
+	r.wantError(t, http.StatusRequestEntityTooLarge, ward.CodeProjectStorage, "")
+	if msg := string(r.body); !strings.Contains(msg, "max_stored_mb") || !strings.Contains(msg, strconv.FormatInt(used, 10)) {
+		t.Errorf("refusal %s does not name the quota and the %d bytes stored", msg, used)
+	}
+	if r.header.Get("Retry-After") != "" {
+		t.Errorf("a storage refusal has Retry-After %q", r.header.Get("Retry-After"))
+	}
+	if got := countTasks(t, e, "alpha"); got != tasks {
+		t.Errorf("%d tasks stored, want %d", got, tasks)
+	}
+	got := e.rejected.take()
+	slices.Sort(got)
+	if !slices.Equal(got, rejections) {
+		t.Errorf("rejections told %q, want %q", got, rejections)
+	}
+}
+
+// TestStorageQuota drives max_stored_mb to its edge on every path that
+// stores bytes: the call that fills the quota to the byte passes, one more
+// byte is refused with 413 project_storage_quota and nothing is stored.
+func TestStorageQuota(t *testing.T) {
+	t.Parallel()
+	for _, p := range submitPaths {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			dev := e.token(ward.RoleDeveloper, "alpha")
+			for _, fn := range []string{"f", "f-2", "f-3", "f-4"} {
+				e.function("alpha", fn, ward.FunctionSpec{}) // one code blob: the same module
+			}
+			// Each task's payload is `1`, one byte.
+			switch p.name {
+			case "submit":
+				fillStorage(t, e, 2)
+				p.send(e, dev, "f", 2).wantStatus(t, http.StatusAccepted)
+				wantStorageRefused(t, e, p.send(e, dev, "f", 1), 3, "alpha/f project_storage_quota")
+			case "batch", "fanout":
+				fillStorage(t, e, 3)
+				want := []string{"alpha/f project_storage_quota"}
+				if p.name == "fanout" {
+					want = append(want, "alpha/f-2 project_storage_quota", "alpha/f-3 project_storage_quota", "alpha/f-4 project_storage_quota")
+				}
+				wantStorageRefused(t, e, p.send(e, dev, "f", 4), 1, want...)
+				p.send(e, dev, "f", 3).wantStatus(t, http.StatusAccepted)
+				wantStorageRefused(t, e, p.send(e, dev, "f", 1), 4, "alpha/f project_storage_quota")
+			case "invoke":
+				fillStorage(t, e, 1)
+				const path = "/v1/projects/alpha/functions/f/invoke"
+				// The run's result is kept though it passes the quota.
+				r := e.invokeWith(path, dev, []byte(`1`), echo).wantStatus(t, http.StatusOK)
+				id := r.header.Get(taskIDHeader)
+				var out int64
+				for _, b := range []store.Body{store.BodyResult, store.BodyLog} {
+					body, err := e.st.GetTaskBody(e.ctx, "alpha", id, b)
+					if err != nil {
+						t.Fatal(err)
+					}
+					out += int64(len(body))
+				}
+				if got := storedBytes(t, e, "alpha"); out == 0 || got != 1<<20+out {
+					t.Errorf("after an invoke at the edge: %d bytes stored, want the quota and the run's %d bytes of output", got, out)
+				}
+				wantStorageRefused(t, e, e.do("POST", path, dev, []byte(`1`)), 2, "alpha/f project_storage_quota")
+			}
+			// Another project's storage is its own.
+			e.function("beta", "g", ward.FunctionSpec{})
+			e.do("POST", "/v1/projects/beta/tasks", e.token(ward.RoleDeveloper, "beta"), ward.SubmitRequest{Function: "g", Payload: []byte(`1`)}).
+				wantStatus(t, http.StatusAccepted)
+		})
+	}
+}
+
+// TestStorageQuotaCode checks code uploads count toward max_stored_mb.
+func TestStorageQuotaCode(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	dev := e.token(ward.RoleDeveloper, "alpha")
+	e.function("alpha", "f", ward.FunctionSpec{})
+	code := module(t, "exit3")
+	upload := func() response {
+		return e.do("PUT", "/v1/projects/alpha/functions/f/code", dev, code, "Content-Type", "application/wasm")
+	}
+	fillStorage(t, e, int64(len(code))-1)
+	before, err := e.st.GetFunction(e.ctx, "alpha", "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStorageRefused(t, e, upload(), 1, "alpha/f project_storage_quota")
+	if after, err := e.st.GetFunction(e.ctx, "alpha", "f"); err != nil || after.CodeDigest != before.CodeDigest || after.CodeVersion != before.CodeVersion {
+		t.Errorf("a refused upload changed the function: %+v, %v", after, err)
+	}
+	// With one byte more of room it fits to the byte: the filler goes
+	// (cancelled, then purged), and a filler one byte smaller comes.
+	if _, err := e.q.Cancel(e.ctx, "alpha", "t_filler"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.PurgeTasks(e.ctx, &store.PurgeParams{Project: "alpha", FinishedBefore: e.clock.Now().Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	used := storedBytes(t, e, "alpha")
+	if _, err := e.st.InsertTasks(e.ctx, &store.InsertTasksParams{Now: e.clock.Now(), Tasks: []store.NewTask{{
+		ID: "t_filler2", Project: "alpha", Function: "f", CodeDigest: before.CodeDigest, RunAt: e.clock.Now().Add(time.Hour),
+		TimeoutS: 30, MemoryMB: 64, MaxAttempts: 1, Payload: make([]byte, 1<<20-used-int64(len(code))),
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	upload().wantStatus(t, http.StatusOK)
+	if got := storedBytes(t, e, "alpha"); got != 1<<20 {
+		t.Errorf("after an upload that fills the quota: %d bytes stored, want %d", got, 1<<20)
+	}
+	var p ward.Project
+	e.do("GET", "/v1/projects/alpha", dev, nil).wantStatus(t, http.StatusOK).decode(t, &p)
+	if p.Usage.StoredBytes != 1<<20 {
+		t.Errorf("GET project: usage %+v, want %d stored bytes", p.Usage, 1<<20)
 	}
 }
 

@@ -70,10 +70,12 @@ func (s *Service) Submit(ctx context.Context, p *SubmitParams) ([]store.InsertRe
 		tasks[i] = t
 	}
 	counts := make(map[string]int, len(fns))
+	var bytes int64
 	for i := range tasks {
 		counts[tasks[i].Function]++
+		bytes += int64(len(tasks[i].Payload))
 	}
-	if err := s.checkLimits(ctx, p.Project, fns, counts, now); err != nil {
+	if err := s.checkLimits(ctx, p.Project, fns, counts, bytes, now); err != nil {
 		return nil, err
 	}
 	res, err := s.st.InsertTasks(ctx, &store.InsertTasksParams{Tasks: tasks, Tokens: bt.entries, Now: now})
@@ -312,7 +314,8 @@ type InvokeParams struct {
 }
 
 // Invoke runs a task synchronously at the highest priority and waits for it.
-// A full max_concurrency answers ward.ErrFunctionBusy at once. A task that
+// A full max_concurrency answers ward.ErrFunctionBusy at once, and a project
+// at its quotas.max_running project_running_quota. A task that
 // fails is returned with its record and a nil error; a context that ends
 // first returns the record as it is together with the context's error.
 func (s *Service) Invoke(ctx context.Context, p *InvokeParams) (store.TaskRecord, []byte, error) {
@@ -330,6 +333,9 @@ func (s *Service) Invoke(ctx context.Context, p *InvokeParams) (store.TaskRecord
 			return store.TaskRecord{}, nil, &ward.Error{Code: ward.CodeFunctionBusy, RetryAfter: time.Second,
 				Message: fmt.Sprintf("function %s is at its max_concurrency (%d)", p.Function, max)}
 		}
+	}
+	if err := s.checkRunning(ctx, p.Project, p.Function); err != nil {
+		return store.TaskRecord{}, nil, err
 	}
 	req := ward.SubmitRequest{Function: p.Function, PayloadB64: p.Payload, Priority: ward.MaxPriority, TimeoutS: p.TimeoutS, MaxAttempts: 1}
 	if req.PayloadB64 == nil {

@@ -17,14 +17,18 @@ type Scanner interface {
 	Scan(dest ...any) error
 }
 
-// ProjectCols are the columns ScanProject reads, in order.
-const ProjectCols = `name, created_at, retention_days, max_queued, max_functions`
+// ProjectCols are the columns ScanProject reads first, in order; the
+// project's stored bytes follow them, as each adapter keeps that count its
+// own way.
+const ProjectCols = `name, created_at, retention_days, max_queued, max_functions, max_running, max_stored_mb`
 
-// ScanProject reads a row of ProjectCols.
+// ScanProject reads a row of ProjectCols followed by the stored bytes.
 func ScanProject(sc Scanner) (ward.Project, error) {
 	var p ward.Project
 	var created int64
-	if err := sc.Scan(&p.Name, &created, &p.RetentionDays, &p.Quotas.MaxQueued, &p.Quotas.MaxFunctions); err != nil {
+	q := &p.Quotas
+	if err := sc.Scan(&p.Name, &created, &p.RetentionDays, &q.MaxQueued, &q.MaxFunctions, &q.MaxRunning, &q.MaxStoredMB,
+		&p.Usage.StoredBytes); err != nil {
 		return ward.Project{}, err
 	}
 	p.CreatedAt = fromMicros(created)

@@ -16,6 +16,10 @@ import (
 // not_found, already_exists, invalid_state or stale_lease where those apply.
 type Store interface {
 	CreateProject(ctx context.Context, p *CreateProjectParams) (ward.Project, error)
+	// GetProject returns a project with its usage: its stored bytes are
+	// the length of its task bodies (payloads, results, logs) and code
+	// blobs as the store holds them, kept exact by the transactions that
+	// write and delete them.
 	GetProject(ctx context.Context, name string) (ward.Project, error)
 	ListProjects(ctx context.Context) ([]ward.Project, error)
 	// SetRetention sets a project's retention_days.
@@ -44,6 +48,7 @@ type Store interface {
 	DeleteFunction(ctx context.Context, project, name string) error
 	// PutCode stores the blob under (project, digest), once, and points the
 	// function at it, bumping its code version. The function must exist.
+	// A blob stored adds its length to the project's stored bytes.
 	PutCode(ctx context.Context, p *PutCodeParams) (ward.Function, error)
 	// GetCode returns a project's code blob by digest.
 	GetCode(ctx context.Context, project, digest string) ([]byte, error)
@@ -78,7 +83,8 @@ type Store interface {
 
 	// LeaseTasks atomically moves up to Max due queued tasks to running for one
 	// runner, highest priority first, FIFO within a priority, honouring the
-	// runner's free memory and each function's max_concurrency across the store.
+	// runner's free memory, each function's max_concurrency and each
+	// project's quotas.max_running across the store.
 	LeaseTasks(ctx context.Context, p *LeaseParams) ([]Lease, error)
 	// Heartbeat extends held leases and returns the task IDs whose lease is no
 	// longer held (cancelled, expired, re-leased): their runs must stop.
@@ -98,7 +104,8 @@ type Store interface {
 	// RetryTask re-queues a finished (failed, cancelled or succeeded) task with a
 	// fresh attempt budget; a queued or running one → invalid_state.
 	RetryTask(ctx context.Context, p *RetryParams) (TaskRecord, error)
-	// CountRunning returns the running tasks of a function (for admission checks).
+	// CountRunning returns the running tasks of a function, or of the whole
+	// project when function is "" (for admission checks).
 	CountRunning(ctx context.Context, project, function string) (int, error)
 	// TaskCounts returns, by project and function, the queued tasks due at
 	// Now, the queued tasks not yet due and the running tasks, in project

@@ -43,9 +43,30 @@ func (s *Store) CreateProject(ctx context.Context, p *store.CreateProjectParams)
 	return ward.Project{Name: p.Name, CreatedAt: fromMicros(micros(p.Now)), RetentionDays: days}, nil
 }
 
+// projectCols are the columns store.ScanProject reads, of a row of
+// projects.
+const projectCols = store.ProjectCols + `,
+	(SELECT coalesce(sum(u.bytes), 0)::bigint FROM project_usage u WHERE u.project = projects.name)`
+
+// usageShards is how many rows of project_usage hold a project's count; a
+// transaction adds to the shard of its connection.
+const usageShards = 16
+
+// usageAddSQL adds the rows (project, bytes) of the query it is given, with
+// projects distinct, to their projects' stored bytes. The rows are locked
+// in project order, so that transactions that change several projects
+// cannot deadlock; every transaction changes the count as its last write
+// or near it, and once.
+func usageAddSQL(rows string) string {
+	return fmt.Sprintf(`INSERT INTO project_usage (project, shard, bytes)
+		SELECT a.project, (pg_backend_pid() %% %d)::smallint, a.bytes FROM (%s) AS a (project, bytes)
+		WHERE a.bytes <> 0 ORDER BY a.project
+		ON CONFLICT (project, shard) DO UPDATE SET bytes = project_usage.bytes + excluded.bytes`, usageShards, rows)
+}
+
 // GetProject returns a project, or not_found.
 func (s *Store) GetProject(ctx context.Context, name string) (ward.Project, error) {
-	p, err := store.ScanProject(s.pool.QueryRow(ctx, `SELECT `+store.ProjectCols+` FROM projects WHERE name = $1`, name))
+	p, err := store.ScanProject(s.pool.QueryRow(ctx, `SELECT `+projectCols+` FROM projects WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ward.Project{}, store.ProjectNotFound(name)
 	}
@@ -57,7 +78,7 @@ func (s *Store) GetProject(ctx context.Context, name string) (ward.Project, erro
 
 // ListProjects returns all projects ordered by name.
 func (s *Store) ListProjects(ctx context.Context) ([]ward.Project, error) {
-	ps, err := collect(ctx, s.pool, store.ScanProject, `SELECT `+store.ProjectCols+` FROM projects ORDER BY name`)
+	ps, err := collect(ctx, s.pool, store.ScanProject, `SELECT `+projectCols+` FROM projects ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list projects: %w", err)
 	}
@@ -92,8 +113,9 @@ func (s *Store) SetQuotas(ctx context.Context, project string, q ward.Quotas) (w
 	if err := q.Validate(); err != nil {
 		return ward.Project{}, err
 	}
-	p, err := store.ScanProject(s.pool.QueryRow(ctx, `UPDATE projects SET max_queued = $1, max_functions = $2 WHERE name = $3 RETURNING `+store.ProjectCols,
-		q.MaxQueued, q.MaxFunctions, project))
+	p, err := store.ScanProject(s.pool.QueryRow(ctx, `UPDATE projects SET max_queued = $1, max_functions = $2,
+		max_running = $3, max_stored_mb = $4 WHERE name = $5 RETURNING `+projectCols,
+		q.MaxQueued, q.MaxFunctions, q.MaxRunning, q.MaxStoredMB, project))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ward.Project{}, store.ProjectNotFound(project)
 	}
@@ -121,7 +143,7 @@ func (s *Store) SetRetention(ctx context.Context, project string, days int) (war
 	if err := ward.ValidRetention(days); err != nil {
 		return ward.Project{}, err
 	}
-	p, err := store.ScanProject(s.pool.QueryRow(ctx, `UPDATE projects SET retention_days = $1 WHERE name = $2 RETURNING `+store.ProjectCols,
+	p, err := store.ScanProject(s.pool.QueryRow(ctx, `UPDATE projects SET retention_days = $1 WHERE name = $2 RETURNING `+projectCols,
 		days, project))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ward.Project{}, store.ProjectNotFound(project)
@@ -144,6 +166,7 @@ var deleteProjectSQL = []string{
 	`DELETE FROM code_blobs WHERE project = $1`,
 	`DELETE FROM functions WHERE project = $1`,
 	`DELETE FROM tokens WHERE project = $1`,
+	`DELETE FROM project_usage WHERE project = $1`,
 	`DELETE FROM projects WHERE name = $1`,
 }
 
@@ -389,8 +412,11 @@ func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Funct
 		if err != nil {
 			return fmt.Errorf("postgres: put code: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO code_blobs (project, digest, size, data, created_at) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (project, digest) DO NOTHING`, p.Project, p.Digest, size, code, micros(p.Now)); err != nil {
+		// A blob stored adds its length to the project's stored bytes.
+		if _, err := tx.Exec(ctx, `WITH b AS (
+			INSERT INTO code_blobs (project, digest, size, data, created_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (project, digest) DO NOTHING RETURNING project, length(data)::bigint)
+			`+usageAddSQL(`SELECT * FROM b`), p.Project, p.Digest, size, code, micros(p.Now)); err != nil {
 			return fmt.Errorf("postgres: store code: %w", err)
 		}
 		return nil

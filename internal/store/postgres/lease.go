@@ -11,10 +11,12 @@ import (
 	"github.com/wardhq/ward/internal/store"
 )
 
-// fnKey names a function across projects.
+// fnKey names a function across projects; function "" stands for the
+// whole project (its max_running).
 type fnKey struct{ project, function string }
 
-// fnSlots is a function's concurrency limit and its running count.
+// fnSlots is a function's concurrency limit, or a project's running quota,
+// and its running count.
 type fnSlots struct{ limit, running int }
 
 // candidate is a due queued task read (and row-locked) by a lease scan.
@@ -23,19 +25,24 @@ type candidate struct {
 	priority, mem int
 	key           fnKey
 	limit         int // the function's max_concurrency; 0 = none
+	projectLimit  int // the project's max_running; 0 = none
 }
 
 // leaseScanSQL selects due queued tasks that fit a memory budget, of the
 // runtimes $9 (empty = every runtime), in lease order after a (priority,
-// run_at, seq) cursor, skipping excluded functions, and row-locks them
-// (skipping rows other leases hold). It returns each task's function's
-// max_concurrency (0 for none or a deleted function). The runtime is a
-// filter on the rows the ordered index scan reads, as the memory budget is.
-const leaseScanSQL = `SELECT t.seq, t.priority, t.run_at, t.memory_mb, t.project, t.function, coalesce(f.max_concurrency, 0)
+// run_at, seq) cursor, skipping excluded functions and the excluded
+// projects $10, and row-locks them (skipping rows other leases hold). It
+// returns each task's function's max_concurrency (0 for none or a deleted
+// function) and its project's max_running. The runtime is a filter on the
+// rows the ordered index scan reads, as the memory budget is.
+const leaseScanSQL = `SELECT t.seq, t.priority, t.run_at, t.memory_mb, t.project, t.function, coalesce(f.max_concurrency, 0),
+	pr.max_running
 	FROM tasks t LEFT JOIN functions f ON f.project = t.project AND f.name = t.function
+	JOIN projects pr ON pr.name = t.project
 	WHERE t.status = 'queued' AND t.run_at <= $1 AND t.memory_mb <= $2
 	AND ($3::int IS NULL OR t.priority < $3::int OR (t.priority = $3::int AND (t.run_at, t.seq) > ($4::bigint, $5::bigint)))
 	AND NOT EXISTS (SELECT 1 FROM unnest($6::text[], $7::text[]) AS x (p, f) WHERE x.p = t.project AND x.f = t.function)
+	AND t.project <> ALL ($10::text[])
 	AND (cardinality($9::text[]) = 0 OR t.runtime = ANY ($9::text[]))
 	ORDER BY t.priority DESC, t.run_at, t.seq
 	LIMIT $8
@@ -69,7 +76,9 @@ var leaseSQL = `UPDATE tasks t SET status = 'running', attempts = t.attempts + 1
 // than N running tasks in the whole database, across servers: a lease that
 // admits a task of such a function holds the function's advisory lock until
 // it commits and counts its running tasks under it. A function whose lock
-// another lease holds at that moment is skipped by this one. Candidate rows
+// another lease holds at that moment is skipped by this one. A project
+// whose quotas set max_running N > 0 is held to N running tasks the same
+// way, under a lock of its own. Candidate rows
 // are locked FOR UPDATE SKIP LOCKED, so concurrent leases never take the
 // same task. Tasks of a deleted function have no concurrency limit.
 //
@@ -117,19 +126,33 @@ func pickTasks(ctx context.Context, tx pgx.Tx, p *store.LeaseParams, runtimes []
 	slots := map[fnKey]*fnSlots{}
 	blocked := map[fnKey]bool{}
 	var bp, bf []string // blocked functions, as parallel arrays
+	var bprojects []string
 	var curPrio *int
 	var curRun, curSeq int64
 	for len(picks) < p.Max && free >= 0 {
 		need := p.Max - len(picks)
-		cands, err := scanCandidates(ctx, tx, now, free, curPrio, curRun, curSeq, bp, bf, runtimes, need)
+		cands, err := scanCandidates(ctx, tx, now, free, curPrio, curRun, curSeq, bp, bf, bprojects, runtimes, need)
 		if err != nil {
 			return nil, err
 		}
 		for _, c := range cands {
 			prio := c.priority
 			curPrio, curRun, curSeq = &prio, c.runAt, c.seq
-			if c.mem > free || blocked[c.key] {
+			pk := fnKey{project: c.key.project}
+			if c.mem > free || blocked[c.key] || blocked[pk] {
 				continue
+			}
+			var ps *fnSlots
+			if c.projectLimit > 0 {
+				ps, err = functionSlots(ctx, tx, pk, c.projectLimit, slots)
+				if err != nil {
+					return nil, err
+				}
+				if ps == nil || ps.running >= ps.limit {
+					blocked[pk] = true
+					bprojects = append(bprojects, pk.project)
+					continue
+				}
 			}
 			if c.limit > 0 {
 				sl, err := functionSlots(ctx, tx, c.key, c.limit, slots)
@@ -142,6 +165,9 @@ func pickTasks(ctx context.Context, tx pgx.Tx, p *store.LeaseParams, runtimes []
 					continue
 				}
 				sl.running++
+			}
+			if ps != nil {
+				ps.running++
 			}
 			free -= c.mem
 			picks = append(picks, c.seq)
@@ -159,11 +185,14 @@ func pickTasks(ctx context.Context, tx pgx.Tx, p *store.LeaseParams, runtimes []
 // scanCandidates reads up to limit candidates of the runtimes after the
 // cursor.
 func scanCandidates(ctx context.Context, tx pgx.Tx, now int64, free int, prio *int, runAt, seq int64,
-	bp, bf, runtimes []string, limit int) ([]candidate, error) {
+	bp, bf, bprojects, runtimes []string, limit int) ([]candidate, error) {
 	if bp == nil {
 		bp, bf = []string{}, []string{}
 	}
-	rows, err := tx.Query(ctx, leaseScanSQL, now, free, prio, runAt, seq, bp, bf, limit, runtimes)
+	if bprojects == nil {
+		bprojects = []string{}
+	}
+	rows, err := tx.Query(ctx, leaseScanSQL, now, free, prio, runAt, seq, bp, bf, limit, runtimes, bprojects)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: lease: scan: %w", err)
 	}
@@ -171,7 +200,7 @@ func scanCandidates(ctx context.Context, tx pgx.Tx, now int64, free int, prio *i
 	var out []candidate
 	for rows.Next() {
 		var c candidate
-		if err := rows.Scan(&c.seq, &c.priority, &c.runAt, &c.mem, &c.key.project, &c.key.function, &c.limit); err != nil {
+		if err := rows.Scan(&c.seq, &c.priority, &c.runAt, &c.mem, &c.key.project, &c.key.function, &c.limit, &c.projectLimit); err != nil {
 			return nil, fmt.Errorf("postgres: lease: scan: %w", err)
 		}
 		out = append(out, c)
@@ -183,16 +212,24 @@ func scanCandidates(ctx context.Context, tx pgx.Tx, now int64, free int, prio *i
 }
 
 // functionSlots returns the slots of a function with a concurrency limit,
-// taking its advisory lock (held until the transaction ends) and counting
-// its running tasks under it the first time. It returns nil when another
-// transaction holds the lock.
+// or of a project with max_running (function ""), taking its advisory lock
+// (held until the transaction ends) and counting its running tasks under
+// it the first time. It returns nil when another transaction holds the
+// lock.
 func functionSlots(ctx context.Context, tx pgx.Tx, k fnKey, limit int, slots map[fnKey]*fnSlots) (*fnSlots, error) {
 	if sl, ok := slots[k]; ok {
 		return sl, nil
 	}
+	lock, count := `SELECT pg_try_advisory_xact_lock(hashtextextended('ward.fn/' || $1 || '/' || $2, 0))`,
+		`SELECT count(*) FROM tasks WHERE status = 'running' AND project = $1 AND function = $2`
+	args := []any{k.project, k.function}
+	if k.function == "" {
+		lock, count = `SELECT pg_try_advisory_xact_lock(hashtextextended('ward.project/' || $1, 0))`,
+			`SELECT count(*) FROM tasks WHERE status = 'running' AND project = $1`
+		args = args[:1]
+	}
 	var got bool
-	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended('ward.fn/' || $1 || '/' || $2, 0))`,
-		k.project, k.function).Scan(&got); err != nil {
+	if err := tx.QueryRow(ctx, lock, args...).Scan(&got); err != nil {
 		return nil, fmt.Errorf("postgres: lease: lock function: %w", err)
 	}
 	if !got {
@@ -202,8 +239,7 @@ func functionSlots(ctx context.Context, tx pgx.Tx, k fnKey, limit int, slots map
 	// Read committed: this statement sees every lease committed before the
 	// lock was granted.
 	sl := &fnSlots{limit: limit}
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE status = 'running' AND project = $1 AND function = $2`,
-		k.project, k.function).Scan(&sl.running); err != nil {
+	if err := tx.QueryRow(ctx, count, args...).Scan(&sl.running); err != nil {
 		return nil, fmt.Errorf("postgres: lease: count running: %w", err)
 	}
 	slots[k] = sl
@@ -295,9 +331,11 @@ func (s *Store) Heartbeat(ctx context.Context, p *store.HeartbeatParams) ([]stri
 }
 
 // completeSQL applies one completion to a task running under its lease and
-// writes (or, when empty, clears) its result and log bodies; it returns the
-// task's seq, or no row when the lease is not held.
-const completeSQL = `WITH u AS (
+// writes (or, when empty, clears) its result and log bodies, changing the
+// project's stored bytes by the difference (the statement's snapshot still
+// sees the bodies an earlier run left); it returns the task's seq, or no
+// row when the lease is not held.
+var completeSQL = `WITH u AS (
 		UPDATE tasks SET status = $3::text,
 			finished_at = CASE WHEN $3::text = 'queued' THEN NULL ELSE $4::bigint END,
 			run_at = CASE WHEN $3::text = 'queued' THEN $5::bigint ELSE run_at END,
@@ -307,7 +345,7 @@ const completeSQL = `WITH u AS (
 			platform_tries = platform_tries + $12::int,
 			lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
 		WHERE id = $1::text AND status = 'running' AND lease_id = $2::text
-		RETURNING seq),
+		RETURNING seq, project),
 	put AS (
 		INSERT INTO task_bodies (seq, kind, data)
 		SELECT u.seq, b.kind, b.data FROM u, (VALUES (1, $13::bytea), (2, $14::bytea)) AS b (kind, data)
@@ -315,14 +353,17 @@ const completeSQL = `WITH u AS (
 		ON CONFLICT (seq, kind) DO UPDATE SET data = excluded.data),
 	del AS (
 		DELETE FROM task_bodies b USING u
-		WHERE b.seq = u.seq AND ((b.kind = 1 AND length($13::bytea) = 0) OR (b.kind = 2 AND length($14::bytea) = 0)))
+		WHERE b.seq = u.seq AND ((b.kind = 1 AND length($13::bytea) = 0) OR (b.kind = 2 AND length($14::bytea) = 0))),
+	acct AS (` + usageAddSQL(`SELECT u.project, (length($13::bytea) + length($14::bytea)
+		- coalesce((SELECT sum(length(b.data)) FROM task_bodies b WHERE b.seq = u.seq AND b.kind IN (1, 2)), 0))::bigint FROM u`) + `)
 	SELECT seq FROM u`
 
 // completeManySQL applies a batch of completions, one per task, given as
 // parallel arrays, in one statement: the tasks running under the given
 // lease move as completeSQL moves one, and their result and log bodies are
-// written or cleared. It returns the IDs of the tasks it moved.
-const completeManySQL = `WITH c AS (
+// written or cleared, and their projects' stored bytes changed by the
+// difference. It returns the IDs of the tasks it moved.
+var completeManySQL = `WITH c AS (
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
 			$8::int[], $9::bigint[], $10::bigint[], $11::bigint[], $12::int[], $13::bytea[], $14::bytea[])
 			AS c (id, lease_id, status, now, run_at, error_code, error_message, exit_code, peak, cpu, dur, inc, result, log)),
@@ -336,7 +377,7 @@ const completeManySQL = `WITH c AS (
 			platform_tries = t.platform_tries + c.inc,
 			lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
 		FROM c WHERE t.id = c.id AND t.status = 'running' AND t.lease_id = c.lease_id
-		RETURNING t.seq, t.id),
+		RETURNING t.seq, t.id, t.project),
 	put AS (
 		INSERT INTO task_bodies (seq, kind, data)
 		SELECT u.seq, b.kind, b.data FROM u JOIN c ON c.id = u.id, LATERAL (VALUES (1, c.result), (2, c.log)) AS b (kind, data)
@@ -344,7 +385,12 @@ const completeManySQL = `WITH c AS (
 		ON CONFLICT (seq, kind) DO UPDATE SET data = excluded.data),
 	del AS (
 		DELETE FROM task_bodies b USING u JOIN c ON c.id = u.id
-		WHERE b.seq = u.seq AND ((b.kind = 1 AND length(c.result) = 0) OR (b.kind = 2 AND length(c.log) = 0)))
+		WHERE b.seq = u.seq AND ((b.kind = 1 AND length(c.result) = 0) OR (b.kind = 2 AND length(c.log) = 0))),
+	acct AS (` + usageAddSQL(`SELECT d.project, sum(d.n)::bigint FROM (
+			SELECT u.project, length(c.result) + length(c.log) AS n FROM u JOIN c ON c.id = u.id
+			UNION ALL
+			SELECT u.project, -length(b.data) FROM task_bodies b JOIN u ON b.seq = u.seq WHERE b.kind IN (1, 2)
+		) d GROUP BY d.project`) + `)
 	SELECT id FROM u`
 
 // completeArgs are the columns of completeManySQL, one element per
@@ -574,7 +620,8 @@ func (s *Store) RetryTask(ctx context.Context, p *store.RetryParams) (store.Task
 
 // transition applies a single-task UPDATE … RETURNING taskCols, seq; when
 // it matches nothing it tells not_found from invalid_state. clearBodies
-// deletes the task's result and log in the same transaction.
+// deletes the task's result and log in the same transaction, and takes
+// them off the project's stored bytes.
 func (s *Store) transition(ctx context.Context, project, id, q, verb string, now int64, clearBodies bool) (store.TaskRecord, error) {
 	var rec store.TaskRecord
 	err := s.tx(ctx, func(tx pgx.Tx) error {
@@ -596,7 +643,8 @@ func (s *Store) transition(ctx context.Context, project, id, q, verb string, now
 			return fmt.Errorf("postgres: %s task: %w", verb, err)
 		}
 		if clearBodies {
-			if _, err := tx.Exec(ctx, `DELETE FROM task_bodies WHERE seq = $1 AND kind IN (1, 2)`, seq); err != nil {
+			if _, err := tx.Exec(ctx, `WITH d AS (DELETE FROM task_bodies WHERE seq = $1 AND kind IN (1, 2) RETURNING data)
+				`+usageAddSQL(`SELECT $2::text, -coalesce(sum(length(d.data)), 0)::bigint FROM d`), seq, project); err != nil {
 				return fmt.Errorf("postgres: %s task: %w", verb, err)
 			}
 		}

@@ -53,11 +53,15 @@ func TestQueuePlans(t *testing.T) {
 		name string
 		args []any
 	}{
-		{"first scan", []any{int64(1 << 40), 4096, nil, int64(0), int64(0), []string{}, []string{}, 50, []string{}}},
-		{"scan after a cursor", []any{int64(1 << 40), 4096, 1, int64(300), int64(300), []string{"p"}, []string{"g"}, 50, []string{}}},
-		{"first scan of one runtime", []any{int64(1 << 40), 4096, nil, int64(0), int64(0), []string{}, []string{}, 50, []string{"oci"}}},
+		{"first scan", []any{int64(1 << 40), 4096, nil, int64(0), int64(0), []string{}, []string{}, 50, []string{}, []string{}}},
+		{"scan after a cursor", []any{int64(1 << 40), 4096, 1, int64(300), int64(300), []string{"p"}, []string{"g"}, 50, []string{},
+			[]string{}}},
+		{"first scan of one runtime", []any{int64(1 << 40), 4096, nil, int64(0), int64(0), []string{}, []string{}, 50, []string{"oci"},
+			[]string{}}},
 		{"scan of two runtimes after a cursor", []any{int64(1 << 40), 4096, 1, int64(300), int64(300), []string{"p"}, []string{"g"}, 50,
-			[]string{"oci", "wasm"}}},
+			[]string{"oci", "wasm"}, []string{}}},
+		{"scan excluding projects", []any{int64(1 << 40), 4096, 1, int64(300), int64(300), []string{}, []string{}, 50, []string{},
+			[]string{"q", "r"}}},
 	} {
 		p := plan(t, tx, leaseScanSQL, tc.args...)
 		if !strings.Contains(p, "Index Scan using tasks_queued on tasks") || strings.Contains(p, "Sort") || strings.Contains(p, "Bitmap") {

@@ -413,3 +413,62 @@ func TestBroadcast(t *testing.T) {
 		t.Fatal("a message over MaxBroadcast was sent")
 	}
 }
+
+// TestMigrateProjectUsage upgrades a schema of version 5 holding task
+// bodies and code and checks migration 6 counts them in the projects'
+// stored bytes, which the store then keeps up to date.
+func TestMigrateProjectUsage(t *testing.T) {
+	pgtest.URL(t)
+	t.Parallel()
+	ctx := t.Context()
+	dsn := pgtest.DSN(t)
+	conn, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ms, err := store.LoadMigrations(migrationsFS)
+	if err != nil || len(ms) < 6 {
+		t.Fatalf("migrations: %d, %v", len(ms), err)
+	}
+	qs := []string{`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`}
+	for _, m := range ms[:5] {
+		qs = append(qs, m.SQL, fmt.Sprintf(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (%d, '%s', 0)`, m.Version, m.Name))
+	}
+	qs = append(qs,
+		`INSERT INTO projects (name, created_at, retention_days) VALUES ('p', 0, 7), ('q', 0, 7), ('empty', 0, 7)`,
+		`INSERT INTO tasks (id, project, function, code_digest, status, priority, max_attempts, timeout_s, memory_mb, backoff_s,
+			created_at, run_at, payload_size) VALUES
+			('t_1', 'p', 'f', 'sha256:00', 'succeeded', 0, 1, 30, 64, 5, 1, 1, 0),
+			('t_2', 'p', 'f', 'sha256:00', 'queued', 0, 1, 30, 64, 5, 1, 1, 0),
+			('t_3', 'q', 'f', 'sha256:00', 'queued', 0, 1, 30, 64, 5, 1, 1, 0)`,
+		`INSERT INTO task_bodies (seq, kind, data)
+			SELECT t.seq, b.kind, decode(b.hex, 'hex') FROM tasks t JOIN (VALUES ('t_1', 0, '0102'), ('t_1', 1, '010203'),
+				('t_1', 2, '01020304'), ('t_2', 0, '0102030405'), ('t_3', 0, '01')) AS b (id, kind, hex) ON b.id = t.id`,
+		`INSERT INTO code_blobs (project, digest, size, data, created_at) VALUES ('p', 'sha256:aa', 1, decode('010203040506', 'hex'), 1)`,
+	)
+	for _, q := range qs {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%.40s…: %v", q, err)
+		}
+	}
+	s := openTest(t, dsn)
+	for project, want := range map[string]int64{"p": 2 + 3 + 4 + 5 + 6, "q": 1, "empty": 0} {
+		p, err := s.GetProject(ctx, project)
+		if err != nil || p.Usage.StoredBytes != want {
+			t.Errorf("GetProject(%s) after migration: stored bytes %d, %v; want %d", project, p.Usage.StoredBytes, err, want)
+		}
+	}
+	if n, err := s.PurgeTasks(ctx, &store.PurgeParams{Project: "p", FinishedBefore: time.Unix(1, 0)}); err != nil || n != 0 {
+		t.Fatalf("PurgeTasks = %d, %v", n, err)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE tasks SET finished_at = 0 WHERE id = 't_1'`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeTasks(ctx, &store.PurgeParams{Project: "p", FinishedBefore: time.Unix(1, 0)}); err != nil || n != 1 {
+		t.Fatalf("PurgeTasks = %d, %v", n, err)
+	}
+	if p, err := s.GetProject(ctx, "p"); err != nil || p.Usage.StoredBytes != 5+6 {
+		t.Errorf("after purging the counted task: stored bytes %d, %v; want %d", p.Usage.StoredBytes, err, 5+6)
+	}
+}

@@ -154,9 +154,10 @@ func resolveIdempotency(ctx context.Context, tx pgx.Tx, tasks []store.NewTask, n
 
 // insertManySQL inserts a batch of tasks given as parallel arrays, in
 // array order (so seq follows the batch), and their non-empty payload
-// bodies, in one statement, and returns the IDs it inserted: a task whose
+// bodies, counting them in their projects' stored bytes, in one
+// statement, and returns the IDs it inserted: a task whose
 // ID is stored already is left out. The IDs must differ from each other.
-const insertManySQL = `WITH x AS (
+var insertManySQL = `WITH x AS (
 		SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::int[], $9::int[],
 			$10::int[], $11::bigint[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::bool[], $17::text[], $18::bytea[],
 			$19::text[])
@@ -172,7 +173,8 @@ const insertManySQL = `WITH x AS (
 		RETURNING seq, id),
 	b AS (
 		INSERT INTO task_bodies (seq, kind, data)
-		SELECT t.seq, 0, x.payload FROM t JOIN x ON x.id = t.id WHERE length(x.payload) > 0)
+		SELECT t.seq, 0, x.payload FROM t JOIN x ON x.id = t.id WHERE length(x.payload) > 0),
+	a AS (` + usageAddSQL(`SELECT x.project, sum(length(x.payload)) FROM t JOIN x ON x.id = t.id GROUP BY x.project`) + `)
 	SELECT id FROM t`
 
 // insertArgs are the columns of insertManySQL, one element per task.
@@ -384,10 +386,11 @@ func (s *Store) GetTaskBody(ctx context.Context, project, id string, body store.
 	return data, nil
 }
 
-// CountRunning returns the number of running tasks of a function.
+// CountRunning returns the number of running tasks of a function, or of
+// the whole project when function is "".
 func (s *Store) CountRunning(ctx context.Context, project, function string) (int, error) {
 	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE status = 'running' AND project = $1 AND function = $2`,
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE status = 'running' AND project = $1 AND ($2 = '' OR function = $2)`,
 		project, function).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: count running: %w", err)
@@ -427,21 +430,28 @@ func (s *Store) NextRunAt(ctx context.Context, runtimes ...ward.Runtime) (time.T
 // PurgeTasks deletes, in one transaction, up to Limit (0 = all) tasks of
 // Project (and of Function, when set) that are succeeded, failed or
 // cancelled and finished before FinishedBefore, oldest first, with their
-// bodies and the idempotency keys that point at them (ON DELETE CASCADE).
-// Queued and running tasks are never touched. It returns how many tasks it
+// bodies and the idempotency keys that point at them (ON DELETE CASCADE);
+// the bodies' bytes leave the project's stored bytes. Queued and running
+// tasks are never touched. It returns how many tasks it
 // deleted. A negative limit → invalid_argument.
 func (s *Store) PurgeTasks(ctx context.Context, p *store.PurgeParams) (int, error) {
 	if err := store.CheckLimit(p.Limit); err != nil {
 		return 0, err
 	}
 	limit := limitArg(p.Limit)
-	q := `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks
-		WHERE project = $1 AND finished_at IS NOT NULL AND finished_at < $2
-		AND status IN ('succeeded', 'failed', 'cancelled') AND ($3 = '' OR function = $3)
-		ORDER BY finished_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED)`
-	tag, err := s.pool.Exec(ctx, q, p.Project, micros(p.FinishedBefore), p.Function, limit)
-	if err != nil {
+	// The bodies go with their tasks (ON DELETE CASCADE); the statement's
+	// snapshot still sees them, to count what leaves the stored bytes.
+	q := `WITH d AS (
+		DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks
+			WHERE project = $1 AND finished_at IS NOT NULL AND finished_at < $2
+			AND status IN ('succeeded', 'failed', 'cancelled') AND ($3 = '' OR function = $3)
+			ORDER BY finished_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED)
+		RETURNING seq),
+	a AS (` + usageAddSQL(`SELECT $1::text, -coalesce(sum(length(b.data)), 0)::bigint FROM task_bodies b JOIN d ON d.seq = b.seq`) + `)
+	SELECT count(*) FROM d`
+	var n int
+	if err := s.pool.QueryRow(ctx, q, p.Project, micros(p.FinishedBefore), p.Function, limit).Scan(&n); err != nil {
 		return 0, fmt.Errorf("postgres: purge tasks: %w", err)
 	}
-	return int(tag.RowsAffected()), nil
+	return n, nil
 }

@@ -41,9 +41,24 @@ func (s *Store) CreateProject(ctx context.Context, p *store.CreateProjectParams)
 	return ward.Project{Name: p.Name, CreatedAt: fromMicros(micros(p.Now)), RetentionDays: days}, nil
 }
 
+// projectCols are the columns store.ScanProject reads.
+const projectCols = store.ProjectCols + `, stored_bytes`
+
+// addStored adds delta (negative to subtract) to a project's stored bytes,
+// within the transaction that writes or deletes the bytes.
+func addStored(ctx context.Context, tx *sql.Tx, project string, delta int64) error {
+	if delta == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE projects SET stored_bytes = stored_bytes + ? WHERE name = ?`, delta, project); err != nil {
+		return fmt.Errorf("sqlite: count stored bytes: %w", err)
+	}
+	return nil
+}
+
 // GetProject returns a project, or not_found.
 func (s *Store) GetProject(ctx context.Context, name string) (ward.Project, error) {
-	p, err := store.ScanProject(s.row(ctx, `SELECT `+store.ProjectCols+` FROM projects WHERE name = ?`, name))
+	p, err := store.ScanProject(s.row(ctx, `SELECT `+projectCols+` FROM projects WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return ward.Project{}, store.ProjectNotFound(name)
 	}
@@ -55,7 +70,7 @@ func (s *Store) GetProject(ctx context.Context, name string) (ward.Project, erro
 
 // ListProjects returns all projects ordered by name.
 func (s *Store) ListProjects(ctx context.Context) ([]ward.Project, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+store.ProjectCols+` FROM projects ORDER BY name`)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+projectCols+` FROM projects ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list projects: %w", err)
 	}
@@ -83,8 +98,9 @@ func (s *Store) SetQuotas(ctx context.Context, project string, q ward.Quotas) (w
 	var p ward.Project
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		p, err = store.ScanProject(tx.QueryRowContext(ctx, `UPDATE projects SET max_queued = ?, max_functions = ? WHERE name = ? RETURNING `+store.ProjectCols,
-			q.MaxQueued, q.MaxFunctions, project))
+		p, err = store.ScanProject(tx.QueryRowContext(ctx, `UPDATE projects SET max_queued = ?, max_functions = ?, max_running = ?, max_stored_mb = ?
+			WHERE name = ? RETURNING `+projectCols,
+			q.MaxQueued, q.MaxFunctions, q.MaxRunning, q.MaxStoredMB, project))
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ProjectNotFound(project)
 		}
@@ -117,7 +133,7 @@ func (s *Store) SetRetention(ctx context.Context, project string, days int) (war
 	var p ward.Project
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		p, err = store.ScanProject(tx.QueryRowContext(ctx, `UPDATE projects SET retention_days = ? WHERE name = ? RETURNING `+store.ProjectCols,
+		p, err = store.ScanProject(tx.QueryRowContext(ctx, `UPDATE projects SET retention_days = ? WHERE name = ? RETURNING `+projectCols,
 			days, project))
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ProjectNotFound(project)
@@ -409,9 +425,15 @@ func (s *Store) PutCode(ctx context.Context, p *store.PutCodeParams) (ward.Funct
 		if err != nil {
 			return fmt.Errorf("sqlite: put code: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO code_blobs (project, digest, size, data, created_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (project, digest) DO NOTHING`, p.Project, p.Digest, size, p.Code, micros(p.Now)); err != nil {
+		res, err := tx.ExecContext(ctx, `INSERT INTO code_blobs (project, digest, size, data, created_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (project, digest) DO NOTHING`, p.Project, p.Digest, size, p.Code, micros(p.Now))
+		if err != nil {
 			return fmt.Errorf("sqlite: store code: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n > 0 {
+			return addStored(ctx, tx, p.Project, int64(len(p.Code)))
 		}
 		return nil
 	})

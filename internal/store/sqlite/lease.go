@@ -12,10 +12,12 @@ import (
 	"github.com/wardhq/ward/internal/store"
 )
 
-// fnKey names a function across projects.
+// fnKey names a function across projects; function "" stands for the
+// whole project (its max_running).
 type fnKey struct{ project, function string }
 
-// fnSlots is a function's concurrency limit and its running count.
+// fnSlots is a function's concurrency limit, or a project's running quota,
+// and its running count.
 type fnSlots struct{ limit, running int }
 
 // LeaseTasks moves up to Max due queued tasks (run_at <= Now) to running for
@@ -27,8 +29,8 @@ type fnSlots struct{ limit, running int }
 // Admission: the memory_mb of the tasks leased in one call sums to at most
 // FreeMemoryMB; a task that does not fit is skipped and later ones are still
 // considered. A function whose spec sets max_concurrency N > 0 never has more
-// than N running tasks in the whole store. Tasks of a deleted function have
-// no concurrency limit.
+// than N running tasks in the whole store, nor a project whose quotas set
+// max_running N > 0. Tasks of a deleted function have no concurrency limit.
 //
 // Runtimes, when set, limits the lease to tasks of those runtimes: the
 // others are filtered out by the same index scans, so a task of another
@@ -120,7 +122,8 @@ func (s *Store) leasePicked(ctx context.Context, tx *sql.Tx, picks []int64, runn
 }
 
 // functionSlots reads the concurrency limit and running count of every
-// function that has a limit.
+// function that has a limit, and of every project with max_running (under
+// function "").
 func (s *Store) functionSlots(ctx context.Context, tx *sql.Tx) (map[fnKey]*fnSlots, error) {
 	rows, err := tx.StmtContext(ctx, s.st.leaseLimits).QueryContext(ctx)
 	if err != nil {
@@ -186,12 +189,15 @@ func (s *Store) pickTasks(ctx context.Context, tx *sql.Tx, p *store.LeaseParams,
 				if mem > int64(free) {
 					continue
 				}
-				sl := limits[k]
-				if sl != nil && sl.running >= sl.limit {
+				sl, ps := limits[k], limits[fnKey{project: k.project}]
+				if sl != nil && sl.running >= sl.limit || ps != nil && ps.running >= ps.limit {
 					continue
 				}
 				if sl != nil {
 					sl.running++
+				}
+				if ps != nil {
+					ps.running++
 				}
 				free -= int(mem)
 				picks = append(picks, seq)
@@ -219,21 +225,30 @@ func (s *Store) scanStmt(ctx context.Context, tx *sql.Tx, n int) (*sql.Stmt, err
 }
 
 // scanExcluding returns the scan query for n runtimes that also skips the
-// functions at their limit, with the extra arguments (after the runtimes);
-// "" when none is.
+// functions and projects at their limit, with the extra arguments (after
+// the runtimes); "" when none is.
 func scanExcluding(limits map[fnKey]*fnSlots, runtimes int) (string, []any) {
-	var extra []any
+	var fns, projects []any
 	for k, sl := range limits {
-		if sl.running >= sl.limit {
-			extra = append(extra, k.project, k.function)
+		switch {
+		case sl.running < sl.limit:
+		case k.function == "":
+			projects = append(projects, k.project)
+		default:
+			fns = append(fns, k.project, k.function)
 		}
 	}
-	if len(extra) == 0 {
+	if len(fns) == 0 && len(projects) == 0 {
 		return "", nil
 	}
-	q := leaseScanSQL + runtimesIn(runtimes) + ` AND (project, function) NOT IN (VALUES ` +
-		strings.TrimSuffix(strings.Repeat(`(?, ?), `, len(extra)/2), `, `) + `)` + leaseScanOrder
-	return q, extra
+	q := leaseScanSQL + runtimesIn(runtimes)
+	if len(fns) > 0 {
+		q += ` AND (project, function) NOT IN (VALUES ` + strings.TrimSuffix(strings.Repeat(`(?, ?), `, len(fns)/2), `, `) + `)`
+	}
+	if len(projects) > 0 {
+		q += ` AND project NOT IN (` + strings.TrimSuffix(strings.Repeat(`?, `, len(projects)), `, `) + `)`
+	}
+	return q + leaseScanOrder, append(fns, projects...)
 }
 
 // Heartbeat extends to Now+TTL each lease in Leases that is still held: the
@@ -361,12 +376,15 @@ func (s *Store) completeChunk(ctx context.Context, tx *sql.Tx, st *sql.Stmt, cs 
 	if err != nil {
 		return fmt.Errorf("sqlite: complete tasks: %w", err)
 	}
-	type done struct{ seq, attempts int64 }
+	type done struct {
+		seq, attempts int64
+		project       string
+	}
 	applied := make(map[string]done, len(idx))
 	for rows.Next() {
 		var id string
 		var d done
-		if err := rows.Scan(&id, &d.seq, &d.attempts); err != nil {
+		if err := rows.Scan(&id, &d.seq, &d.attempts, &d.project); err != nil {
 			rows.Close()
 			return fmt.Errorf("sqlite: complete tasks: %w", err)
 		}
@@ -378,13 +396,22 @@ func (s *Store) completeChunk(ctx context.Context, tx *sql.Tx, st *sql.Stmt, cs 
 		return fmt.Errorf("sqlite: complete tasks: %w", err)
 	}
 
-	var puts, dels []any
+	var puts, dels, earlier []any
+	// stored is the change of each project's stored bytes: the new result
+	// and log, less what an earlier run left.
+	stored := map[string]int64{}
+	projects := map[int64]string{}
 	for _, i := range idx {
 		c := &cs[i]
 		d, ok := applied[c.TaskID]
 		if !ok {
 			errs[i] = ward.Errorf(ward.CodeStaleLease, "task %s: lease not held", c.TaskID)
 			continue
+		}
+		stored[d.project] += int64(len(c.Result) + len(c.Log))
+		if d.attempts > 1 {
+			earlier = append(earlier, bodyID(d.seq, kindResult), bodyID(d.seq, kindLog))
+			projects[d.seq] = d.project
 		}
 		for _, b := range []struct {
 			kind int
@@ -402,13 +429,44 @@ func (s *Store) completeChunk(ctx context.Context, tx *sql.Tx, st *sql.Stmt, cs 
 			}
 		}
 	}
+	if err := earlierBodies(ctx, tx, earlier, projects, stored); err != nil {
+		return err
+	}
 	if err := s.putBodies(ctx, tx, puts); err != nil {
 		return fmt.Errorf("sqlite: complete tasks: store bodies: %w", err)
 	}
 	if err := s.deleteBodies(ctx, tx, dels); err != nil {
 		return fmt.Errorf("sqlite: complete tasks: clear bodies: %w", err)
 	}
+	for project, n := range stored {
+		if err := addStored(ctx, tx, project, n); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// earlierBodies subtracts from stored the sizes of the bodies ids (those an
+// earlier run may have left, which the completion replaces or clears), of
+// tasks whose project projects names by seq.
+func earlierBodies(ctx context.Context, tx *sql.Tx, ids []any, projects map[int64]string, stored map[string]int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, length(data) FROM task_bodies WHERE id IN (`+
+		strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+`)`, ids...)
+	if err != nil {
+		return fmt.Errorf("sqlite: complete tasks: read earlier bodies: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return fmt.Errorf("sqlite: complete tasks: read earlier bodies: %w", err)
+		}
+		stored[projects[id/4]] -= n
+	}
+	return rows.Err()
 }
 
 // Reaping statements. Running tasks are few (at most the runners' slots), so
@@ -524,8 +582,15 @@ func (s *Store) RetryTask(ctx context.Context, p *store.RetryParams) (store.Task
 		started_at = NULL, finished_at = NULL, lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
 		WHERE id = ? AND project = ? AND status IN ('succeeded', 'failed', 'cancelled') RETURNING `+taskCols+`, seq`,
 		"retry", micros(p.Now), func(tx *sql.Tx, seq int64) error {
-			_, err := tx.ExecContext(ctx, `DELETE FROM task_bodies WHERE id IN (?, ?)`, bodyID(seq, kindResult), bodyID(seq, kindLog))
-			return err
+			var n int64
+			if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(length(data)), 0) FROM task_bodies WHERE id IN (?, ?)`,
+				bodyID(seq, kindResult), bodyID(seq, kindLog)).Scan(&n); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM task_bodies WHERE id IN (?, ?)`, bodyID(seq, kindResult), bodyID(seq, kindLog)); err != nil {
+				return err
+			}
+			return addStored(ctx, tx, p.Project, -n)
 		})
 }
 

@@ -22,14 +22,17 @@ func purgeSelectSQL(withFunction bool) string {
 	return q + ` ORDER BY finished_at, seq LIMIT ?`
 }
 
-// purgeSQL returns the statements of a purge, in order: the tasks' bodies,
-// the idempotency keys that point at them, the tasks. Each selects the same
-// tasks (the tasks go last, so the selection does not change in between)
-// and takes the arguments of purgeSelectSQL.
-func purgeSQL(withFunction bool) [3]string {
+// purgeSQL returns the statements of a purge, in order: the size of the
+// tasks' bodies (a query), the tasks' bodies, the idempotency keys that
+// point at them, the tasks. Each selects the same tasks (the tasks go
+// last, so the selection does not change in between) and takes the
+// arguments of purgeSelectSQL.
+func purgeSQL(withFunction bool) [4]string {
 	sel := purgeSelectSQL(withFunction)
-	return [3]string{
-		`DELETE FROM task_bodies WHERE id IN (SELECT p.seq * 4 + k.kind FROM (` + sel + `) p, (SELECT ` + kindsSQL + `) k)`,
+	bodies := `SELECT p.seq * 4 + k.kind FROM (` + sel + `) p, (SELECT ` + kindsSQL + `) k`
+	return [4]string{
+		`SELECT coalesce(sum(length(data)), 0) FROM task_bodies WHERE id IN (` + bodies + `)`,
+		`DELETE FROM task_bodies WHERE id IN (` + bodies + `)`,
 		`DELETE FROM idempotency_keys WHERE task_id IN (SELECT id FROM (` + sel + `))`,
 		`DELETE FROM tasks WHERE seq IN (SELECT seq FROM (` + sel + `))`,
 	}
@@ -44,8 +47,9 @@ var (
 // PurgeTasks deletes, in one transaction, up to Limit (0 = all) tasks of
 // Project (and of Function, when set) that are succeeded, failed or
 // cancelled and finished before FinishedBefore, oldest first, with their
-// bodies and the idempotency keys that point at them. Queued and running
-// tasks are never touched. It returns how many tasks it deleted. A negative
+// bodies and the idempotency keys that point at them; the bodies' bytes
+// leave the project's stored bytes. Queued and running tasks are never
+// touched. It returns how many tasks it deleted. A negative
 // limit → invalid_argument; a project with nothing to purge, or none, purges
 // nothing.
 func (s *Store) PurgeTasks(ctx context.Context, p *store.PurgeParams) (int, error) {
@@ -65,16 +69,22 @@ func (s *Store) PurgeTasks(ctx context.Context, p *store.PurgeParams) (int, erro
 	args = append(args, limit)
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		var size int64
+		if err := tx.QueryRowContext(ctx, qs[0], args...).Scan(&size); err != nil {
+			return fmt.Errorf("sqlite: purge tasks: %w", err)
+		}
 		var res sql.Result
-		for _, q := range qs {
+		for _, q := range qs[1:] {
 			var err error
 			if res, err = tx.ExecContext(ctx, q, args...); err != nil {
 				return fmt.Errorf("sqlite: purge tasks: %w", err)
 			}
 		}
 		var err error
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		return addStored(ctx, tx, p.Project, -size)
 	})
 	if err != nil {
 		return 0, err

@@ -374,10 +374,10 @@ func TestQueryPlans(t *testing.T) {
 		{"lease scan, 2 runtimes", leaseScanRuntimesSQL(2), []string{"COVERING INDEX tasks_queued (priority=? AND run_at>? AND run_at<?)"}},
 		{"lease scan, 8 runtimes", leaseScanRuntimesSQL(8), []string{"COVERING INDEX tasks_queued (priority=? AND run_at>? AND run_at<?)"}},
 		{"lease scan excluding, runtimes", mustExcluding(2), []string{"COVERING INDEX tasks_queued (priority=? AND run_at>? AND run_at<?)"}},
-		{"function limits", `SELECT f.project, f.name, f.max_concurrency,
-			(SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.project = f.project AND t.function = f.name)
-			FROM functions f INDEXED BY functions_limited WHERE f.max_concurrency > 0`,
-			[]string{"COVERING INDEX functions_limited", "COVERING INDEX tasks_running (project=? AND function=?)"}},
+		{"lease limits", leaseLimitsSQL,
+			[]string{"COVERING INDEX functions_limited", "COVERING INDEX tasks_running (project=? AND function=?)",
+				"COVERING INDEX projects_running_limited", "COVERING INDEX tasks_running (project=?)"}},
+		{"lease scan excluding projects", mustExcludingProjects(), []string{"COVERING INDEX tasks_queued (priority=? AND run_at>? AND run_at<?)"}},
 		{"lease", leaseSQL(2), []string{"tasks USING INTEGER PRIMARY KEY", "task_bodies USING INTEGER PRIMARY KEY"}},
 		{"complete", completeSQL(2), []string{"tasks USING INDEX sqlite_autoindex_tasks_1 (id=?)"}},
 		{"heartbeat", heartbeatSQL(2), []string{"tasks USING INDEX sqlite_autoindex_tasks_1 (id=?)"}},
@@ -394,11 +394,13 @@ func TestQueryPlans(t *testing.T) {
 		{"expire", expireFailSQL, []string{"INDEX tasks_running"}},
 		{"expire requeue", expireRequeueSQL, []string{"INDEX tasks_running"}},
 		{"requeue runner", requeueRunnerSQL, []string{"INDEX tasks_running"}},
-		{"purge bodies", purgeAll[0], []string{"INDEX tasks_project_finished (project=? AND finished_at>? AND finished_at<?)",
+		{"purge size", purgeAll[0], []string{"INDEX tasks_project_finished (project=? AND finished_at>? AND finished_at<?)",
 			"task_bodies USING INTEGER PRIMARY KEY"}},
-		{"purge keys", purgeAll[1], []string{"INDEX tasks_project_finished (project=?", "INDEX idempotency_keys_task (task_id=?)"}},
-		{"purge tasks", purgeAll[2], []string{"INDEX tasks_project_finished (project=?", "tasks USING INTEGER PRIMARY KEY"}},
-		{"purge function tasks", purgeFunction[2], []string{"INDEX tasks_project_finished (project=?"}},
+		{"purge bodies", purgeAll[1], []string{"INDEX tasks_project_finished (project=? AND finished_at>? AND finished_at<?)",
+			"task_bodies USING INTEGER PRIMARY KEY"}},
+		{"purge keys", purgeAll[2], []string{"INDEX tasks_project_finished (project=?", "INDEX idempotency_keys_task (task_id=?)"}},
+		{"purge tasks", purgeAll[3], []string{"INDEX tasks_project_finished (project=?", "tasks USING INTEGER PRIMARY KEY"}},
+		{"purge function tasks", purgeFunction[3], []string{"INDEX tasks_project_finished (project=?"}},
 		{"delete project bodies", deleteProjectSQL[0], []string{"INDEX tasks_project (project=?)", "task_bodies USING INTEGER PRIMARY KEY"}},
 		{"delete project tasks", deleteProjectSQL[2], []string{"INDEX tasks_project (project=?)"}},
 		{"delete project tokens", deleteProjectSQL[3], []string{"token_vault USING PRIMARY KEY (project=?)"}},
@@ -428,6 +430,14 @@ func listQuery(function string, status ward.Status, cursor bool) string {
 
 func mustExcluding(runtimes int) string {
 	q, _ := scanExcluding(map[fnKey]*fnSlots{{"p", "f"}: {limit: 1, running: 1}}, runtimes)
+	return q
+}
+
+// mustExcludingProjects is the lease scan that skips a function and two
+// projects at their limits.
+func mustExcludingProjects() string {
+	q, _ := scanExcluding(map[fnKey]*fnSlots{{"p", "f"}: {limit: 1, running: 1},
+		{"p", ""}: {limit: 2, running: 2}, {"q", ""}: {limit: 1, running: 3}}, 0)
 	return q
 }
 
@@ -681,5 +691,67 @@ func TestDeleteLeavesNoRows(t *testing.T) {
 	}
 	if n := count(`SELECT count(*) FROM projects`); n != 0 {
 		t.Errorf("%d projects left", n)
+	}
+}
+
+// TestMigrateProjectUsage upgrades a database of schema 8 holding task
+// bodies and code and checks migration 9 counts them in the projects'
+// stored bytes, which the store then keeps up to date.
+func TestMigrateProjectUsage(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "ward.db")
+	if err := ensureFile(path, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	old := fstest.MapFS{}
+	entries, err := fs.ReadDir(migrationsFS, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries[:8] {
+		b, err := fs.ReadFile(migrationsFS, "migrations/"+e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		old["migrations/"+e.Name()] = &fstest.MapFile{Data: b}
+	}
+	if n, err := migrate(ctx, db, old, testLogger(t)); err != nil || n != 8 {
+		t.Fatalf("migrate to schema 8 = %d, %v", n, err)
+	}
+	for _, q := range []string{
+		`INSERT INTO projects (name, created_at, retention_days) VALUES ('p', 0, 7), ('q', 0, 7), ('empty', 0, 7)`,
+		`INSERT INTO tasks (seq, id, project, function, code_digest, status, priority, max_attempts, timeout_s, memory_mb,
+			backoff_s, created_at, run_at, finished_at, payload_size) VALUES
+			(1, 't_1', 'p', 'f', 'sha256:00', 'succeeded', 0, 1, 30, 64, 5, 1, 1, 0, 0),
+			(2, 't_2', 'p', 'f', 'sha256:00', 'queued', 0, 1, 30, 64, 5, 1, 1, NULL, 0),
+			(3, 't_3', 'q', 'f', 'sha256:00', 'queued', 0, 1, 30, 64, 5, 1, 1, NULL, 0)`,
+		`INSERT INTO task_bodies (id, data) VALUES (4, x'0102'), (5, x'010203'), (6, x'01020304'), (8, x'0102030405'), (12, x'01')`,
+		`INSERT INTO code_blobs (project, digest, size, data, created_at) VALUES ('p', 'sha256:aa', 1, x'010203040506', 1)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%.40s…: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, path)
+	for project, want := range map[string]int64{"p": 2 + 3 + 4 + 5 + 6, "q": 1, "empty": 0} {
+		p, err := s.GetProject(ctx, project)
+		if err != nil || p.Usage.StoredBytes != want {
+			t.Errorf("GetProject(%s) after migration: stored bytes %d, %v; want %d", project, p.Usage.StoredBytes, err, want)
+		}
+	}
+	if n, err := s.PurgeTasks(ctx, &store.PurgeParams{Project: "p", FinishedBefore: time.Unix(1, 0)}); err != nil || n != 1 {
+		t.Fatalf("PurgeTasks = %d, %v", n, err)
+	}
+	if p, err := s.GetProject(ctx, "p"); err != nil || p.Usage.StoredBytes != 5+6 {
+		t.Errorf("after purging the counted task: stored bytes %d, %v; want %d", p.Usage.StoredBytes, err, 5+6)
 	}
 }

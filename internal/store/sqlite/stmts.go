@@ -59,11 +59,24 @@ const (
 // leaseScanSQL selects due queued tasks of one priority in lease order,
 // after a (run_at, seq) cursor, that fit a memory budget, of every
 // runtime; leaseScanRuntimesSQL narrows it to some runtimes, and
-// scanExcluding appends a filter on (project, function) pairs.
+// scanExcluding appends filters on (project, function) pairs and on
+// projects.
 const leaseScanSQL = `SELECT seq, run_at, memory_mb, project, function FROM tasks INDEXED BY tasks_queued
 	WHERE status = 'queued' AND priority = ? AND run_at <= ? AND memory_mb <= ? AND (run_at, seq) > (?, ?)`
 
 const leaseScanOrder = ` ORDER BY run_at, seq LIMIT ?`
+
+// leaseLimitsSQL reads, for every lease, the functions with a
+// max_concurrency and the projects with a max_running (as rows of
+// an empty function), each with its running count. Both come from partial
+// indexes, empty when no limit is set.
+const leaseLimitsSQL = `SELECT f.project, f.name, f.max_concurrency,
+	(SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.project = f.project AND t.function = f.name)
+	FROM functions f INDEXED BY functions_limited WHERE f.max_concurrency > 0
+	UNION ALL
+	SELECT p.name, '', p.max_running,
+	(SELECT count(*) FROM tasks t INDEXED BY tasks_running WHERE t.status = 'running' AND t.project = p.name)
+	FROM projects p INDEXED BY projects_running_limited WHERE p.max_running > 0`
 
 // runtimesIn is the filter on n runtimes (" AND runtime IN (?, …)"), or ""
 // for n = 0. The runtime is a column of tasks_queued, so the filter is
@@ -107,9 +120,7 @@ func prepare(ctx context.Context, db *sql.DB) (*stmts, error) {
 			FROM idempotency_keys k JOIN tasks t ON t.id = k.task_id WHERE k.project = ? AND k.key = ?`},
 		{&s.idemPut, `INSERT INTO idempotency_keys (project, key, task_id, created_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (project, key) DO UPDATE SET task_id = excluded.task_id, created_at = excluded.created_at`},
-		{&s.leaseLimits, `SELECT f.project, f.name, f.max_concurrency,
-			(SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.project = f.project AND t.function = f.name)
-			FROM functions f INDEXED BY functions_limited WHERE f.max_concurrency > 0`},
+		{&s.leaseLimits, leaseLimitsSQL},
 		{&s.leaseScan, leaseScanSQL + leaseScanOrder},
 		{&s.projectExists, `SELECT 1 FROM projects WHERE name = ?`},
 		{&s.maxSeq, `SELECT coalesce(max(seq), 0) FROM tasks`},
@@ -280,7 +291,8 @@ func leaseSQL(n int) string {
 // completeSQL applies n completions given as (id, lease, status,
 // finished_at, run_at, error code, error message, exit code, peak memory,
 // cpu ms, duration ms, platform try increment) tuples, to tasks running
-// under that lease; it returns the ID, seq and attempts of each task changed.
+// under that lease; it returns the ID, seq, attempts and project of each
+// task changed.
 func completeSQL(n int) string {
 	return `WITH c (id, lease, st, fin, run, ec, em, ex, pk, cpu, dur, inc) AS (VALUES ` + placeholders(n, 12) + `)
 		UPDATE OR FAIL tasks SET status = c.st,
@@ -292,7 +304,7 @@ func completeSQL(n int) string {
 			platform_tries = tasks.platform_tries + c.inc,
 			lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
 		FROM c WHERE tasks.id = c.id AND tasks.status = 'running' AND tasks.lease_id = c.lease
-		RETURNING tasks.id, tasks.seq, tasks.attempts`
+		RETURNING tasks.id, tasks.seq, tasks.attempts, tasks.project`
 }
 
 // heartbeatSQL extends n leases given as (task ID, lease ID) pairs,

@@ -119,6 +119,9 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 	if err := s.putBodies(ctx, tx, bodies); err != nil {
 		return fmt.Errorf("sqlite: insert payloads: %w", err)
 	}
+	if err := countPayloads(ctx, tx, tasks, fresh); err != nil {
+		return err
+	}
 	var put *sql.Stmt
 	for _, i := range fresh {
 		t := &tasks[i]
@@ -133,6 +136,24 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 		}
 	}
 	return nil
+}
+
+// countPayloads adds the payloads of tasks[i], i in fresh, to their
+// projects' stored bytes.
+func countPayloads(ctx context.Context, tx *sql.Tx, tasks []store.NewTask, fresh []int) error {
+	var project string
+	var n int64
+	for _, i := range fresh {
+		t := &tasks[i]
+		if t.Project != project {
+			if err := addStored(ctx, tx, project, n); err != nil {
+				return err
+			}
+			project, n = t.Project, 0
+		}
+		n += int64(len(t.Payload))
+	}
+	return addStored(ctx, tx, project, n)
 }
 
 // duplicateTask names the first task of a chunk (inserted from seq first on)
@@ -355,11 +376,12 @@ func (s *Store) GetTaskBody(ctx context.Context, project, id string, body store.
 	return data, nil
 }
 
-// CountRunning returns the number of running tasks of a function.
+// CountRunning returns the number of running tasks of a function, or of
+// the whole project when function is "".
 func (s *Store) CountRunning(ctx context.Context, project, function string) (int, error) {
 	var n int
-	err := s.row(ctx, `SELECT count(*) FROM tasks WHERE status = 'running' AND project = ? AND function = ?`,
-		project, function).Scan(&n)
+	err := s.row(ctx, `SELECT count(*) FROM tasks INDEXED BY tasks_running WHERE status = 'running' AND project = ?
+		AND (? = '' OR function = ?)`, project, function, function).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: count running: %w", err)
 	}
