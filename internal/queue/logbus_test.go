@@ -229,6 +229,17 @@ func newCluster(t *testing.T) *cluster {
 	return c
 }
 
+// run submits a task and leases it from server a; w writes its log to a.
+func (c *cluster) run(t *testing.T) (j runner.Job, w *logWriter) {
+	t.Helper()
+	c.submit(t, ward.SubmitRequest{Function: "fn"})
+	jobs, err := c.a.Lease(context.Background(), &runner.LeaseRequest{RunnerID: "r1", Max: 1, FreeMemoryMB: 1 << 20})
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("Lease: %v %v", jobs, err)
+	}
+	return jobs[0], &logWriter{q: c.a, project: "p", task: jobs[0].TaskID, lease: jobs[0].LeaseID}
+}
+
 // readUntil reads lg from offset from until the text read ends with want,
 // and returns the offset past it.
 func readUntil(t *testing.T, lg *LiveLog, from int64, want string) int64 {
@@ -257,13 +268,8 @@ func TestFollowAcrossServers(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	ctx := context.Background()
-	id := c.submit(t, ward.SubmitRequest{Function: "fn"})[0].Task.ID
-	j, err := c.a.Lease(ctx, &runner.LeaseRequest{RunnerID: "r1", Max: 1, FreeMemoryMB: 1 << 20})
-	if err != nil || len(j) != 1 {
-		t.Fatalf("Lease: %v %v", j, err)
-	}
-	lease := j[0].LeaseID
-	w := &logWriter{q: c.a, project: "p", task: id, lease: lease}
+	j, w := c.run(t)
+	id, lease := j.TaskID, j.LeaseID
 	if err := w.write("before the follower: secret-ish\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +309,7 @@ func TestFollowAcrossServers(t *testing.T) {
 	}
 	c.bus.mu.Unlock()
 
-	errs, err := c.a.Complete(ctx, []runner.Result{{TaskID: id, LeaseID: lease, Project: "p", Retry: j[0].Retry}})
+	errs, err := c.a.Complete(ctx, []runner.Result{{TaskID: id, LeaseID: lease, Project: "p", Retry: j.Retry}})
 	if err != nil || errs[0] != nil {
 		t.Fatalf("Complete: %v %v", err, errs)
 	}
@@ -335,13 +341,8 @@ func TestFollowAcrossServersRepairs(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	ctx := context.Background()
-	id := c.submit(t, ward.SubmitRequest{Function: "fn"})[0].Task.ID
-	j, err := c.a.Lease(ctx, &runner.LeaseRequest{RunnerID: "r1", Max: 1, FreeMemoryMB: 1 << 20})
-	if err != nil || len(j) != 1 {
-		t.Fatalf("Lease: %v %v", j, err)
-	}
-	lease := j[0].LeaseID
-	w := &logWriter{q: c.a, project: "p", task: id, lease: lease}
+	j, w := c.run(t)
+	id, lease := j.TaskID, j.LeaseID
 	lg, release, _ := c.b.FollowLog("p", id, lease)
 	defer release()
 	if err := w.write("one\n"); err != nil {

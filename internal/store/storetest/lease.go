@@ -757,14 +757,10 @@ func testConcurrentLeasing(t *testing.T, e *env) {
 	}
 }
 
-func testConcurrentMaxConcurrency(t *testing.T, e *env) {
-	e.project("p")
-	e.function("p", "f", func(s *ward.FunctionSpec) { s.Limits.MaxConcurrency = 3 })
-	var tasks []store.NewTask
-	for range 40 {
-		tasks = append(tasks, e.task("p", "f"))
-	}
-	e.insert(tasks...)
+// leaseConcurrently has four runners lease at once, five calls of two
+// tasks each, and returns how many tasks they leased in all.
+func (e *env) leaseConcurrently(t *testing.T) int {
+	t.Helper()
 	var wg sync.WaitGroup
 	counts := make([]int, 4)
 	errs := make([]error, 4)
@@ -788,6 +784,18 @@ func testConcurrentMaxConcurrency(t *testing.T, e *env) {
 		}
 		total += c
 	}
+	return total
+}
+
+func testConcurrentMaxConcurrency(t *testing.T, e *env) {
+	e.project("p")
+	e.function("p", "f", func(s *ward.FunctionSpec) { s.Limits.MaxConcurrency = 3 })
+	var tasks []store.NewTask
+	for range 40 {
+		tasks = append(tasks, e.task("p", "f"))
+	}
+	e.insert(tasks...)
+	total := e.leaseConcurrently(t)
 	if total != 3 {
 		t.Fatalf("%d tasks leased concurrently with max_concurrency 3", total)
 	}

@@ -209,29 +209,7 @@ func testConcurrentMaxRunning(t *testing.T, e *env) {
 		tasks = append(tasks, e.task("p", fmt.Sprintf("f%d", i%4)))
 	}
 	e.insert(tasks...)
-	var wg sync.WaitGroup
-	counts := make([]int, 4)
-	errs := make([]error, 4)
-	for w := range counts {
-		wg.Go(func() {
-			for range 5 {
-				ls, err := e.s.LeaseTasks(e.ctx, &store.LeaseParams{RunnerID: fmt.Sprintf("r%d", w), Max: 2, FreeMemoryMB: 1 << 20, TTL: time.Minute, Now: t0})
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				counts[w] += len(ls)
-			}
-		})
-	}
-	wg.Wait()
-	total := 0
-	for w, c := range counts {
-		if errs[w] != nil {
-			t.Fatalf("runner %d: %v", w, errs[w])
-		}
-		total += c
-	}
+	total := e.leaseConcurrently(t)
 	if total != 3 {
 		t.Fatalf("%d tasks leased concurrently with max_running 3", total)
 	}
