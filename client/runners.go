@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/wardhq/ward"
 )
@@ -67,6 +68,37 @@ type joinToken ward.JoinTokenResponse
 func (t *joinToken) validate() error {
 	if t.Token == "" || t.ID == "" {
 		return errors.New("join token without a token or ID")
+	}
+	return nil
+}
+
+// Topology reads where the deployment keeps and processes code and data:
+// the server that answers, its stores and key files, the runners and the
+// log sinks (admin only).
+func (c *Client) Topology(ctx context.Context) (ward.Topology, error) {
+	var t topology
+	err := c.callJSON(ctx, http.MethodGet, []string{"v1", "topology"}, nil, &t, http.StatusOK)
+	return ward.Topology(t), err
+}
+
+type topology ward.Topology
+
+func (t *topology) requiredKeys() []string {
+	return []string{"server", "places", "runners", "log_sinks"}
+}
+func (t *topology) validate() error {
+	if t.Server.Version == "" || t.Server.API == "" {
+		return errors.New("topology without the server's version or address")
+	}
+	for i, p := range append(slices.Clip(t.Places), t.LogSinks...) {
+		if p.Name == "" || p.Kind == "" {
+			return fmt.Errorf("place %d without a name or kind", i)
+		}
+	}
+	for i, r := range t.Runners {
+		if err := checkRunner(r); err != nil {
+			return fmt.Errorf("runners[%d]: %w", i, err)
+		}
 	}
 	return nil
 }

@@ -227,6 +227,7 @@ WARD_SERVER/WARD_TOKEN/WARD_PROJECT, else from the file 'ward login' writes
 		newTaskCmd(g),
 		newInvokeCmd(g),
 		newTopCmd(g),
+		newTopologyCmd(g),
 		newDetokenizeCmd(g),
 		newSecretCmd(g),
 		newAlertCmd(g),

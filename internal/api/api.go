@@ -75,6 +75,10 @@ type Config struct {
 	// when set, is told of every request (route pattern, status, time).
 	Metrics  http.Handler
 	Requests RequestObserver
+	// Topology describes the server and where it keeps and sends data, for
+	// GET /v1/topology (which adds the runners); nil: the route answers
+	// only the runners.
+	Topology func() ward.Topology
 	// Counts reads the task counts of GET /v1/projects/{p}/stats; give it
 	// the metrics' (telemetry.Metrics.Counts) so that both share one read.
 	// nil: a cache of Store's own, read at most once a second.
@@ -103,6 +107,7 @@ type Server struct {
 	metricsH http.Handler
 	requests RequestObserver
 	counts   TaskCounts
+	topology func() ward.Topology
 	// alertInterval is the shortest for of an alert rule.
 	alertInterval time.Duration
 
@@ -158,6 +163,7 @@ func New(cfg Config) *Server {
 		log: cfg.Logger, now: cfg.Now, ready: cfg.Ready, mux: http.NewServeMux(),
 		runners: cfg.Runners, ca: cfg.CA, certTTL: cfg.RunnerCertTTL,
 		metricsH: cfg.Metrics, requests: cfg.Requests, counts: cfg.Counts, alertInterval: cfg.AlertInterval,
+		topology: cfg.Topology,
 	}
 	if s.counts == nil {
 		s.counts = telemetry.NewCounts(telemetry.Options{Counts: cfg.Store, Logger: cfg.Logger, Now: cfg.Now})
@@ -270,6 +276,7 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/projects/{p}/stats", auth.ScopeMetricsRead, false, s.stats},
 
 		{"GET /v1/runners", auth.ScopeRunnersAdmin, false, s.listRunners},
+		{"GET /v1/topology", auth.ScopeTopologyRead, false, s.getTopology},
 		{"POST /v1/runners/{id}/drain", auth.ScopeRunnersAdmin, true, s.drainRunner},
 		{"POST /v1/runners/join-tokens", auth.ScopeRunnersAdmin, true, s.createJoinToken},
 	}

@@ -145,6 +145,7 @@ func routeCases() []routeCase {
 			return request{"POST", p(fx) + "/functions/" + fx.fn + "/invoke", `{"x":1}`, nil}
 		}},
 		{"GET /v1/runners", auth.ScopeRunnersAdmin, func(fx fixture) request { return request{"GET", "/v1/runners", nil, nil} }},
+		{"GET /v1/topology", auth.ScopeTopologyRead, func(fx fixture) request { return request{"GET", "/v1/topology", nil, nil} }},
 		{"POST /v1/runners/{id}/drain", auth.ScopeRunnersAdmin, func(fx fixture) request {
 			return request{"POST", "/v1/runners/" + fx.runner + "/drain", nil, nil}
 		}},

@@ -38,6 +38,25 @@ func (s *Server) listRunners(w http.ResponseWriter, r *http.Request, _ *call) er
 	return nil
 }
 
+// getTopology answers GET /v1/topology: the server's own description with
+// the runners of the store.
+func (s *Server) getTopology(w http.ResponseWriter, r *http.Request, _ *call) error {
+	var t ward.Topology
+	if s.topology != nil {
+		t = s.topology()
+	}
+	rs, err := s.st.ListRunners(r.Context())
+	if err != nil {
+		return err
+	}
+	t.Runners = rs
+	if t.Runners == nil {
+		t.Runners = []ward.Runner{}
+	}
+	s.writeJSON(w, r, http.StatusOK, t)
+	return nil
+}
+
 // drainRunner answers POST /v1/runners/{id}/drain: the runner learns it at
 // its next heartbeat or lease call, finishes its tasks and leaves.
 func (s *Server) drainRunner(w http.ResponseWriter, r *http.Request, _ *call) error {

@@ -119,9 +119,9 @@ func TestContainersUnavailable(t *testing.T) {
 		t.Fatal("a node without its OCI runtime opened a container sandbox")
 	}
 	ctx := context.Background()
-	runners, err := n.cl.ListRunners(ctx)
-	if err != nil || len(runners) != 1 || !slices.Equal(runners[0].Drivers, []string{"wasm"}) {
-		t.Fatalf("runners = %+v, %v; want one with the wasm driver alone", runners, err)
+	runners := awaitRunners(t, n.cl)
+	if len(runners) != 1 || !slices.Equal(runners[0].Drivers, []string{"wasm"}) {
+		t.Fatalf("runners = %+v; want one with the wasm driver alone", runners)
 	}
 	deployEcho(t, n.cl, "echo")
 	tk, err := n.cl.Submit(ctx, ward.DefaultProject, ward.SubmitRequest{Function: "echo", Payload: []byte(`1`)})

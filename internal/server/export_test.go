@@ -6,3 +6,6 @@ func Plaintext(cfg Config) Config {
 	cfg.plaintext = true
 	return cfg
 }
+
+// DescribeDSN is describeDSN, for the topology's test.
+var DescribeDSN = describeDSN

@@ -290,6 +290,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Counts:   s.Metrics.Counts(),
 
 		AlertInterval: s.Alerts.Interval(),
+		Topology:      s.topology,
 	})
 	if _, err := s.Store.CreateProject(ctx, &store.CreateProjectParams{Name: ward.DefaultProject, Now: cfg.Now()}); err != nil && !errors.Is(err, ward.ErrAlreadyExists) {
 		return nil, err
