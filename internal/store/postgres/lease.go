@@ -215,16 +215,17 @@ func scanCandidates(ctx context.Context, tx pgx.Tx, now int64, free int, prio *i
 // or of a project with max_running (function ""), taking its advisory lock
 // (held until the transaction ends) and counting its running tasks under
 // it the first time. It returns nil when another transaction holds the
-// lock.
+// lock. Lock keys name the schema: advisory locks are database-wide, and
+// stores in other schemas of the database must not hold each other up.
 func functionSlots(ctx context.Context, tx pgx.Tx, k fnKey, limit int, slots map[fnKey]*fnSlots) (*fnSlots, error) {
 	if sl, ok := slots[k]; ok {
 		return sl, nil
 	}
-	lock, count := `SELECT pg_try_advisory_xact_lock(hashtextextended('ward.fn/' || $1 || '/' || $2, 0))`,
+	lock, count := `SELECT pg_try_advisory_xact_lock(hashtextextended('ward.fn/' || current_schema() || '/' || $1 || '/' || $2, 0))`,
 		`SELECT count(*) FROM tasks WHERE status = 'running' AND project = $1 AND function = $2`
 	args := []any{k.project, k.function}
 	if k.function == "" {
-		lock, count = `SELECT pg_try_advisory_xact_lock(hashtextextended('ward.project/' || $1, 0))`,
+		lock, count = `SELECT pg_try_advisory_xact_lock(hashtextextended('ward.project/' || current_schema() || '/' || $1, 0))`,
 			`SELECT count(*) FROM tasks WHERE status = 'running' AND project = $1`
 		args = args[:1]
 	}

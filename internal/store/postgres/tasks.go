@@ -119,7 +119,7 @@ func resolveIdempotency(ctx context.Context, tx pgx.Tx, tasks []store.NewTask, n
 		return cmp.Or(strings.Compare(a.project, b.project), strings.Compare(a.key, b.key))
 	})
 	for _, k := range keys {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('ward.idem/' || $1 || '/' || $2, 0))`,
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('ward.idem/' || current_schema() || '/' || $1 || '/' || $2, 0))`,
 			k.project, k.key); err != nil {
 			return nil, nil, fmt.Errorf("postgres: lock idempotency key: %w", err)
 		}
