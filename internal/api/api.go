@@ -183,7 +183,7 @@ func New(cfg Config) *Server {
 	s.mux.Handle("GET /metrics", s.wrap(route{pattern: "GET /metrics", scope: auth.ScopeMetricsRead, h: s.metrics}))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.root = s.withRequestID(s.withMetrics(s.withRecover(s.withAccessLog(http.HandlerFunc(s.dispatch)))))
+	s.root = s.withRequestID(s.withServe(http.HandlerFunc(s.dispatch), s.requests))
 	return s
 }
 

@@ -28,22 +28,3 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request, c *call) error 
 	s.metricsH.ServeHTTP(w, r)
 	return nil
 }
-
-// withMetrics tells the request observer of each request, once the inner
-// handlers have routed it (the mux sets the request's Pattern) and
-// answered, a recovered panic's 500 included.
-func (s *Server) withMetrics(next http.Handler) http.Handler {
-	if s.requests == nil {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		status := sw.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		s.requests.Request(r.Pattern, status, time.Since(start))
-	})
-}

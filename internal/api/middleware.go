@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -46,43 +47,36 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 	})
 }
 
-// withRecover turns a panic into a logged 500 that reveals nothing.
-func (s *Server) withRecover(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w}
-		defer func() {
-			v := recover()
-			if v == nil {
-				return
-			}
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			s.log.ErrorContext(r.Context(), "panic serving request", "request_id", requestID(r.Context()),
-				"method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-			if sw.status != 0 {
-				// The response has begun; all we can do is cut it short.
-				panic(http.ErrAbortHandler)
-			}
-			s.writeError(sw, r, errors.New("panic")) // logged above; answered as a generic internal error
-		}()
-		next.ServeHTTP(sw, r)
-	})
-}
-
-// withAccessLog logs one line per request.
-func (s *Server) withAccessLog(next http.Handler) http.Handler {
+// withServe wraps the handlers of one API: a panic becomes a logged 500
+// that reveals nothing; then each request is logged in one line and told
+// to obs (when not nil), a recovered panic's 500 included. The route is
+// the pattern the inner mux set on the request ("" when none matched).
+func (s *Server) withServe(next http.Handler, obs RequestObserver) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "panic serving request", "request_id", requestID(r.Context()),
+					"method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				if sw.status != 0 {
+					// The response has begun; all we can do is cut it short.
+					panic(http.ErrAbortHandler)
+				}
+				s.writeError(sw, r, errors.New("panic")) // logged above; answered as a generic internal error
+			}
+			status := cmp.Or(sw.status, http.StatusOK)
+			d := time.Since(start)
+			s.log.InfoContext(r.Context(), "request", "request_id", requestID(r.Context()), "method", r.Method,
+				"route", r.Pattern, "path", r.URL.Path, "status", status, "bytes", sw.bytes, "duration", d)
+			if obs != nil {
+				obs.Request(r.Pattern, status, d)
+			}
+		}()
 		next.ServeHTTP(sw, r)
-		status := sw.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		s.log.InfoContext(r.Context(), "request", "request_id", requestID(r.Context()), "method", r.Method,
-			"route", r.Pattern, "path", r.URL.Path, "status", status, "bytes", sw.bytes,
-			"duration", time.Since(start))
 	})
 }
 

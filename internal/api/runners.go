@@ -121,7 +121,7 @@ func (s *Server) InternalHandler() http.Handler {
 	mux.Handle("GET "+remote.PathCode+"{p}/{digest}", s.asRunner(s.runnerCode))
 	mux.Handle("POST "+remote.PathLog, s.asRunner(s.streamLog))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errNoRoute()) })
-	return s.withRequestID(s.withRecover(s.withAccessLog(mux)))
+	return s.withRequestID(s.withServe(mux, nil))
 }
 
 // runnerHandler handles a call of an authenticated runner.
