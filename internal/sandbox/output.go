@@ -68,8 +68,8 @@ func (w *ResultWriter) Write(p []byte) (int, error) {
 type LogWriter struct {
 	Limit int
 	// Sink, when set, receives the redacted log as it is written. It runs
-	// on the writer's goroutine, so it must return quickly; it may keep
-	// the slice it is given.
+	// on the writer's goroutine, so it must return quickly, and must not
+	// keep the slice it is given past the call.
 	Sink func(chunk []byte)
 	// SinkSecrets are the values redacted from what Sink receives (Finish
 	// takes its own).
@@ -128,11 +128,9 @@ func (w *LogWriter) feed() {
 	if n == 0 {
 		return
 	}
-	var out []byte
+	out := pending[:n]
 	if w.replacer != nil {
-		out = []byte(w.replacer.Replace(string(pending[:n])))
-	} else {
-		out = bytes.Clone(pending[:n])
+		out = []byte(w.replacer.Replace(string(out)))
 	}
 	if w.sentOut+len(out) > w.Limit {
 		// Redaction made it longer than the kept log can be: the rest

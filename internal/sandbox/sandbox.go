@@ -60,7 +60,7 @@ type Spec struct {
 	// LogSink, when set, receives the log while the run goes on: complete
 	// lines of stderr, redacted, up to StderrLimit (see LogWriter.Sink).
 	// It is called on the run's own goroutine, never after Run returns,
-	// and must not block.
+	// must not block, and must not keep chunk past the call.
 	LogSink func(chunk []byte)
 }
 
