@@ -272,13 +272,6 @@ func (ws *watches) log(task, lease string) *LiveLog {
 	return nil
 }
 
-// size is the number of runs watched.
-func (ws *watches) size() int {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	return len(ws.m)
-}
-
 // watchRun keeps a watch going until ctx ends: it asks for the log it
 // lacks every watchTick, gives up on a gap that an answer to a watch
 // message did not fill, and closes the log once the run is over.

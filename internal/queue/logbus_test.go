@@ -387,3 +387,10 @@ func TestFollowAcrossServersRepairs(t *testing.T) {
 		t.Errorf("a forged piece was taken: end %d, %d pieces waiting", end, waiting)
 	}
 }
+
+// size is the number of runs watched.
+func (ws *watches) size() int {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return len(ws.m)
+}

@@ -251,3 +251,10 @@ func TestRunsSweep(t *testing.T) {
 		t.Error("b lost")
 	}
 }
+
+// size is the number of runs kept.
+func (r *runs) size() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.m)
+}

@@ -135,10 +135,3 @@ func (r *runs) sweep(before time.Time) {
 		run.log.close()
 	}
 }
-
-// size is the number of runs kept.
-func (r *runs) size() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.m)
-}
