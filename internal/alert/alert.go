@@ -309,7 +309,7 @@ func (e *Evaluator) metric(ctx context.Context, r *store.AlertRecord, counts []s
 	case ward.MetricLimitRejections:
 		return e.rejections(r.Project, r.Function, now), nil
 	}
-	w, err := e.st.TaskWindow(ctx, &store.TaskWindowParams{Project: r.Project, Function: r.Function,
+	w, err := store.Window(ctx, e.st, &store.TaskWindowParams{Project: r.Project, Function: r.Function,
 		Since: now.Add(-ward.AlertWindow), Until: now, Limit: DefaultWindowLimit, SubmittedOnly: r.Metric == ward.MetricSubmitRate})
 	if err != nil {
 		return 0, err

@@ -42,11 +42,11 @@ func (e *Evaluator) evaluateSurge(ctx context.Context, now time.Time) ([]store.A
 		if cur.Found && now.Sub(cur.EvaluatedAt) < SurgeEvery && now.After(cur.EvaluatedAt) {
 			continue
 		}
-		last, err := e.st.TaskWindow(ctx, &store.TaskWindowParams{Project: p.Name, Since: now.Add(-time.Minute), Until: now, Limit: SurgeLimit, SubmittedOnly: true})
+		last, err := store.Window(ctx, e.st, &store.TaskWindowParams{Project: p.Name, Since: now.Add(-time.Minute), Until: now, Limit: SurgeLimit, SubmittedOnly: true})
 		if err != nil {
 			return out, err
 		}
-		base, err := e.st.TaskWindow(ctx, &store.TaskWindowParams{Project: p.Name, Since: now.Add(-time.Minute - SurgeBaseline), Until: now.Add(-time.Minute), Limit: SurgeLimit, SubmittedOnly: true})
+		base, err := store.Window(ctx, e.st, &store.TaskWindowParams{Project: p.Name, Since: now.Add(-time.Minute - SurgeBaseline), Until: now.Add(-time.Minute), Limit: SurgeLimit, SubmittedOnly: true})
 		if err != nil {
 			return out, err
 		}

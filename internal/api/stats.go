@@ -76,14 +76,10 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
-	var all store.TaskWindow
+	all := store.SumWindows(ws)
 	byFn := make(map[string]store.TaskWindow, len(ws))
 	for _, fw := range ws {
 		byFn[fw.Function] = fw.TaskWindow
-		all.Submitted += fw.Submitted
-		all.Finished += fw.Finished
-		all.Failed += fw.Failed
-		all.Waits = append(all.Waits, fw.Waits...)
 	}
 	capped := all.Submitted >= statsLimit || all.Finished >= statsLimit
 	windowFigures(&out.Total, all, capped)

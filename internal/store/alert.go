@@ -46,14 +46,12 @@ type AlertStore interface {
 	AddAlertEvent(ctx context.Context, p *AddAlertEventParams) error
 	// ListAlertEvents returns a rule's history, newest first.
 	ListAlertEvents(ctx context.Context, p *ListAlertEventsParams) ([]ward.AlertEvent, error)
-	// TaskWindow returns figures of a project's (or function's) tasks
-	// submitted and finished in [Since, Until), each count capped at
-	// Limit, and the queue waits of up to Limit of the finished ones.
-	TaskWindow(ctx context.Context, p *TaskWindowParams) (TaskWindow, error)
-	// TaskWindows is TaskWindow for every function of a project at once,
-	// in one pass over the window: the figures of each function with a
-	// task in it, in function order. Function is ignored; Limit caps the
-	// submitted and the finished tasks read in all, the newest kept.
+	// TaskWindows returns figures of a project's tasks submitted and
+	// finished in [Since, Until), by function, in one pass over the
+	// window: each function with a task in it, in function order (with
+	// Function set, that one only). Limit caps the submitted and the
+	// finished tasks read in all, the newest kept. SumWindows adds them
+	// up for the whole project.
 	TaskWindows(ctx context.Context, p *TaskWindowParams) ([]FunctionWindow, error)
 	// AcquireLock takes or renews a named lock for Holder until Now+TTL.
 	// It succeeds when the lock is free, expired, or Holder's already.
@@ -132,23 +130,47 @@ type TaskWindowParams struct {
 	Function string // optional
 	Since    time.Time
 	Until    time.Time
-	Limit    int // caps each count and the waits; 0 = DefaultWindowLimit
+	Limit    int // caps the tasks read: 0 = DefaultWindowLimit
 	// SubmittedOnly counts the submitted tasks only, reading no finished
 	// ones.
 	SubmittedOnly bool
 }
 
-// DefaultWindowLimit caps TaskWindow's counts when Limit is 0.
+// DefaultWindowLimit caps TaskWindows' reads when Limit is 0.
 const DefaultWindowLimit = 100_000
 
-// TaskWindow is what TaskWindow counts.
+// TaskWindow is what TaskWindows counts of one function, or SumWindows
+// of several.
 type TaskWindow struct {
 	Submitted int // created in the window
 	Finished  int // succeeded, failed or cancelled in the window
 	Failed    int // failed in the window
 	// Waits are the queue waits (started_at − run_at, at least 0) of
-	// tasks finished in the window that started, newest first.
+	// tasks finished in the window that started: of one function, newest
+	// first.
 	Waits []time.Duration
+}
+
+// Window reads TaskWindows and adds the functions up: the figures of the
+// project, or of p.Function.
+func Window(ctx context.Context, s AlertStore, p *TaskWindowParams) (TaskWindow, error) {
+	ws, err := s.TaskWindows(ctx, p)
+	if err != nil {
+		return TaskWindow{}, err
+	}
+	return SumWindows(ws), nil
+}
+
+// SumWindows adds up the figures of several functions.
+func SumWindows(ws []FunctionWindow) TaskWindow {
+	var all TaskWindow
+	for _, w := range ws {
+		all.Submitted += w.Submitted
+		all.Finished += w.Finished
+		all.Failed += w.Failed
+		all.Waits = append(all.Waits, w.Waits...)
+	}
+	return all
 }
 
 // FunctionWindow is one function's TaskWindow.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -187,56 +186,15 @@ func (s *Store) ListAlertEvents(ctx context.Context, p *store.ListAlertEventsPar
 	return out, nil
 }
 
-// TaskWindow counts a window's submitted tasks over tasks_project_created
-// and reads its finished ones over tasks_project_finished, each bounded by
-// the limit.
-func (s *Store) TaskWindow(ctx context.Context, p *store.TaskWindowParams) (store.TaskWindow, error) {
-	limit := p.WindowLimit()
-	var w store.TaskWindow
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM tasks
-		WHERE project = $1 AND created_at >= $2 AND created_at < $3 AND ($4::text = '' OR function = $4) LIMIT $5) AS w`,
-		p.Project, micros(p.Since), micros(p.Until), p.Function, limit).Scan(&w.Submitted); err != nil {
-		return store.TaskWindow{}, fmt.Errorf("postgres: task window: %w", err)
-	}
-	if p.SubmittedOnly {
-		return w, nil
-	}
-	rows, err := s.pool.Query(ctx, `SELECT status, started_at, run_at FROM tasks
-		WHERE project = $1 AND finished_at IS NOT NULL AND finished_at >= $2 AND finished_at < $3 AND ($4::text = '' OR function = $4)
-		ORDER BY finished_at DESC LIMIT $5`, p.Project, micros(p.Since), micros(p.Until), p.Function, limit)
-	if err != nil {
-		return store.TaskWindow{}, fmt.Errorf("postgres: task window: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var status string
-		var started *int64
-		var runAt int64
-		if err := rows.Scan(&status, &started, &runAt); err != nil {
-			return store.TaskWindow{}, fmt.Errorf("postgres: task window: %w", err)
-		}
-		w.Finished++
-		if status == string(ward.StatusFailed) {
-			w.Failed++
-		}
-		if started != nil {
-			w.Waits = append(w.Waits, max(0, time.Duration(*started-runAt)*time.Microsecond))
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return store.TaskWindow{}, fmt.Errorf("postgres: task window: %w", err)
-	}
-	return w, nil
-}
-
 // TaskWindows implements store.AlertStore: one read of the project's
 // tasks created in the window, one of those finished in it.
 func (s *Store) TaskWindows(ctx context.Context, p *store.TaskWindowParams) ([]store.FunctionWindow, error) {
 	limit := p.WindowLimit()
 	var b store.WindowsBuilder
 	rows, err := s.pool.Query(ctx, `SELECT function, count(*) FROM (SELECT function FROM tasks
-		WHERE project = $1 AND created_at >= $2 AND created_at < $3 ORDER BY created_at DESC LIMIT $4) AS w GROUP BY function`,
-		p.Project, micros(p.Since), micros(p.Until), limit)
+		WHERE project = $1 AND created_at >= $2 AND created_at < $3 AND ($4::text = '' OR function = $4)
+		ORDER BY created_at DESC LIMIT $5) AS w GROUP BY function`,
+		p.Project, micros(p.Since), micros(p.Until), p.Function, limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: task windows: %w", err)
 	}
@@ -257,8 +215,8 @@ func (s *Store) TaskWindows(ctx context.Context, p *store.TaskWindowParams) ([]s
 		return b.Windows(), nil
 	}
 	rows, err = s.pool.Query(ctx, `SELECT function, status, started_at, run_at FROM tasks
-		WHERE project = $1 AND finished_at IS NOT NULL AND finished_at >= $2 AND finished_at < $3
-		ORDER BY finished_at DESC LIMIT $4`, p.Project, micros(p.Since), micros(p.Until), limit)
+		WHERE project = $1 AND finished_at IS NOT NULL AND finished_at >= $2 AND finished_at < $3 AND ($4::text = '' OR function = $4)
+		ORDER BY finished_at DESC LIMIT $5`, p.Project, micros(p.Since), micros(p.Until), p.Function, limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: task windows: %w", err)
 	}

@@ -222,53 +222,6 @@ func (s *Store) ListAlertEvents(ctx context.Context, p *store.ListAlertEventsPar
 	return out, nil
 }
 
-// TaskWindow counts a window's submitted tasks over tasks_project_created
-// and reads its finished ones over tasks_project_finished, each bounded by
-// the limit.
-func (s *Store) TaskWindow(ctx context.Context, p *store.TaskWindowParams) (store.TaskWindow, error) {
-	limit := p.WindowLimit()
-	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return store.TaskWindow{}, fmt.Errorf("sqlite: task window: %w", err)
-	}
-	defer tx.Rollback()
-	var w store.TaskWindow
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM tasks INDEXED BY tasks_project_created
-		WHERE project = ? AND created_at >= ? AND created_at < ? AND (? = '' OR function = ?) LIMIT ?)`,
-		p.Project, micros(p.Since), micros(p.Until), p.Function, p.Function, limit).Scan(&w.Submitted); err != nil {
-		return store.TaskWindow{}, fmt.Errorf("sqlite: task window: %w", err)
-	}
-	if p.SubmittedOnly {
-		return w, nil
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT status, started_at, run_at FROM tasks INDEXED BY tasks_project_finished
-		WHERE project = ? AND finished_at IS NOT NULL AND finished_at >= ? AND finished_at < ? AND (? = '' OR function = ?)
-		ORDER BY finished_at DESC LIMIT ?`, p.Project, micros(p.Since), micros(p.Until), p.Function, p.Function, limit)
-	if err != nil {
-		return store.TaskWindow{}, fmt.Errorf("sqlite: task window: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var status string
-		var started sql.NullInt64
-		var runAt int64
-		if err := rows.Scan(&status, &started, &runAt); err != nil {
-			return store.TaskWindow{}, fmt.Errorf("sqlite: task window: %w", err)
-		}
-		w.Finished++
-		if status == string(ward.StatusFailed) {
-			w.Failed++
-		}
-		if started.Valid {
-			w.Waits = append(w.Waits, max(0, time.Duration(started.Int64-runAt)*time.Microsecond))
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return store.TaskWindow{}, fmt.Errorf("sqlite: task window: %w", err)
-	}
-	return w, nil
-}
-
 // TaskWindows implements store.AlertStore: one read of the project's
 // tasks created in the window, one of those finished in it.
 func (s *Store) TaskWindows(ctx context.Context, p *store.TaskWindowParams) ([]store.FunctionWindow, error) {
@@ -280,8 +233,9 @@ func (s *Store) TaskWindows(ctx context.Context, p *store.TaskWindowParams) ([]s
 	defer tx.Rollback()
 	var b store.WindowsBuilder
 	rows, err := tx.QueryContext(ctx, `SELECT function, count(*) FROM (SELECT function FROM tasks INDEXED BY tasks_project_created
-		WHERE project = ? AND created_at >= ? AND created_at < ? ORDER BY created_at DESC LIMIT ?) GROUP BY function`,
-		p.Project, micros(p.Since), micros(p.Until), limit)
+		WHERE project = ? AND created_at >= ? AND created_at < ? AND (? = '' OR function = ?)
+		ORDER BY created_at DESC LIMIT ?) GROUP BY function`,
+		p.Project, micros(p.Since), micros(p.Until), p.Function, p.Function, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: task windows: %w", err)
 	}
@@ -302,8 +256,8 @@ func (s *Store) TaskWindows(ctx context.Context, p *store.TaskWindowParams) ([]s
 		return b.Windows(), nil
 	}
 	rows, err = tx.QueryContext(ctx, `SELECT function, status, started_at, run_at FROM tasks INDEXED BY tasks_project_finished
-		WHERE project = ? AND finished_at IS NOT NULL AND finished_at >= ? AND finished_at < ?
-		ORDER BY finished_at DESC LIMIT ?`, p.Project, micros(p.Since), micros(p.Until), limit)
+		WHERE project = ? AND finished_at IS NOT NULL AND finished_at >= ? AND finished_at < ? AND (? = '' OR function = ?)
+		ORDER BY finished_at DESC LIMIT ?`, p.Project, micros(p.Since), micros(p.Until), p.Function, p.Function, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: task windows: %w", err)
 	}

@@ -256,15 +256,15 @@ func testTaskWindow(t *testing.T, e *env) {
 
 	window := func(project, function string, since, until time.Time, limit int) string {
 		t.Helper()
-		w, err := e.s.TaskWindow(e.ctx, &store.TaskWindowParams{Project: project, Function: function, Since: since, Until: until, Limit: limit})
+		w, err := store.Window(e.ctx, e.s, &store.TaskWindowParams{Project: project, Function: function, Since: since, Until: until, Limit: limit})
 		if err != nil {
-			t.Fatalf("TaskWindow: %v", err)
+			t.Fatalf("Window: %v", err)
 		}
 		return fmt.Sprintf("submitted %d finished %d failed %d waits %v", w.Submitted, w.Finished, w.Failed, w.Waits)
 	}
-	if w, err := e.s.TaskWindow(e.ctx, &store.TaskWindowParams{Project: "p", Since: at(-time.Minute), Until: t0, SubmittedOnly: true}); err != nil ||
+	if w, err := store.Window(e.ctx, e.s, &store.TaskWindowParams{Project: "p", Since: at(-time.Minute), Until: t0, SubmittedOnly: true}); err != nil ||
 		w.Submitted != 4 || w.Finished != 0 || w.Waits != nil {
-		t.Errorf("TaskWindow(submitted only) = %+v, %v", w, err)
+		t.Errorf("Window(submitted only) = %+v, %v", w, err)
 	}
 	for _, c := range []struct {
 		project, function string
@@ -272,7 +272,7 @@ func testTaskWindow(t *testing.T, e *env) {
 		limit             int
 		want              string
 	}{
-		{"p", "", at(-time.Minute), t0, 0, "submitted 4 finished 3 failed 2 waits [1s 5s 2s]"},
+		{"p", "", at(-time.Minute), t0, 0, "submitted 4 finished 3 failed 2 waits [5s 2s 1s]"},
 		{"p", "f", at(-time.Minute), t0, 0, "submitted 3 finished 2 failed 1 waits [5s 2s]"},
 		{"p", "g", at(-time.Minute), t0, 0, "submitted 1 finished 1 failed 1 waits [1s]"},
 		{"p", "", at(-time.Minute), t0, 1, "submitted 1 finished 1 failed 1 waits [1s]"},
@@ -284,15 +284,15 @@ func testTaskWindow(t *testing.T, e *env) {
 		{"nope", "", at(-time.Minute), t0, 0, "submitted 0 finished 0 failed 0 waits []"},
 	} {
 		if got := window(c.project, c.function, c.since, c.until, c.limit); got != c.want {
-			t.Errorf("TaskWindow(%s/%s, %v..%v, limit %d) = %s, want %s", c.project, c.function, c.since.Sub(t0), c.until.Sub(t0), c.limit, got, c.want)
+			t.Errorf("Window(%s/%s, %v..%v, limit %d) = %s, want %s", c.project, c.function, c.since.Sub(t0), c.until.Sub(t0), c.limit, got, c.want)
 		}
 	}
 
-	// TaskWindows: the same figures by function, in one pass; its limit
-	// keeps the newest tasks across functions.
+	// By function: each function's figures are those read with Function
+	// set; the limit keeps the newest tasks across functions.
 	windows := func(project string, since, until time.Time, limit int, submittedOnly bool) string {
 		t.Helper()
-		ws, err := e.s.TaskWindows(e.ctx, &store.TaskWindowParams{Project: project, Function: "ignored", Since: since, Until: until, Limit: limit, SubmittedOnly: submittedOnly})
+		ws, err := e.s.TaskWindows(e.ctx, &store.TaskWindowParams{Project: project, Since: since, Until: until, Limit: limit, SubmittedOnly: submittedOnly})
 		if err != nil {
 			t.Fatalf("TaskWindows: %v", err)
 		}
@@ -301,7 +301,7 @@ func testTaskWindow(t *testing.T, e *env) {
 			parts = append(parts, fmt.Sprintf("%s: submitted %d finished %d failed %d waits %v", w.Function, w.Submitted, w.Finished, w.Failed, w.Waits))
 			if !submittedOnly && limit == 0 {
 				if one := window(project, w.Function, since, until, 0); one != strings.SplitN(parts[len(parts)-1], ": ", 2)[1] {
-					t.Errorf("TaskWindows' %s = %s, TaskWindow's = %s", w.Function, parts[len(parts)-1], one)
+					t.Errorf("TaskWindows' %s = %s, with Function set = %s", w.Function, parts[len(parts)-1], one)
 				}
 			}
 		}
