@@ -65,16 +65,50 @@ func (q Quotas) Validate() error {
 	return nil
 }
 
+// QuotasPatch changes some of a project's quotas: each field given takes
+// its value, the others keep theirs.
+type QuotasPatch struct {
+	MaxQueued    *int `json:"max_queued,omitempty"`
+	MaxFunctions *int `json:"max_functions,omitempty"`
+	MaxRunning   *int `json:"max_running,omitempty"`
+	MaxStoredMB  *int `json:"max_stored_mb,omitempty"`
+}
+
+// Patch is the patch that sets every quota to q's.
+func (q Quotas) Patch() QuotasPatch {
+	return QuotasPatch{MaxQueued: &q.MaxQueued, MaxFunctions: &q.MaxFunctions, MaxRunning: &q.MaxRunning, MaxStoredMB: &q.MaxStoredMB}
+}
+
+// Apply returns q with the patch's fields set.
+func (p QuotasPatch) Apply(q Quotas) Quotas {
+	for _, f := range []struct {
+		v   *int
+		dst *int
+	}{{p.MaxQueued, &q.MaxQueued}, {p.MaxFunctions, &q.MaxFunctions}, {p.MaxRunning, &q.MaxRunning}, {p.MaxStoredMB, &q.MaxStoredMB}} {
+		if f.v != nil {
+			*f.dst = *f.v
+		}
+	}
+	return q
+}
+
+// Validate checks the quotas given; a patch that gives none is refused.
+func (p QuotasPatch) Validate() error {
+	if p == (QuotasPatch{}) {
+		return FieldError("quotas", "give at least one quota to change")
+	}
+	return p.Apply(Quotas{}).Validate()
+}
+
 // DefaultRetentionDays is a new project's retention.
 const DefaultRetentionDays = 7
 
 // ProjectSettings is the body of PATCH /v1/projects/{p}: the fields given
-// change, the others keep their values. Quotas, when given, replace all of
-// the project's quotas (a quota left out of the object becomes 0,
-// unlimited).
+// change, the others keep their values, quotas included (a quota left out
+// of the object keeps its value).
 type ProjectSettings struct {
-	RetentionDays int     `json:"retention_days,omitempty"`
-	Quotas        *Quotas `json:"quotas,omitempty"`
+	RetentionDays int          `json:"retention_days,omitempty"`
+	Quotas        *QuotasPatch `json:"quotas,omitempty"`
 }
 
 // Validate checks the settings.

@@ -187,7 +187,7 @@ func (f *fakeAPI) patchProject(w http.ResponseWriter, _ *http.Request, body []by
 		f.project.RetentionDays = req.RetentionDays
 	}
 	if req.Quotas != nil {
-		f.project.Quotas = *req.Quotas
+		f.project.Quotas = req.Quotas.Apply(f.project.Quotas)
 	}
 	writeJSONStatus(w, 200, f.project)
 }

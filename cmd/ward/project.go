@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -166,9 +165,20 @@ when retention purges them. "ward project list" shows the bytes stored.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			changed := cmd.Flags().Changed
-			quotaFlags := []string{"max-queued", "max-functions", "max-running", "max-stored-mb"}
-			setQuotas := slices.ContainsFunc(quotaFlags, changed)
-			if !changed("retention-days") && !setQuotas {
+			var patch ward.QuotasPatch
+			for _, f := range []struct {
+				flag string
+				dst  **int
+				v    *int
+			}{
+				{"max-queued", &patch.MaxQueued, &maxQueued}, {"max-functions", &patch.MaxFunctions, &maxFunctions},
+				{"max-running", &patch.MaxRunning, &maxRunning}, {"max-stored-mb", &patch.MaxStoredMB, &maxStoredMB},
+			} {
+				if changed(f.flag) {
+					*f.dst = f.v
+				}
+			}
+			if !changed("retention-days") && patch == (ward.QuotasPatch{}) {
 				return usagef("nothing to set: give --retention-days, --max-queued, --max-functions, --max-running or --max-stored-mb")
 			}
 			name, err := g.projectArg(args)
@@ -179,27 +189,10 @@ when retention purges them. "ward project list" shows the bytes stored.`,
 			if err != nil {
 				return err
 			}
+			// The server changes the quotas given and keeps the others.
 			settings := ward.ProjectSettings{RetentionDays: retention}
-			if setQuotas {
-				// Quotas are set together: keep the ones not given.
-				cur, err := c.GetProject(cmd.Context(), name)
-				if err != nil {
-					return err
-				}
-				q := cur.Quotas
-				for _, f := range []struct {
-					flag string
-					dst  *int
-					v    int
-				}{
-					{"max-queued", &q.MaxQueued, maxQueued}, {"max-functions", &q.MaxFunctions, maxFunctions},
-					{"max-running", &q.MaxRunning, maxRunning}, {"max-stored-mb", &q.MaxStoredMB, maxStoredMB},
-				} {
-					if changed(f.flag) {
-						*f.dst = f.v
-					}
-				}
-				settings.Quotas = &q
+			if patch != (ward.QuotasPatch{}) {
+				settings.Quotas = &patch
 			}
 			p, err := c.UpdateProject(cmd.Context(), name, settings)
 			if err != nil {

@@ -188,6 +188,7 @@ func TestProjectSettingsBad(t *testing.T) {
 		field string
 	}{
 		{`{}`, "retention_days"},
+		{`{"quotas":{}}`, "quotas"},
 		{`{"quotas":{"max_queued":-1}}`, "quotas.max_queued"},
 		{`{"quotas":{"max_functions":100001}}`, "quotas.max_functions"},
 		{`{"quotas":{"max_running":-1}}`, "quotas.max_running"},

@@ -55,7 +55,8 @@ func TestRunningQuotaEndToEnd(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, t.TempDir(), server.Config{ShutdownGrace: time.Second, Slots: 4})
 	ctx := context.Background()
-	if _, err := n.cl.UpdateProject(ctx, ward.DefaultProject, ward.ProjectSettings{Quotas: &ward.Quotas{MaxRunning: 2}}); err != nil {
+	two := 2
+	if _, err := n.cl.UpdateProject(ctx, ward.DefaultProject, ward.ProjectSettings{Quotas: &ward.QuotasPatch{MaxRunning: &two}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := n.cl.PutFunction(ctx, ward.DefaultProject, "nap", ward.FunctionSpec{}); err != nil {

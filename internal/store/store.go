@@ -24,8 +24,11 @@ type Store interface {
 	ListProjects(ctx context.Context) ([]ward.Project, error)
 	// SetRetention sets a project's retention_days.
 	SetRetention(ctx context.Context, project string, days int) (ward.Project, error)
-	// SetQuotas sets a project's quotas.
-	SetQuotas(ctx context.Context, project string, q ward.Quotas) (ward.Project, error)
+	// SetQuotas sets the project's quotas the patch gives, in one
+	// statement (concurrent patches of different quotas both hold), and
+	// returns the project. Out of range → invalid_argument; a missing
+	// project → not_found.
+	SetQuotas(ctx context.Context, project string, q ward.QuotasPatch) (ward.Project, error)
 	// CountQueued returns how many tasks of the project are queued (due or
 	// delayed), counting no further than limit.
 	CountQueued(ctx context.Context, project string, limit int) (int, error)

@@ -107,14 +107,14 @@ func collect[T any](ctx context.Context, q querier, scan func(scanner) (T, error
 	return out, nil
 }
 
-// SetQuotas sets a project's quotas (each in range, else invalid_argument)
-// and returns the project. A missing project → not_found.
-func (s *Store) SetQuotas(ctx context.Context, project string, q ward.Quotas) (ward.Project, error) {
+// SetQuotas implements store.Store.
+func (s *Store) SetQuotas(ctx context.Context, project string, q ward.QuotasPatch) (ward.Project, error) {
 	if err := q.Validate(); err != nil {
 		return ward.Project{}, err
 	}
-	p, err := store.ScanProject(s.pool.QueryRow(ctx, `UPDATE projects SET max_queued = $1, max_functions = $2,
-		max_running = $3, max_stored_mb = $4 WHERE name = $5 RETURNING `+projectCols,
+	p, err := store.ScanProject(s.pool.QueryRow(ctx, `UPDATE projects SET max_queued = coalesce($1, max_queued),
+		max_functions = coalesce($2, max_functions), max_running = coalesce($3, max_running),
+		max_stored_mb = coalesce($4, max_stored_mb) WHERE name = $5 RETURNING `+projectCols,
 		q.MaxQueued, q.MaxFunctions, q.MaxRunning, q.MaxStoredMB, project))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ward.Project{}, store.ProjectNotFound(project)

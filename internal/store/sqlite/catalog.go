@@ -89,16 +89,16 @@ func (s *Store) ListProjects(ctx context.Context) ([]ward.Project, error) {
 	return ps, nil
 }
 
-// SetQuotas sets a project's quotas (each in range, else invalid_argument)
-// and returns the project. A missing project → not_found.
-func (s *Store) SetQuotas(ctx context.Context, project string, q ward.Quotas) (ward.Project, error) {
+// SetQuotas implements store.Store.
+func (s *Store) SetQuotas(ctx context.Context, project string, q ward.QuotasPatch) (ward.Project, error) {
 	if err := q.Validate(); err != nil {
 		return ward.Project{}, err
 	}
 	var p ward.Project
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		p, err = store.ScanProject(tx.QueryRowContext(ctx, `UPDATE projects SET max_queued = ?, max_functions = ?, max_running = ?, max_stored_mb = ?
+		p, err = store.ScanProject(tx.QueryRowContext(ctx, `UPDATE projects SET max_queued = coalesce(?, max_queued),
+			max_functions = coalesce(?, max_functions), max_running = coalesce(?, max_running), max_stored_mb = coalesce(?, max_stored_mb)
 			WHERE name = ? RETURNING `+projectCols,
 			q.MaxQueued, q.MaxFunctions, q.MaxRunning, q.MaxStoredMB, project))
 		if errors.Is(err, sql.ErrNoRows) {

@@ -29,7 +29,7 @@ func testQuotas(t *testing.T, e *env) {
 		t.Fatalf("a new project's quotas = %+v, %v; want none", p.Quotas, err)
 	}
 	want := ward.Quotas{MaxQueued: 100, MaxFunctions: 3, MaxRunning: 7, MaxStoredMB: 512}
-	p, err := e.s.SetQuotas(e.ctx, "p", want)
+	p, err := e.s.SetQuotas(e.ctx, "p", want.Patch())
 	if err != nil || p.Quotas != want || p.RetentionDays != ward.DefaultRetentionDays {
 		t.Fatalf("SetQuotas = %+v, %v; want quotas %+v and retention unchanged", p, err, want)
 	}
@@ -53,16 +53,25 @@ func testQuotas(t *testing.T, e *env) {
 	if p, err := e.s.SetRetention(e.ctx, "p", 30); err != nil || p.Quotas != want {
 		t.Errorf("SetRetention changed the quotas: %+v, %v", p, err)
 	}
-	if p, err := e.s.SetQuotas(e.ctx, "p", ward.Quotas{}); err != nil || p.Quotas != (ward.Quotas{}) || p.RetentionDays != 30 {
+	// A patch changes the quotas it gives and keeps the others.
+	two := 2
+	if p, err := e.s.SetQuotas(e.ctx, "p", ward.QuotasPatch{MaxRunning: &two}); err != nil ||
+		p.Quotas != (ward.Quotas{MaxQueued: 100, MaxFunctions: 3, MaxRunning: 2, MaxStoredMB: 512}) || p.RetentionDays != 30 {
+		t.Errorf("SetQuotas(max_running only) = %+v, %v", p, err)
+	}
+	if _, err := e.s.SetQuotas(e.ctx, "p", ward.QuotasPatch{}); ward.CodeOf(err) != ward.CodeInvalidArgument {
+		t.Errorf("SetQuotas(empty patch): %v, want invalid_argument", err)
+	}
+	if p, err := e.s.SetQuotas(e.ctx, "p", ward.Quotas{}.Patch()); err != nil || p.Quotas != (ward.Quotas{}) || p.RetentionDays != 30 {
 		t.Errorf("SetQuotas(none) = %+v, %v", p, err)
 	}
 	for _, bad := range []ward.Quotas{{MaxQueued: -1}, {MaxFunctions: ward.MaxQuotaFunctions + 1},
 		{MaxRunning: -1}, {MaxRunning: ward.MaxQuotaRunning + 1}, {MaxStoredMB: -1}, {MaxStoredMB: ward.MaxQuotaStoredMB + 1}} {
-		if _, err := e.s.SetQuotas(e.ctx, "p", bad); ward.CodeOf(err) != ward.CodeInvalidArgument {
+		if _, err := e.s.SetQuotas(e.ctx, "p", bad.Patch()); ward.CodeOf(err) != ward.CodeInvalidArgument {
 			t.Errorf("SetQuotas(%+v): %v, want invalid_argument", bad, err)
 		}
 	}
-	if _, err := e.s.SetQuotas(e.ctx, "nope", want); ward.CodeOf(err) != ward.CodeNotFound {
+	if _, err := e.s.SetQuotas(e.ctx, "nope", want.Patch()); ward.CodeOf(err) != ward.CodeNotFound {
 		t.Errorf("SetQuotas(missing project): %v, want not_found", err)
 	}
 }
@@ -115,7 +124,7 @@ func testCountQueued(t *testing.T, e *env) {
 // setQuotas sets a project's quotas.
 func (e *env) setQuotas(project string, q ward.Quotas) {
 	e.t.Helper()
-	if _, err := e.s.SetQuotas(e.ctx, project, q); err != nil {
+	if _, err := e.s.SetQuotas(e.ctx, project, q.Patch()); err != nil {
 		e.t.Fatalf("SetQuotas(%s): %v", project, err)
 	}
 }
