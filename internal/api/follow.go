@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/wardhq/ward"
-	"github.com/wardhq/ward/internal/audit"
 	"github.com/wardhq/ward/internal/queue"
 	"github.com/wardhq/ward/internal/store"
 )
@@ -50,14 +49,9 @@ func parseFollow(v string) (bool, error) {
 // elsewhere shows its stored log when the task ends.
 func (s *Server) followLog(w http.ResponseWriter, r *http.Request, c *call, rec store.TaskRecord) error {
 	ctx := r.Context()
-	out := w
-	if bw, ok := w.(*bufferedWriter); ok {
-		// Audited before anything is sent, as the buffered answer would be.
-		if err := s.record(r, c, audit.OutcomeOK); err != nil {
-			s.log.ErrorContext(ctx, "audit record failed; response withheld", "request_id", requestID(ctx), "route", r.Pattern, "err", err)
-			return errInternal()
-		}
-		bw.streamed, out = true, bw.w
+	out, err := s.stream(w, r, c) // audited before anything is sent, as a buffered answer is
+	if err != nil {
+		return err
 	}
 	h := out.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
@@ -104,7 +98,6 @@ func (s *Server) followLog(w http.ResponseWriter, r *http.Request, c *call, rec 
 			return nil
 		}
 		extend()
-		var err error
 		if rec, err = s.q.Get(ctx, c.project, rec.ID); err != nil {
 			if ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "followed log: read the task", "task", rec.ID, "err", err)

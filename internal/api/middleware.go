@@ -156,14 +156,38 @@ func (s *Server) wrap(rt route) http.Handler {
 		if err != nil {
 			s.writeError(bw, r, err)
 		}
-		if err := s.record(r, c, bw.outcome()); err != nil {
-			s.log.ErrorContext(r.Context(), "audit record failed; response withheld", "request_id", requestID(r.Context()),
-				"route", r.Pattern, "err", err)
-			s.writeError(w, r, errInternal())
+		if err := s.recordOrWithhold(r, c, bw.outcome()); err != nil {
+			s.writeError(w, r, err)
 			return
 		}
 		bw.flush()
 	})
+}
+
+// stream lets the handler of an audited route answer as a stream: the call
+// is recorded now, before anything is sent, and the writer returned
+// writes straight to the client. Outside an audited route it returns w.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call) (http.ResponseWriter, error) {
+	bw, ok := w.(*bufferedWriter)
+	if !ok {
+		return w, nil
+	}
+	if err := s.recordOrWithhold(r, c, audit.OutcomeOK); err != nil {
+		return nil, err
+	}
+	bw.streamed = true
+	return bw.w, nil
+}
+
+// recordOrWithhold records an audited call; when the record fails, the
+// answer is withheld and an internal error returned to send instead.
+func (s *Server) recordOrWithhold(r *http.Request, c *call, outcome string) error {
+	if err := s.record(r, c, outcome); err != nil {
+		s.log.ErrorContext(r.Context(), "audit record failed; response withheld", "request_id", requestID(r.Context()),
+			"route", r.Pattern, "err", err)
+		return errInternal()
+	}
+	return nil
 }
 
 // authorize runs a route's scope and project checks.
@@ -227,8 +251,8 @@ type bufferedWriter struct {
 	status int
 	code   ward.Code // the error code written, if any
 	buf    bytes.Buffer
-	// streamed is set by a handler that recorded the call itself and
-	// answered on w directly (a followed log).
+	// streamed is set by stream: the call was recorded and answered on w
+	// directly (a followed log).
 	streamed bool
 }
 
