@@ -66,13 +66,18 @@ const (
 	DefaultMaxEntries       = 200000
 )
 
+// Fixed limits on what an image may hold; registry.Pull applies the
+// exported ones too.
+const (
+	MaxJSON       = 4 << 20 // bytes of an index, manifest or config
+	MaxLayers     = 500
+	MaxIndexDepth = 4 // image indexes nested in one another
+)
+
 // Fixed limits on what an archive may hold.
 const (
-	maxJSON          = 4 << 20  // an index, manifest or config
 	maxNameBytes     = 64 << 20 // entry names and link targets over all layers
-	maxLayers        = 500
 	maxOuterEntries  = 100000
-	maxIndexDepth    = 4
 	maxPathLen       = 4096
 	maxComponentLen  = 255
 	maxID            = 1<<32 - 2 // (uid_t)-1 means "no change" to chown

@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/image"
 )
 
 // Media types Pull reads.
@@ -36,8 +37,8 @@ func isIndex(mt string) bool { return mt == mtOCIIndex || mt == mtDockerList }
 // descriptor's media type) when that is one Pull knows, else what its
 // shape says. Only image manifests and indexes are accepted.
 func mediaTypeOf(raw []byte, hint, ref string) (string, error) {
-	if len(raw) > maxJSON {
-		return "", ward.Errorf(ward.CodeInvalidImage, "the manifest of %s is over %d bytes", ref, maxJSON)
+	if len(raw) > image.MaxJSON {
+		return "", ward.Errorf(ward.CodeInvalidImage, "the manifest of %s is over %d bytes", ref, image.MaxJSON)
 	}
 	var probe struct {
 		SchemaVersion int              `json:"schemaVersion"`
@@ -105,8 +106,8 @@ func chooseManifest(raw []byte, want v1.Platform, ref string) (v1.Descriptor, er
 	if err := checkDescriptor(*chosen, "the manifest", ref); err != nil {
 		return v1.Descriptor{}, err
 	}
-	if chosen.Size > maxJSON {
-		return v1.Descriptor{}, ward.Errorf(ward.CodeInvalidImage, "the manifest of %s is over %d bytes", ref, maxJSON)
+	if chosen.Size > image.MaxJSON {
+		return v1.Descriptor{}, ward.Errorf(ward.CodeInvalidImage, "the manifest of %s is over %d bytes", ref, image.MaxJSON)
 	}
 	return *chosen, nil
 }
@@ -216,14 +217,14 @@ func planImage(raw []byte, mt, ref string) (*plan, error) {
 	if err := checkDescriptor(m.Config, "the config", ref); err != nil {
 		return nil, err
 	}
-	if m.Config.Size > maxJSON {
-		return nil, ward.Errorf(ward.CodeInvalidImage, "the config of %s is over %d bytes", ref, maxJSON)
+	if m.Config.Size > image.MaxJSON {
+		return nil, ward.Errorf(ward.CodeInvalidImage, "the config of %s is over %d bytes", ref, image.MaxJSON)
 	}
 	if len(m.Layers) == 0 {
 		return nil, ward.Errorf(ward.CodeInvalidImage, "%s has no layers", ref)
 	}
-	if len(m.Layers) > maxLayers {
-		return nil, ward.Errorf(ward.CodeInvalidImage, "%s has %d layers, more than %d", ref, len(m.Layers), maxLayers)
+	if len(m.Layers) > image.MaxLayers {
+		return nil, ward.Errorf(ward.CodeInvalidImage, "%s has %d layers, more than %d", ref, len(m.Layers), image.MaxLayers)
 	}
 
 	digest := v1.Hash{Algorithm: "sha256", Hex: strings.TrimPrefix(ward.Digest(raw), "sha256:")}

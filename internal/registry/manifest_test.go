@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/image"
 )
 
 // hashOf returns a sha256 v1.Hash whose hex repeats b.
@@ -79,7 +80,7 @@ func TestMediaTypeOf(t *testing.T) {
 		{"signed schema 1", `{"schemaVersion":1}`, mtDockerSchema1Sign, "", ward.CodeInvalidImage},
 		{"artifact", `{"schemaVersion":2,"mediaType":"application/vnd.example.thing"}`, "", "", ward.CodeInvalidImage},
 		{"not JSON", `{"schemaVersion":`, mtOCIManifest, "", ward.CodeInvalidImage},
-		{"too large", `{"schemaVersion":2,"x":"` + strings.Repeat("a", maxJSON) + `"}`, mtOCIManifest, "", ward.CodeInvalidImage},
+		{"too large", `{"schemaVersion":2,"x":"` + strings.Repeat("a", image.MaxJSON) + `"}`, mtOCIManifest, "", ward.CodeInvalidImage},
 	}
 	for _, tt := range tests {
 		got, err := mediaTypeOf([]byte(tt.raw), tt.hint, "reg.example/app:v1")
@@ -228,12 +229,12 @@ func TestPlanImage(t *testing.T) {
 		"schema 1":        []byte(`{"schemaVersion":1,"config":{"mediaType":"` + mtOCIConfig + `","digest":"` + hashOf(1) + `","size":1},"layers":[]}`),
 		"artifact config": mustJSON(t, map[string]any{"schemaVersion": 2, "config": desc{"mediaType": "application/vnd.example", "digest": hashOf(1), "size": 1},
 			"layers": []desc{layerDesc(2, 1)}}),
-		"config too large": mustJSON(t, map[string]any{"schemaVersion": 2, "config": desc{"mediaType": mtOCIConfig, "digest": hashOf(1), "size": maxJSON + 1},
+		"config too large": mustJSON(t, map[string]any{"schemaVersion": 2, "config": desc{"mediaType": mtOCIConfig, "digest": hashOf(1), "size": image.MaxJSON + 1},
 			"layers": []desc{layerDesc(2, 1)}}),
 		"bad digest": []byte(`{"schemaVersion":2,"config":{"mediaType":"` + mtOCIConfig + `","digest":"sha256:xyz","size":1},"layers":[]}`),
 	}
 	var layers []desc
-	for i := range maxLayers + 1 {
+	for i := range image.MaxLayers + 1 {
 		layers = append(layers, layerDesc(byte(i), 1))
 	}
 	bad["too many layers"] = manifestJSON(t, layers...)
@@ -357,7 +358,7 @@ func FuzzChooseManifest(f *testing.F) {
 			wantCode(t, err, ward.CodeInvalidImage)
 			return
 		}
-		if d.Digest.Algorithm != "sha256" || d.Size < 0 || d.Size > maxJSON || len(d.URLs) > 0 {
+		if d.Digest.Algorithm != "sha256" || d.Size < 0 || d.Size > image.MaxJSON || len(d.URLs) > 0 {
 			t.Fatalf("chose %+v", d)
 		}
 		if d.Platform != nil && !platformMatches(*d.Platform, want) {

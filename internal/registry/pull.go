@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/image"
 )
 
 // puller is one Pull in progress.
@@ -102,9 +103,9 @@ func (p *puller) manifest() ([]byte, string, error) {
 		return nil, "", err
 	}
 	for depth := 0; isIndex(mt); depth++ {
-		if depth >= maxIndexDepth {
+		if depth >= image.MaxIndexDepth {
 			return nil, "", ward.Errorf(ward.CodeInvalidImage,
-				"%s has image indexes nested more than %d deep", p.name(), maxIndexDepth)
+				"%s has image indexes nested more than %d deep", p.name(), image.MaxIndexDepth)
 		}
 		child, err := chooseManifest(raw, p.platform, p.name())
 		if err != nil {
