@@ -116,7 +116,6 @@ func Pull(ctx context.Context, ref string, opts Options) (archive []byte, digest
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuth(auth),
-		remote.WithPlatform(plat),
 	}
 	if opts.Transport != nil {
 		ropts = append(ropts, remote.WithTransport(opts.Transport))
