@@ -176,7 +176,7 @@ func (c *container) run(ctx context.Context, timeout time.Duration) (sandbox.Out
 		c.kill()
 	}
 	stdout := &sandbox.ResultWriter{Limit: limitOr(c.spec.StdoutLimit, sandbox.DefaultStdoutLimit), OnOverflow: func() { overflow.Store(true); kill() }}
-	stderr := &sandbox.LogWriter{Limit: limitOr(c.spec.StderrLimit, sandbox.DefaultStderrLimit), Sink: c.spec.LogSink, SinkSecrets: c.spec.Redact}
+	stderr := &sandbox.LogWriter{Limit: limitOr(c.spec.StderrLimit, sandbox.DefaultStderrLimit), Sink: c.spec.LogSink, Secrets: c.spec.Redact}
 	logFile := filepath.Join(c.dir, "runc.log")
 	cmd := exec.Command(s.runtime, "--root", s.runcDir, "--log", logFile, "--log-format", "json",
 		"run", "--bundle", c.dir, c.id)
@@ -201,7 +201,7 @@ func (c *container) run(ctx context.Context, timeout time.Duration) (sandbox.Out
 	}
 	elapsed := s.now().Sub(start)
 
-	out := sandbox.Outcome{Stdout: stdout.Bytes(), Stderr: stderr.Finish(c.spec.Redact)}
+	out := sandbox.Outcome{Stdout: stdout.Bytes(), Stderr: stderr.Finish()}
 	out.Usage.DurationMs = elapsed.Milliseconds()
 	if u, uerr := s.cg.usage(c.id); uerr == nil {
 		out.Usage.PeakMemoryBytes = min(u.peakBytes, c.memBytes)

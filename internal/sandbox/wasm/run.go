@@ -39,7 +39,7 @@ func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim li
 	defer cancel()
 	meter := &memoryMeter{limit: lim.memory, pages: &s.pages}
 	stdout := &sandbox.ResultWriter{Limit: lim.stdout, OnOverflow: cancel}
-	stderr := &sandbox.LogWriter{Limit: lim.stderr, Sink: spec.LogSink, SinkSecrets: spec.Redact}
+	stderr := &sandbox.LogWriter{Limit: lim.stderr, Sink: spec.LogSink, Secrets: spec.Redact}
 	mounts := wazero.NewFSConfig().(sysfs.FSConfig).
 		WithSysFSMount(wardFS, "/ward").(sysfs.FSConfig).
 		WithSysFSMount(newMemFS(false, lim.tmp, s.now), "/tmp")
@@ -59,7 +59,7 @@ func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim li
 		meter.recycle()
 	}
 
-	out := sandbox.Outcome{Stdout: stdout.Bytes(), Stderr: stderr.Finish(spec.Redact)}
+	out := sandbox.Outcome{Stdout: stdout.Bytes(), Stderr: stderr.Finish()}
 	out.Usage.PeakMemoryBytes = int64(meter.peak.Load())
 	var exit *sys.ExitError
 	isExit := errors.As(err, &exit)
