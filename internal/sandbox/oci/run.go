@@ -170,12 +170,12 @@ func (c *container) run(ctx context.Context, timeout time.Duration) (sandbox.Out
 	s := c.s
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var overflow, killed atomic.Bool
+	var killed atomic.Bool
 	kill := func() {
 		killed.Store(true)
 		c.kill()
 	}
-	stdout := &sandbox.ResultWriter{Limit: limitOr(c.spec.StdoutLimit, sandbox.DefaultStdoutLimit), OnOverflow: func() { overflow.Store(true); kill() }}
+	stdout := &sandbox.ResultWriter{Limit: limitOr(c.spec.StdoutLimit, sandbox.DefaultStdoutLimit), OnOverflow: kill}
 	stderr := &sandbox.LogWriter{Limit: limitOr(c.spec.StderrLimit, sandbox.DefaultStderrLimit), Sink: c.spec.LogSink, Secrets: c.spec.Redact}
 	logFile := filepath.Join(c.dir, "runc.log")
 	cmd := exec.Command(s.runtime, "--root", s.runcDir, "--log", logFile, "--log-format", "json",
@@ -209,7 +209,7 @@ func (c *container) run(ctx context.Context, timeout time.Duration) (sandbox.Out
 	} else {
 		s.log.Warn("oci: read task usage", "container", c.id, "err", uerr)
 	}
-	if overflow.Load() {
+	if stdout.Overflowed() { // read after Wait, which waits for the copying to end
 		out.Code = ward.CodeOutputLimit
 		out.Message = fmt.Sprintf("the result exceeded the stdout limit of %d bytes", stdout.Limit)
 		return out, nil
