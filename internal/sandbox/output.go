@@ -225,3 +225,9 @@ func ContextOutcome(parent context.Context, timeout time.Duration) Outcome {
 	}
 	return Outcome{Code: ward.CodeTimeout, Message: fmt.Sprintf("the run exceeded its timeout of %s", timeout)}
 }
+
+// OutputLimitOutcome is the outcome of a run whose result went past the
+// stdout limit of limit bytes.
+func OutputLimitOutcome(limit int) Outcome {
+	return Outcome{Code: ward.CodeOutputLimit, Message: fmt.Sprintf("the result exceeded the stdout limit of %d bytes", limit)}
+}

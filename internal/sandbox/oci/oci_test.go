@@ -131,7 +131,12 @@ func TestSweep(t *testing.T) {
 	}
 	// Start a container and forget it: take the runc process away from
 	// the sandbox by running it detached, as if the runner died.
-	c := &container{s: sb, id: newID(), p: sb.prepared[loop.Digest], spec: &sandbox.Spec{Digest: loop.Digest, MemoryMB: 16}, memBytes: 16 << 20}
+	sp := &sandbox.Spec{Digest: loop.Digest, MemoryMB: 16, Timeout: time.Minute}
+	lim, err := sp.Limits(sb.opts.MaxMemMB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &container{s: sb, id: newID(), p: sb.prepared[loop.Digest], spec: sp, lim: lim}
 	if err := c.setup(); err != nil {
 		t.Fatal(err)
 	}
