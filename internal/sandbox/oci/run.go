@@ -27,7 +27,8 @@ import (
 const waitDelay = 5 * time.Second
 
 // Run implements sandbox.Sandbox: one fresh container from the prepared
-// root filesystem, under the spec's limits.
+// root filesystem, under the spec's limits. An image in the cache on disk
+// counts as prepared, whichever process unpacked it.
 func (s *Sandbox) Run(ctx context.Context, spec *sandbox.Spec) (sandbox.Outcome, error) {
 	s.runs.Add(1)
 	defer s.runs.Done()
@@ -38,9 +39,7 @@ func (s *Sandbox) Run(ctx context.Context, spec *sandbox.Spec) (sandbox.Outcome,
 	if err != nil {
 		return sandbox.Outcome{}, err
 	}
-	s.mu.Lock()
-	p := s.prepared[spec.Digest]
-	s.mu.Unlock()
+	p := s.cached(spec.Digest)
 	if p == nil {
 		return sandbox.Outcome{}, ward.Errorf(ward.CodeNotFound, "oci: image %s is not prepared", short(spec.Digest))
 	}
