@@ -75,6 +75,10 @@ const (
 	DefaultMemoryMB = 64
 )
 
+// MaxImageBytes caps an image archive: an upload to the server, and an
+// image the CLI pulls from a registry to deploy.
+const MaxImageBytes = 256 << 20
+
 // DefaultSpec returns the spec every omitted field falls back to.
 func DefaultSpec() FunctionSpec {
 	return FunctionSpec{

@@ -24,12 +24,9 @@ import (
 	"github.com/wardhq/ward/internal/specfile"
 )
 
-// maxCodeBytes and maxImageBytes are the server's caps on uploaded modules
-// and image archives (docs/api.md).
-const (
-	maxCodeBytes  = 64 << 20
-	maxImageBytes = 256 << 20
-)
+// maxCodeBytes is the server's cap on uploaded modules (docs/api.md);
+// ward.MaxImageBytes is its cap on image archives.
+const maxCodeBytes = 64 << 20
 
 // wasmHeader starts every WebAssembly binary module: "\0asm", version 1.
 var wasmHeader = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
@@ -386,7 +383,7 @@ func (g *globals) loadImage(ctx context.Context, path, arch string) ([]byte, err
 		return nil, ward.Errorf(ward.CodeInvalidArgument, "deploy: %v", err)
 	}
 	if !st.IsDir() {
-		return readCodeFile(path, maxImageBytes)
+		return readCodeFile(path, ward.MaxImageBytes)
 	}
 	cacheDir := ""
 	if dir, err := g.cacheDir(); err == nil {

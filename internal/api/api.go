@@ -118,10 +118,10 @@ type Server struct {
 
 // Caps on request bodies.
 const (
-	maxJSONBody   = 1 << 20   // JSON bodies other than submissions
-	maxSubmitBody = 16 << 20  // single and batch task submissions
-	maxCodeBody   = 64 << 20  // code uploads
-	maxImageBody  = 256 << 20 // image archive uploads
+	maxJSONBody   = 1 << 20            // JSON bodies other than submissions
+	maxSubmitBody = 16 << 20           // single and batch task submissions
+	maxCodeBody   = 64 << 20           // code uploads
+	maxImageBody  = ward.MaxImageBytes // image archive uploads
 	// maxInvokeBody bounds a synchronous invoke's payload before the
 	// function's own max_payload_kb applies.
 	maxInvokeBody = 10 << 20

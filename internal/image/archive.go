@@ -183,7 +183,7 @@ func fromLayout(files map[string][]byte, arch string) (*candidate, error) {
 	if !ok {
 		return nil, invalid("the archive has no index.json")
 	}
-	if len(raw) > maxJSON {
+	if len(raw) > MaxJSON {
 		return nil, invalid("index.json is too large")
 	}
 	var idx indexJSON
@@ -210,8 +210,8 @@ func fromLayout(files map[string][]byte, arch string) (*candidate, error) {
 	if m.Config.MediaType != mtOCIConfig && m.Config.MediaType != mtDockerConfig {
 		return nil, invalid("config media type %s is not a container image config", q(m.Config.MediaType))
 	}
-	if len(m.Layers) > maxLayers {
-		return nil, invalid("the image has %d layers, more than %d", len(m.Layers), maxLayers)
+	if len(m.Layers) > MaxLayers {
+		return nil, invalid("the image has %d layers, more than %d", len(m.Layers), MaxLayers)
 	}
 	if len(m.Layers) == 0 {
 		return nil, invalid("the image has no layers")
@@ -220,7 +220,7 @@ func fromLayout(files map[string][]byte, arch string) (*candidate, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(config) > maxJSON {
+	if len(config) > MaxJSON {
 		return nil, invalid("the image config is too large")
 	}
 	c := &candidate{
@@ -282,7 +282,7 @@ func (l *layout) pick(list []descriptor, depth int) (descriptor, string, []byte,
 	if err != nil {
 		return descriptor{}, "", nil, err
 	}
-	if len(raw) > maxJSON {
+	if len(raw) > MaxJSON {
 		return descriptor{}, "", nil, invalid("manifest %s is too large", d.Digest)
 	}
 	mt := d.MediaType
@@ -307,8 +307,8 @@ func (l *layout) pick(list []descriptor, depth int) (descriptor, string, []byte,
 	case mtOCIManifest, mtDockerManifest:
 		return *d, mt, raw, nil
 	case mtOCIIndex, mtDockerList:
-		if depth >= maxIndexDepth {
-			return descriptor{}, "", nil, invalid("image indexes are nested more than %d deep", maxIndexDepth)
+		if depth >= MaxIndexDepth {
+			return descriptor{}, "", nil, invalid("image indexes are nested more than %d deep", MaxIndexDepth)
 		}
 		var idx indexJSON
 		if err := json.Unmarshal(raw, &idx); err != nil {
@@ -376,7 +376,7 @@ func (l *layout) blob(d descriptor, what string) ([]byte, error) {
 // either with legacy <id>/layer.tar files or with blobs/sha256 files.
 func fromDockerSave(files map[string][]byte) (*candidate, error) {
 	raw := files["manifest.json"]
-	if len(raw) > maxJSON {
+	if len(raw) > MaxJSON {
 		return nil, invalid("manifest.json is too large")
 	}
 	var items []struct {
@@ -398,7 +398,7 @@ func fromDockerSave(files map[string][]byte) (*candidate, error) {
 	if !ok {
 		return nil, invalid("config %s is missing from the archive", q(name))
 	}
-	if len(config) > maxJSON {
+	if len(config) > MaxJSON {
 		return nil, invalid("the image config is too large")
 	}
 	id, ok := idFromName(name)
@@ -408,8 +408,8 @@ func fromDockerSave(files map[string][]byte) (*candidate, error) {
 	if ward.Digest(config) != "sha256:"+id {
 		return nil, mismatch("config %s does not match the digest in its name", q(name))
 	}
-	if len(it.Layers) > maxLayers {
-		return nil, invalid("the image has %d layers, more than %d", len(it.Layers), maxLayers)
+	if len(it.Layers) > MaxLayers {
+		return nil, invalid("the image has %d layers, more than %d", len(it.Layers), MaxLayers)
 	}
 	if len(it.Layers) == 0 {
 		return nil, invalid("the image has no layers")

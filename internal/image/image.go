@@ -37,7 +37,6 @@ type Image struct {
 
 	layers   []layer
 	unpacked int64 // uncompressed bytes over all layers
-	entries  int   // tar entries over all layers
 }
 
 // UnpackedSize returns the uncompressed size of the image's layers added
@@ -67,13 +66,18 @@ const (
 	DefaultMaxEntries       = 200000
 )
 
+// Fixed limits on what an image may hold; registry.Pull applies the
+// exported ones too.
+const (
+	MaxJSON       = 4 << 20 // bytes of an index, manifest or config
+	MaxLayers     = 500
+	MaxIndexDepth = 4 // image indexes nested in one another
+)
+
 // Fixed limits on what an archive may hold.
 const (
-	maxJSON          = 4 << 20  // an index, manifest or config
 	maxNameBytes     = 64 << 20 // entry names and link targets over all layers
-	maxLayers        = 500
 	maxOuterEntries  = 100000
-	maxIndexDepth    = 4
 	maxPathLen       = 4096
 	maxComponentLen  = 255
 	maxID            = 1<<32 - 2 // (uid_t)-1 means "no change" to chown
@@ -162,16 +166,7 @@ func Open(archive []byte, digest string, opts IntakeOptions) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img := &Image{Digest: c.manifestDigest, Config: c.cfg.config(), Archive: archive}
-	img.layers = make([]layer, len(layers))
-	for i, l := range layers {
-		img.layers[i] = l.layer
-		img.layers[i].data = c.layers[i].data
-		img.layers[i].gzip = c.layers[i].gzip
-		img.unpacked += l.size
-		img.entries += l.entries
-	}
-	return img, nil
+	return c.image(archive, layers), nil
 }
 
 // candidate is an image read from an archive, its blobs checked against
@@ -194,12 +189,12 @@ type layerBlob struct {
 	gzip   bool
 }
 
-// checked is a layer after check: what Unpack needs, plus its size and
-// its uncompressed data when that must be stored.
+// checked is a layer after check: what Unpack needs (its data as the
+// archive checked holds it), plus its size and its uncompressed data when
+// that must be stored.
 type checked struct {
 	layer
 	size         int64
-	entries      int
 	uncompressed []byte // set for compressed docker save layers only
 }
 
@@ -273,17 +268,23 @@ func (c *candidate) canonical(layers []checked) (*Image, error) {
 		return nil, fmt.Errorf("image: %w", err)
 	}
 	archive, offsets := writeCanonical(index, blobs)
-	img := &Image{Digest: c.manifestDigest, Config: c.cfg.config(), Archive: archive}
-	img.layers = make([]layer, len(layers))
-	for i, l := range layers {
+	for i := range layers {
 		off := offsets[layerDigests[i]]
-		img.layers[i] = l.layer
-		img.layers[i].data = archive[off[0]:off[1]:off[1]]
-		img.layers[i].gzip = c.layers[i].gzip && l.uncompressed == nil
-		img.unpacked += l.size
-		img.entries += l.entries
+		layers[i].data = archive[off[0]:off[1]:off[1]]
+		layers[i].gzip = layers[i].gzip && layers[i].uncompressed == nil
 	}
-	return img, nil
+	return c.image(archive, layers), nil
+}
+
+// image returns the Image over archive with the checked layers, whose data
+// must be archive's.
+func (c *candidate) image(archive []byte, layers []checked) *Image {
+	img := &Image{Digest: c.manifestDigest, Config: c.cfg.config(), Archive: archive, layers: make([]layer, len(layers))}
+	for i, l := range layers {
+		img.layers[i] = l.layer
+		img.unpacked += l.size
+	}
+	return img
 }
 
 // descriptor is an OCI content descriptor.

@@ -85,7 +85,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // diffID, every entry must be safe, and the limits must hold. With keep it
 // also returns the uncompressed content.
 func (s *scanner) layer(n int, data []byte, gz bool, diffID string, keep bool) (checked, error) {
-	var out checked
+	out := checked{layer: layer{data: data, gzip: gz}}
 	var src io.Reader = bytes.NewReader(data)
 	if gz {
 		zr, err := gzip.NewReader(src)
@@ -120,7 +120,6 @@ func (s *scanner) layer(n int, data []byte, gz bool, diffID string, keep bool) (
 			break
 		}
 		s.entries++
-		out.entries++
 		if s.entries > s.maxEntries {
 			return out, invalid("the image is too large: its layers hold more than %d entries", s.maxEntries)
 		}

@@ -10,65 +10,53 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/wardhq/ward"
-)
-
-// Media types Pull reads.
-const (
-	mtOCIIndex          = "application/vnd.oci.image.index.v1+json"
-	mtOCIManifest       = "application/vnd.oci.image.manifest.v1+json"
-	mtOCIConfig         = "application/vnd.oci.image.config.v1+json"
-	mtDockerList        = "application/vnd.docker.distribution.manifest.list.v2+json"
-	mtDockerManifest    = "application/vnd.docker.distribution.manifest.v2+json"
-	mtDockerConfig      = "application/vnd.docker.container.image.v1+json"
-	mtDockerSchema1     = "application/vnd.docker.distribution.manifest.v1+json"
-	mtDockerSchema1Sign = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+	"github.com/wardhq/ward/internal/image"
 )
 
 // maxListed bounds the platforms an error lists.
 const maxListed = 16
 
-func isIndex(mt string) bool { return mt == mtOCIIndex || mt == mtDockerList }
-
 // mediaTypeOf returns the media type of a manifest or index: its own
 // mediaType field, else hint (the Content-Type the registry sent or the
 // descriptor's media type) when that is one Pull knows, else what its
 // shape says. Only image manifests and indexes are accepted.
-func mediaTypeOf(raw []byte, hint, ref string) (string, error) {
-	if len(raw) > maxJSON {
-		return "", ward.Errorf(ward.CodeInvalidImage, "the manifest of %s is over %d bytes", ref, maxJSON)
+func mediaTypeOf(raw []byte, hint, ref string) (types.MediaType, error) {
+	if len(raw) > image.MaxJSON {
+		return "", ward.Errorf(ward.CodeInvalidImage, "the manifest of %s is over %d bytes", ref, image.MaxJSON)
 	}
 	var probe struct {
 		SchemaVersion int              `json:"schemaVersion"`
-		MediaType     string           `json:"mediaType"`
+		MediaType     types.MediaType  `json:"mediaType"`
 		Manifests     *json.RawMessage `json:"manifests"`
 	}
 	if err := json.Unmarshal(raw, &probe); err != nil {
 		return "", ward.Errorf(ward.CodeInvalidImage, "the manifest of %s is not valid JSON", ref)
 	}
 	hint, _, _ = strings.Cut(hint, ";") // a Content-Type may carry parameters
-	hint = strings.TrimSpace(hint)
+	h := types.MediaType(strings.TrimSpace(hint))
 	mt := probe.MediaType
 	switch {
 	case mt != "":
 	case probe.SchemaVersion == 1:
-		mt = mtDockerSchema1
-	case hint == mtOCIIndex || hint == mtDockerList || hint == mtOCIManifest || hint == mtDockerManifest:
-		mt = hint
+		mt = types.DockerManifestSchema1
+	case h.IsIndex() || h.IsImage():
+		mt = h
 	case probe.Manifests != nil:
-		mt = mtOCIIndex
+		mt = types.OCIImageIndex
 	default:
-		mt = mtOCIManifest
+		mt = types.OCIManifestSchema1
 	}
-	switch mt {
-	case mtOCIIndex, mtDockerList, mtOCIManifest, mtDockerManifest:
+	switch {
+	case mt.IsIndex() || mt.IsImage():
 		return mt, nil
-	case mtDockerSchema1, mtDockerSchema1Sign:
+	case mt.IsSchema1():
 		return "", ward.Errorf(ward.CodeInvalidImage,
 			"%s has a Docker schema 1 manifest, which is not supported: push the image again with a current tool", ref)
 	default:
-		return "", ward.Errorf(ward.CodeInvalidImage, "%s is not a container image (its manifest is of type %s)", ref, quote(mt))
+		return "", ward.Errorf(ward.CodeInvalidImage, "%s is not a container image (its manifest is of type %s)", ref, quote(string(mt)))
 	}
 }
 
@@ -105,8 +93,8 @@ func chooseManifest(raw []byte, want v1.Platform, ref string) (v1.Descriptor, er
 	if err := checkDescriptor(*chosen, "the manifest", ref); err != nil {
 		return v1.Descriptor{}, err
 	}
-	if chosen.Size > maxJSON {
-		return v1.Descriptor{}, ward.Errorf(ward.CodeInvalidImage, "the manifest of %s is over %d bytes", ref, maxJSON)
+	if chosen.Size > image.MaxJSON {
+		return v1.Descriptor{}, ward.Errorf(ward.CodeInvalidImage, "the manifest of %s is over %d bytes", ref, image.MaxJSON)
 	}
 	return *chosen, nil
 }
@@ -200,7 +188,7 @@ type blob struct {
 
 // planImage parses an image manifest of media type mt and plans its
 // archive.
-func planImage(raw []byte, mt, ref string) (*plan, error) {
+func planImage(raw []byte, mt types.MediaType, ref string) (*plan, error) {
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
 		return nil, ward.Errorf(ward.CodeInvalidImage, "the manifest of %s is not valid", ref)
@@ -209,21 +197,21 @@ func planImage(raw []byte, mt, ref string) (*plan, error) {
 		return nil, ward.Errorf(ward.CodeInvalidImage,
 			"the manifest of %s has schemaVersion %d, not 2", ref, m.SchemaVersion)
 	}
-	if ct := string(m.Config.MediaType); ct != mtOCIConfig && ct != mtDockerConfig {
+	if !m.Config.MediaType.IsConfig() {
 		return nil, ward.Errorf(ward.CodeInvalidImage,
-			"%s is not a container image (its config is of type %s)", ref, quote(ct))
+			"%s is not a container image (its config is of type %s)", ref, quote(string(m.Config.MediaType)))
 	}
 	if err := checkDescriptor(m.Config, "the config", ref); err != nil {
 		return nil, err
 	}
-	if m.Config.Size > maxJSON {
-		return nil, ward.Errorf(ward.CodeInvalidImage, "the config of %s is over %d bytes", ref, maxJSON)
+	if m.Config.Size > image.MaxJSON {
+		return nil, ward.Errorf(ward.CodeInvalidImage, "the config of %s is over %d bytes", ref, image.MaxJSON)
 	}
 	if len(m.Layers) == 0 {
 		return nil, ward.Errorf(ward.CodeInvalidImage, "%s has no layers", ref)
 	}
-	if len(m.Layers) > maxLayers {
-		return nil, ward.Errorf(ward.CodeInvalidImage, "%s has %d layers, more than %d", ref, len(m.Layers), maxLayers)
+	if len(m.Layers) > image.MaxLayers {
+		return nil, ward.Errorf(ward.CodeInvalidImage, "%s has %d layers, more than %d", ref, len(m.Layers), image.MaxLayers)
 	}
 
 	digest := v1.Hash{Algorithm: "sha256", Hex: strings.TrimPrefix(ward.Digest(raw), "sha256:")}
@@ -232,7 +220,7 @@ func planImage(raw []byte, mt, ref string) (*plan, error) {
 	}
 	index, err := json.Marshal(indexFile{
 		SchemaVersion: 2,
-		MediaType:     mtOCIIndex,
+		MediaType:     types.OCIImageIndex,
 		Manifests:     []descriptorFile{{MediaType: mt, Digest: digest.String(), Size: int64(len(raw))}},
 	})
 	if err != nil {
@@ -277,12 +265,12 @@ func addSat(a, b int64) int64 {
 // indexFile and descriptorFile are the JSON of the archive's index.json.
 type indexFile struct {
 	SchemaVersion int              `json:"schemaVersion"`
-	MediaType     string           `json:"mediaType"`
+	MediaType     types.MediaType  `json:"mediaType"`
 	Manifests     []descriptorFile `json:"manifests"`
 }
 
 type descriptorFile struct {
-	MediaType string `json:"mediaType"`
-	Digest    string `json:"digest"`
-	Size      int64  `json:"size"`
+	MediaType types.MediaType `json:"mediaType"`
+	Digest    string          `json:"digest"`
+	Size      int64           `json:"size"`
 }

@@ -9,8 +9,10 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/image"
 )
 
 // hashOf returns a sha256 v1.Hash whose hex repeats b.
@@ -28,8 +30,8 @@ func manifestJSON(t testing.TB, layers ...desc) []byte {
 	t.Helper()
 	return mustJSON(t, map[string]any{
 		"schemaVersion": 2,
-		"mediaType":     mtOCIManifest,
-		"config":        desc{"mediaType": mtOCIConfig, "digest": hashOf(0xcc), "size": 100},
+		"mediaType":     types.OCIManifestSchema1,
+		"config":        desc{"mediaType": types.OCIConfigJSON, "digest": hashOf(0xcc), "size": 100},
 		"layers":        layers,
 	})
 }
@@ -67,19 +69,20 @@ func TestParsePlatform(t *testing.T) {
 func TestMediaTypeOf(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name, raw, hint, want string
-		code                  ward.Code
+		name, raw, hint string
+		want            types.MediaType
+		code            ward.Code
 	}{
-		{"own field wins", `{"schemaVersion":2,"mediaType":"` + mtDockerManifest + `"}`, mtOCIIndex, mtDockerManifest, ""},
-		{"hint with parameters", `{"schemaVersion":2}`, mtOCIManifest + "; charset=utf-8", mtOCIManifest, ""},
-		{"docker list hint", `{"schemaVersion":2,"manifests":[]}`, mtDockerList, mtDockerList, ""},
-		{"index by shape", `{"schemaVersion":2,"manifests":[]}`, "application/json", mtOCIIndex, ""},
-		{"manifest by shape", `{"schemaVersion":2,"config":{}}`, "", mtOCIManifest, ""},
+		{"own field wins", `{"schemaVersion":2,"mediaType":"` + string(types.DockerManifestSchema2) + `"}`, string(types.OCIImageIndex), types.DockerManifestSchema2, ""},
+		{"hint with parameters", `{"schemaVersion":2}`, string(types.OCIManifestSchema1) + "; charset=utf-8", types.OCIManifestSchema1, ""},
+		{"docker list hint", `{"schemaVersion":2,"manifests":[]}`, string(types.DockerManifestList), types.DockerManifestList, ""},
+		{"index by shape", `{"schemaVersion":2,"manifests":[]}`, "application/json", types.OCIImageIndex, ""},
+		{"manifest by shape", `{"schemaVersion":2,"config":{}}`, "", types.OCIManifestSchema1, ""},
 		{"schema 1", `{"schemaVersion":1,"fsLayers":[]}`, "", "", ward.CodeInvalidImage},
-		{"signed schema 1", `{"schemaVersion":1}`, mtDockerSchema1Sign, "", ward.CodeInvalidImage},
+		{"signed schema 1", `{"schemaVersion":1}`, string(types.DockerManifestSchema1Signed), "", ward.CodeInvalidImage},
 		{"artifact", `{"schemaVersion":2,"mediaType":"application/vnd.example.thing"}`, "", "", ward.CodeInvalidImage},
-		{"not JSON", `{"schemaVersion":`, mtOCIManifest, "", ward.CodeInvalidImage},
-		{"too large", `{"schemaVersion":2,"x":"` + strings.Repeat("a", maxJSON) + `"}`, mtOCIManifest, "", ward.CodeInvalidImage},
+		{"not JSON", `{"schemaVersion":`, string(types.OCIManifestSchema1), "", ward.CodeInvalidImage},
+		{"too large", `{"schemaVersion":2,"x":"` + strings.Repeat("a", image.MaxJSON) + `"}`, string(types.OCIManifestSchema1), "", ward.CodeInvalidImage},
 	}
 	for _, tt := range tests {
 		got, err := mediaTypeOf([]byte(tt.raw), tt.hint, "reg.example/app:v1")
@@ -96,14 +99,14 @@ func TestMediaTypeOf(t *testing.T) {
 func TestChooseManifest(t *testing.T) {
 	t.Parallel()
 	entry := func(b byte, p *v1.Platform) desc {
-		d := desc{"mediaType": mtOCIManifest, "digest": hashOf(b), "size": 500}
+		d := desc{"mediaType": types.OCIManifestSchema1, "digest": hashOf(b), "size": 500}
 		if p != nil {
 			d["platform"] = p
 		}
 		return d
 	}
 	index := func(entries ...desc) []byte {
-		return mustJSON(t, map[string]any{"schemaVersion": 2, "mediaType": mtOCIIndex, "manifests": entries})
+		return mustJSON(t, map[string]any{"schemaVersion": 2, "mediaType": types.OCIImageIndex, "manifests": entries})
 	}
 	arm6 := &v1.Platform{OS: "linux", Architecture: "arm", Variant: "v6"}
 	arm7 := &v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}
@@ -164,7 +167,7 @@ func TestChooseManifest(t *testing.T) {
 		t.Fatalf("message %q holds a raw newline from the registry", we.Message)
 	}
 
-	sha512 := index(desc{"mediaType": mtOCIManifest, "digest": "sha512:" + strings.Repeat("ab", 64), "size": 10, "platform": amd})
+	sha512 := index(desc{"mediaType": types.OCIManifestSchema1, "digest": "sha512:" + strings.Repeat("ab", 64), "size": 10, "platform": amd})
 	_, err = choose(sha512, "linux/amd64")
 	wantCode(t, err, ward.CodeInvalidImage)
 
@@ -178,7 +181,7 @@ func TestChooseManifest(t *testing.T) {
 func TestPlanImage(t *testing.T) {
 	t.Parallel()
 	raw := manifestJSON(t, layerDesc(1, 1000), layerDesc(2, 0), layerDesc(1, 1000), layerDesc(3, 513))
-	pl, err := planImage(raw, mtOCIManifest, "reg.example/app:v1")
+	pl, err := planImage(raw, types.OCIManifestSchema1, "reg.example/app:v1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,20 +228,20 @@ func TestPlanImage(t *testing.T) {
 		"negative size":   manifestJSON(t, layerDesc(1, -1)),
 		"sizes disagree":  manifestJSON(t, layerDesc(1, 10), layerDesc(1, 11)),
 		"layer is config": manifestJSON(t, layerDesc(0xcc, 101)),
-		"schema 1":        []byte(`{"schemaVersion":1,"config":{"mediaType":"` + mtOCIConfig + `","digest":"` + hashOf(1) + `","size":1},"layers":[]}`),
+		"schema 1":        []byte(`{"schemaVersion":1,"config":{"mediaType":"` + string(types.OCIConfigJSON) + `","digest":"` + hashOf(1) + `","size":1},"layers":[]}`),
 		"artifact config": mustJSON(t, map[string]any{"schemaVersion": 2, "config": desc{"mediaType": "application/vnd.example", "digest": hashOf(1), "size": 1},
 			"layers": []desc{layerDesc(2, 1)}}),
-		"config too large": mustJSON(t, map[string]any{"schemaVersion": 2, "config": desc{"mediaType": mtOCIConfig, "digest": hashOf(1), "size": maxJSON + 1},
+		"config too large": mustJSON(t, map[string]any{"schemaVersion": 2, "config": desc{"mediaType": types.OCIConfigJSON, "digest": hashOf(1), "size": image.MaxJSON + 1},
 			"layers": []desc{layerDesc(2, 1)}}),
-		"bad digest": []byte(`{"schemaVersion":2,"config":{"mediaType":"` + mtOCIConfig + `","digest":"sha256:xyz","size":1},"layers":[]}`),
+		"bad digest": []byte(`{"schemaVersion":2,"config":{"mediaType":"` + string(types.OCIConfigJSON) + `","digest":"sha256:xyz","size":1},"layers":[]}`),
 	}
 	var layers []desc
-	for i := range maxLayers + 1 {
+	for i := range image.MaxLayers + 1 {
 		layers = append(layers, layerDesc(byte(i), 1))
 	}
 	bad["too many layers"] = manifestJSON(t, layers...)
 	for name, raw := range bad {
-		_, err := planImage(raw, mtOCIManifest, "reg.example/app:v1")
+		_, err := planImage(raw, types.OCIManifestSchema1, "reg.example/app:v1")
 		var we *ward.Error
 		if !errors.As(err, &we) || we.Code != ward.CodeInvalidImage {
 			t.Errorf("%s: error = %v, want invalid_image", name, err)
@@ -300,18 +303,18 @@ func FuzzParseRef(f *testing.F) {
 }
 
 func FuzzManifest(f *testing.F) {
-	f.Add(manifestJSON(f, layerDesc(1, 10), layerDesc(2, 20)), mtOCIManifest)
+	f.Add(manifestJSON(f, layerDesc(1, 10), layerDesc(2, 20)), string(types.OCIManifestSchema1))
 	f.Add(manifestJSON(f, layerDesc(1, 10), layerDesc(1, 10)), "")
-	f.Add([]byte(`{"schemaVersion":2,"manifests":[]}`), mtOCIIndex)
+	f.Add([]byte(`{"schemaVersion":2,"manifests":[]}`), string(types.OCIImageIndex))
 	f.Add([]byte(`{"schemaVersion":1}`), "")
-	f.Add([]byte(`{"schemaVersion":2,"config":{"digest":"sha256:`+strings.Repeat("0", 64)+`","size":-5}}`), mtDockerManifest)
+	f.Add([]byte(`{"schemaVersion":2,"config":{"digest":"sha256:`+strings.Repeat("0", 64)+`","size":-5}}`), string(types.DockerManifestSchema2))
 	f.Fuzz(func(t *testing.T, raw []byte, hint string) {
 		mt, err := mediaTypeOf(raw, hint, "reg.example/app:v1")
 		if err != nil {
 			wantCode(t, err, ward.CodeInvalidImage)
 			return
 		}
-		if isIndex(mt) {
+		if mt.IsIndex() {
 			_, err := chooseManifest(raw, defaultPlatform(), "reg.example/app:v1")
 			if err != nil {
 				wantCode(t, err, ward.CodeInvalidImage)
@@ -344,7 +347,7 @@ func FuzzManifest(f *testing.F) {
 }
 
 func FuzzChooseManifest(f *testing.F) {
-	f.Add([]byte(`{"schemaVersion":2,"manifests":[{"mediaType":"`+mtOCIManifest+`","digest":"`+hashOf(1)+`","size":3,"platform":{"os":"linux","architecture":"`+runtime.GOARCH+`"}}]}`), "")
+	f.Add([]byte(`{"schemaVersion":2,"manifests":[{"mediaType":"`+string(types.OCIManifestSchema1)+`","digest":"`+hashOf(1)+`","size":3,"platform":{"os":"linux","architecture":"`+runtime.GOARCH+`"}}]}`), "")
 	f.Add([]byte(`{"schemaVersion":2,"manifests":[{"digest":"`+hashOf(1)+`","size":3}]}`), "linux/arm/v7")
 	f.Add([]byte(`{"schemaVersion":2,"manifests":[{"digest":"`+hashOf(1)+`","size":3,"platform":{"os":"linux","architecture":"arm","variant":"v7"}}]}`), "linux/arm")
 	f.Fuzz(func(t *testing.T, raw []byte, plat string) {
@@ -357,7 +360,7 @@ func FuzzChooseManifest(f *testing.F) {
 			wantCode(t, err, ward.CodeInvalidImage)
 			return
 		}
-		if d.Digest.Algorithm != "sha256" || d.Size < 0 || d.Size > maxJSON || len(d.URLs) > 0 {
+		if d.Digest.Algorithm != "sha256" || d.Size < 0 || d.Size > image.MaxJSON || len(d.URLs) > 0 {
 			t.Fatalf("chose %+v", d)
 		}
 		if d.Platform != nil && !platformMatches(*d.Platform, want) {

@@ -11,8 +11,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/wardhq/ward"
+	"github.com/wardhq/ward/internal/image"
 )
 
 // puller is one Pull in progress.
@@ -87,7 +89,7 @@ func (p *puller) pull() ([]byte, string, error) {
 // index, the manifest for the platform among the index's, verifying each
 // against the digest that named it. It returns the image manifest's raw
 // bytes and media type.
-func (p *puller) manifest() ([]byte, string, error) {
+func (p *puller) manifest() ([]byte, types.MediaType, error) {
 	desc, err := p.remote.Get(p.ctx, p.ref)
 	if err != nil {
 		return nil, "", p.fail(err, "")
@@ -101,10 +103,10 @@ func (p *puller) manifest() ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	for depth := 0; isIndex(mt); depth++ {
-		if depth >= maxIndexDepth {
+	for depth := 0; mt.IsIndex(); depth++ {
+		if depth >= image.MaxIndexDepth {
 			return nil, "", ward.Errorf(ward.CodeInvalidImage,
-				"%s has image indexes nested more than %d deep", p.name(), maxIndexDepth)
+				"%s has image indexes nested more than %d deep", p.name(), image.MaxIndexDepth)
 		}
 		child, err := chooseManifest(raw, p.platform, p.name())
 		if err != nil {

@@ -49,10 +49,6 @@ import (
 	"github.com/wardhq/ward"
 )
 
-// DefaultMaxBytes is the default cap on a pulled archive: the server's
-// upload cap.
-const DefaultMaxBytes = 256 << 20
-
 // Options for Pull; zero values take defaults.
 type Options struct {
 	// Platform is "os/arch" or "os/arch/variant"; default "linux/" +
@@ -64,20 +60,18 @@ type Options struct {
 	// authn.DefaultKeychain (the docker config and its credential helpers).
 	Keychain authn.Keychain
 	// MaxBytes caps the archive Pull returns, that is all blobs together
-	// plus the tar framing; default DefaultMaxBytes. Over it Pull fails
-	// with body_too_large before downloading any layer.
+	// plus the tar framing; default ward.MaxImageBytes, the server's
+	// upload cap. Over it Pull fails with body_too_large before
+	// downloading any layer.
 	MaxBytes int64
 	// Transport carries the HTTP requests; default remote.DefaultTransport.
 	Transport http.RoundTripper
 }
 
-// Limits on what Pull accepts, the same as image.Intake's.
-const (
-	maxJSON        = 4 << 20 // an index, manifest or config
-	maxLayers      = 500
-	maxIndexDepth  = 4
-	maxPlatformLen = 32 // bytes of one part of a platform string
-)
+// maxPlatformLen bounds the bytes of one part of a platform string. Pull
+// also applies image.Intake's limits: image.MaxJSON, MaxLayers and
+// MaxIndexDepth.
+const maxPlatformLen = 32
 
 // Pull fetches the image that ref names ("host/repo:tag",
 // "host/repo@sha256:…"; a reference without a host names Docker Hub) for
@@ -108,7 +102,7 @@ func Pull(ctx context.Context, ref string, opts Options) (archive []byte, digest
 		opts.Keychain = authn.DefaultKeychain
 	}
 	if opts.MaxBytes <= 0 {
-		opts.MaxBytes = DefaultMaxBytes
+		opts.MaxBytes = ward.MaxImageBytes
 	}
 	p := &puller{ctx: ctx, ref: r, opts: opts, platform: plat}
 	auth, err := authn.Resolve(ctx, opts.Keychain, r.Context())
@@ -122,7 +116,6 @@ func Pull(ctx context.Context, ref string, opts Options) (archive []byte, digest
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuth(auth),
-		remote.WithPlatform(plat),
 	}
 	if opts.Transport != nil {
 		ropts = append(ropts, remote.WithTransport(opts.Transport))

@@ -88,6 +88,7 @@ type Runner struct {
 	log       *slog.Logger
 	sandboxes map[ward.Runtime]sandbox.Sandbox
 	runtimes  []ward.Runtime // the sandboxes', for leasing
+	admitMB   int            // the memory_mb it admits in all: the budget times Overcommit
 
 	mu      sync.Mutex
 	slots   int // free
@@ -170,13 +171,15 @@ func New(opts Options) *Runner {
 	if opts.Version == "" {
 		opts.Version = ward.Version()
 	}
+	admit := int(float64(opts.MemoryBudgetMB) * opts.Overcommit)
 	return &Runner{
 		opts:      opts,
+		admitMB:   admit,
 		log:       opts.Logger.With("runner", opts.ID),
 		sandboxes: sandboxes,
 		runtimes:  runtimes,
 		slots:     opts.Slots,
-		memMB:     int(float64(opts.MemoryBudgetMB) * opts.Overcommit),
+		memMB:     admit,
 		running:   map[string]*run{},
 		freed:     make(chan struct{}, 1),
 		preparing: map[string]*preparation{},
@@ -218,10 +221,9 @@ type Stats struct {
 func (r *Runner) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	admit := int(float64(r.opts.MemoryBudgetMB) * r.opts.Overcommit)
 	return Stats{
 		MemoryBudgetMB: r.opts.MemoryBudgetMB,
-		MemoryInUseMB:  admit - r.memMB,
+		MemoryInUseMB:  r.admitMB - r.memMB,
 		Slots:          r.opts.Slots,
 		FreeSlots:      r.slots,
 	}

@@ -55,33 +55,33 @@ func (w *ResultWriter) Write(p []byte) (int, error) {
 }
 
 // LogWriter collects a run's stderr: the first Limit bytes are kept, the
-// rest is dropped. Writing never fails, so a chatty task is not a failed
-// task. It is not safe for concurrent writes.
+// rest is dropped, and every Secrets value is replaced by [REDACTED].
+// Writing never fails, so a chatty task is not a failed task. It is not
+// safe for concurrent writes.
 //
 // With Sink set, the log is also handed over live, as it is written: each
-// complete line (a line longer than MaxLiveLine in pieces), with every
-// SinkSecrets value replaced by [REDACTED]. What Sink receives is a prefix
-// of what Finish(SinkSecrets) returns, so a reader can take the rest from
-// the finished log by byte offset. Sink stops at Limit, as the kept log
-// does; it is never called for a run given a secret that spans lines
-// (redacting line by line could not catch it), nor after Finish.
+// complete line (a line longer than MaxLiveLine in pieces), redacted. What
+// Sink receives is a prefix of what Finish returns, so a reader can take
+// the rest from the finished log by byte offset. Sink stops at Limit, as
+// the kept log does; it is never called for a run given a secret that
+// spans lines (redacting line by line could not catch it), nor after
+// Finish.
 type LogWriter struct {
 	Limit int
 	// Sink, when set, receives the redacted log as it is written. It runs
 	// on the writer's goroutine, so it must return quickly, and must not
 	// keep the slice it is given past the call.
 	Sink func(chunk []byte)
-	// SinkSecrets are the values redacted from what Sink receives (Finish
-	// takes its own).
-	SinkSecrets []string
+	// Secrets are the values redacted from the log.
+	Secrets []string
 
 	buf       []byte
 	truncated bool
 
+	ready    bool              // secrets, replacer and live are set
+	secrets  []string          // usable Secrets
+	replacer *strings.Replacer // for secrets, nil when there are none
 	live     bool              // Sink is in use
-	liveInit bool              // live, replacer and secrets are set
-	replacer *strings.Replacer // for SinkSecrets, nil when there are none
-	secrets  []string          // usable SinkSecrets
 	sent     int               // bytes of buf handed to Sink (before redaction)
 	sentOut  int               // bytes handed to Sink (after redaction)
 }
@@ -106,16 +106,22 @@ func (w *LogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// setup prepares the redaction of Secrets, once.
+func (w *LogWriter) setup() {
+	if w.ready {
+		return
+	}
+	w.ready = true
+	w.secrets = usable(w.Secrets)
+	if len(w.secrets) > 0 {
+		w.replacer = replacer(w.secrets)
+	}
+	w.live = w.Sink != nil && !slices.ContainsFunc(w.secrets, func(s string) bool { return strings.ContainsRune(s, '\n') })
+}
+
 // feed hands the complete lines written since the last call to Sink.
 func (w *LogWriter) feed() {
-	if !w.liveInit {
-		w.liveInit = true
-		w.secrets = usable(w.SinkSecrets)
-		w.live = !slices.ContainsFunc(w.secrets, func(s string) bool { return strings.ContainsRune(s, '\n') })
-		if len(w.secrets) > 0 {
-			w.replacer = replacer(w.secrets)
-		}
-	}
+	w.setup()
 	if !w.live {
 		return
 	}
@@ -148,12 +154,12 @@ func (w *LogWriter) feed() {
 // TruncatedMarker. Redacting the whole collected log, not each
 // write, catches values split across writes. Where the log was cut, a tail
 // that could be the start of a secret is dropped as well.
-func (w *LogWriter) Finish(secrets []string) []byte {
-	secrets = usable(secrets)
+func (w *LogWriter) Finish() []byte {
+	w.setup()
 	out := w.buf
 	truncated := w.truncated
-	if len(secrets) > 0 {
-		out = redact(out, secrets)
+	if w.replacer != nil {
+		out = redact(out, w.replacer)
 	}
 	if len(out) > w.Limit { // redaction made it longer
 		out = out[:w.Limit]
@@ -162,7 +168,7 @@ func (w *LogWriter) Finish(secrets []string) []byte {
 	if !truncated {
 		return out
 	}
-	out = out[:len(out)-secretPrefixSuffix(out, secrets)]
+	out = out[:len(out)-secretPrefixSuffix(out, w.secrets)]
 	return append(out[:len(out):len(out)], TruncatedMarker...)
 }
 
@@ -179,9 +185,8 @@ func usable(secrets []string) []string {
 	return out
 }
 
-// redact replaces every occurrence of a secret in b.
-func redact(b []byte, secrets []string) []byte {
-	r := replacer(secrets)
+// redact replaces every occurrence of a secret in b, using r.
+func redact(b []byte, r *strings.Replacer) []byte {
 	var out bytes.Buffer
 	out.Grow(len(b))
 	_, _ = r.WriteString(&out, string(b)) // writing to a bytes.Buffer does not fail
@@ -219,4 +224,10 @@ func ContextOutcome(parent context.Context, timeout time.Duration) Outcome {
 		return Outcome{Code: ward.CodeCancelled, Message: "the run was cancelled"}
 	}
 	return Outcome{Code: ward.CodeTimeout, Message: fmt.Sprintf("the run exceeded its timeout of %s", timeout)}
+}
+
+// OutputLimitOutcome is the outcome of a run whose result went past the
+// stdout limit of limit bytes.
+func OutputLimitOutcome(limit int) Outcome {
+	return Outcome{Code: ward.CodeOutputLimit, Message: fmt.Sprintf("the result exceeded the stdout limit of %d bytes", limit)}
 }

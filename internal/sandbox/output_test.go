@@ -58,13 +58,13 @@ func TestLogWriter(t *testing.T) {
 		{"nothing kept", []string{"abc"}, 0, nil, marker},
 	}
 	for _, tc := range cases {
-		w := &LogWriter{Limit: tc.limit}
+		w := &LogWriter{Limit: tc.limit, Secrets: tc.secrets}
 		for _, s := range tc.writes {
 			if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
 				t.Fatalf("%s: Write = %d, %v; a log write never fails", tc.name, n, err)
 			}
 		}
-		if got := string(w.Finish(tc.secrets)); got != tc.want {
+		if got := string(w.Finish()); got != tc.want {
 			t.Errorf("%s: log = %q, want %q", tc.name, got, tc.want)
 		}
 	}
@@ -74,11 +74,11 @@ func TestLogWriter(t *testing.T) {
 // the Sink received and the finished log.
 func liveLog(limit int, secrets []string, writes ...string) ([]string, string) {
 	var chunks []string
-	w := &LogWriter{Limit: limit, Sink: func(b []byte) { chunks = append(chunks, string(b)) }, SinkSecrets: secrets}
+	w := &LogWriter{Limit: limit, Sink: func(b []byte) { chunks = append(chunks, string(b)) }, Secrets: secrets}
 	for _, s := range writes {
 		_, _ = w.Write([]byte(s))
 	}
-	return chunks, string(w.Finish(secrets))
+	return chunks, string(w.Finish())
 }
 
 func TestLogWriterSink(t *testing.T) {

@@ -5,7 +5,9 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
+	"strings"
 	"time"
 
 	"github.com/wardhq/ward"
@@ -70,6 +72,49 @@ const (
 	DefaultStderrLimit = 1 << 20
 	DefaultTmpLimit    = 16 << 20
 )
+
+// Limits are a Spec's caps with the defaults applied.
+type Limits struct {
+	Memory  int64 // bytes
+	Stdout  int
+	Stderr  int
+	Tmp     int64
+	Timeout time.Duration
+}
+
+// Limits checks the spec's caps, given the largest memory_mb the sandbox
+// accepts, and returns them with the defaults applied to zero caps. It
+// checks the environment too: names non-empty without '=' or NUL, values
+// without NUL. Errors are ward field errors (invalid_argument), as is a
+// nil spec.
+func (s *Spec) Limits(maxMemMB int) (Limits, error) {
+	switch {
+	case s == nil:
+		return Limits{}, ward.Errorf(ward.CodeInvalidArgument, "run: no spec")
+	case s.MemoryMB < 1 || s.MemoryMB > maxMemMB:
+		return Limits{}, ward.FieldError("memory_mb", "must be between 1 and %d", maxMemMB)
+	case s.Timeout <= 0:
+		return Limits{}, ward.FieldError("timeout", "must be positive")
+	case s.StdoutLimit < 0:
+		return Limits{}, ward.FieldError("stdout_limit", "must not be negative")
+	case s.StderrLimit < 0:
+		return Limits{}, ward.FieldError("stderr_limit", "must not be negative")
+	case s.TmpLimit < 0:
+		return Limits{}, ward.FieldError("tmp_limit", "must not be negative")
+	}
+	for k, v := range s.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return Limits{}, ward.FieldError("env", "names must be non-empty without '=' or NUL, values without NUL")
+		}
+	}
+	return Limits{
+		Memory:  int64(s.MemoryMB) << 20,
+		Stdout:  cmp.Or(s.StdoutLimit, DefaultStdoutLimit),
+		Stderr:  cmp.Or(s.StderrLimit, DefaultStderrLimit),
+		Tmp:     cmp.Or(s.TmpLimit, DefaultTmpLimit),
+		Timeout: s.Timeout,
+	}, nil
+}
 
 // TruncatedMarker ends a log cut at StderrLimit.
 const TruncatedMarker = "\n[ward: log truncated]\n"

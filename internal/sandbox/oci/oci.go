@@ -14,8 +14,10 @@
 //	run/                  a tmpfs: runc's state and each running task's
 //	                      bundle and /ward files (payloads never touch disk)
 //
-// New sweeps what a crashed runner left behind: containers, cgroups, task
-// directories and half-unpacked images.
+// Images in the cache outlive the process: a runner restarted on the same
+// state directory runs them without preparing them again. New sweeps what
+// a crashed runner left behind: containers, cgroups, task directories and
+// half-unpacked images.
 package oci
 
 import (
@@ -337,27 +339,48 @@ func (s *Sandbox) Prepare(ctx context.Context, a sandbox.Artifact) error {
 	if !ok {
 		return ward.Errorf(ward.CodeInvalidArgument, "oci: digest %q is not sha256:<64 hex>", a.Digest)
 	}
-	s.mu.Lock()
-	_, done := s.prepared[a.Digest]
-	s.mu.Unlock()
-	if done {
+	if s.cached(a.Digest) != nil {
 		return nil
 	}
 	img, err := image.Open(a.Code, a.Digest, s.opts.Intake)
 	if err != nil {
 		return ward.Errorf(ward.CodeInvalidModule, "oci: %s: %v", ward.CodeOf(err), err)
 	}
-	dir := filepath.Join(s.images, hexDigest)
-	p, err := s.loadCached(dir)
+	p, err := s.unpack(ctx, img, filepath.Join(s.images, hexDigest))
 	if err != nil {
-		if p, err = s.unpack(ctx, img, dir); err != nil {
-			return err
-		}
+		return err
 	}
 	s.mu.Lock()
 	s.prepared[a.Digest] = p
 	s.mu.Unlock()
 	return nil
+}
+
+// cached returns the prepared image of digest, or nil: one this sandbox
+// prepared, or one in the cache on disk, which may be an earlier
+// process's. The state directory is the runner's own, and an image is
+// renamed into the cache only once verified and unpacked in full (New
+// sweeps the half-unpacked ones), so what the cache holds is trusted as
+// it is.
+func (s *Sandbox) cached(digest string) *prepared {
+	s.mu.Lock()
+	p := s.prepared[digest]
+	s.mu.Unlock()
+	if p != nil {
+		return p
+	}
+	hexDigest, ok := ward.DigestHex(digest)
+	if !ok {
+		return nil
+	}
+	p, err := s.loadCached(filepath.Join(s.images, hexDigest))
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	s.prepared[digest] = p
+	s.mu.Unlock()
+	return p
 }
 
 // loadCached reads an image unpacked earlier.

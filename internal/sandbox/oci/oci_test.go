@@ -131,7 +131,12 @@ func TestSweep(t *testing.T) {
 	}
 	// Start a container and forget it: take the runc process away from
 	// the sandbox by running it detached, as if the runner died.
-	c := &container{s: sb, id: newID(), p: sb.prepared[loop.Digest], spec: &sandbox.Spec{Digest: loop.Digest, MemoryMB: 16}, memBytes: 16 << 20}
+	sp := &sandbox.Spec{Digest: loop.Digest, MemoryMB: 16, Timeout: time.Minute}
+	lim, err := sp.Limits(sb.opts.MaxMemMB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &container{s: sb, id: newID(), p: sb.prepared[loop.Digest], spec: sp, lim: lim}
 	if err := c.setup(); err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +168,37 @@ func TestSweep(t *testing.T) {
 	}
 	if _, err := os.Stat(sb.cg.path("memory", c.id)); !os.IsNotExist(err) {
 		t.Errorf("the task cgroup survived the sweep: %v", err)
+	}
+}
+
+// TestCacheSurvivesRestart checks that a sandbox on the state directory
+// of an earlier one runs the images that one unpacked, without the archive.
+func TestCacheSurvivesRestart(t *testing.T) {
+	sb := newSandbox(t, Options{})
+	echo := sandboxtest.GoImage(t, sandboxtest.GoEcho)
+	if err := sb.Prepare(t.Context(), echo); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	again, err := New(t.Context(), sb.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close(context.Background())
+	spec := &sandbox.Spec{Digest: echo.Digest, Stdin: []byte("again"), MemoryMB: 64, Timeout: time.Minute}
+	out, err := again.Run(t.Context(), spec)
+	if err != nil || !out.Succeeded() || string(out.Stdout) != "again" {
+		t.Fatalf("Run of an image an earlier sandbox unpacked = %q (%s), %v; want again", out.Stdout, out.Message, err)
+	}
+	// Preparing it again needs no archive: nothing is fetched or verified.
+	if err := again.Prepare(t.Context(), sandbox.Artifact{Digest: echo.Digest}); err != nil {
+		t.Errorf("Prepare of a cached image without its archive: %v", err)
+	}
+	other := sandboxtest.ArtifactOf([]byte("never unpacked"))
+	if _, err := again.Run(t.Context(), &sandbox.Spec{Digest: other.Digest, MemoryMB: 64, Timeout: time.Minute}); ward.CodeOf(err) != ward.CodeNotFound {
+		t.Errorf("Run of a digest not in the cache: %v, want not_found", err)
 	}
 }
 

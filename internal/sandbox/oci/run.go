@@ -27,46 +27,44 @@ import (
 const waitDelay = 5 * time.Second
 
 // Run implements sandbox.Sandbox: one fresh container from the prepared
-// root filesystem, under the spec's limits.
+// root filesystem, under the spec's limits. An image in the cache on disk
+// counts as prepared, whichever process unpacked it.
 func (s *Sandbox) Run(ctx context.Context, spec *sandbox.Spec) (sandbox.Outcome, error) {
 	s.runs.Add(1)
 	defer s.runs.Done()
 	if s.closed.Load() {
 		return sandbox.Outcome{}, errClosed
 	}
-	s.mu.Lock()
-	p := s.prepared[spec.Digest]
-	s.mu.Unlock()
+	lim, err := spec.Limits(s.opts.MaxMemMB)
+	if err != nil {
+		return sandbox.Outcome{}, err
+	}
+	p := s.cached(spec.Digest)
 	if p == nil {
 		return sandbox.Outcome{}, ward.Errorf(ward.CodeNotFound, "oci: image %s is not prepared", short(spec.Digest))
 	}
 	if ctx.Err() != nil {
-		return sandbox.ContextOutcome(ctx, spec.Timeout), nil
+		return sandbox.ContextOutcome(ctx, lim.Timeout), nil
 	}
-	memBytes := int64(max(spec.MemoryMB, 1)) << 20
-	timeout := spec.Timeout
-	if timeout <= 0 {
-		timeout = time.Minute
-	}
-	c := &container{s: s, id: newID(), p: p, spec: spec, memBytes: memBytes}
+	c := &container{s: s, id: newID(), p: p, spec: spec, lim: lim}
 	if err := c.setup(); err != nil {
 		c.cleanup(ctx)
 		return sandbox.Outcome{}, err
 	}
-	out, err := c.run(ctx, timeout)
+	out, err := c.run(ctx)
 	c.cleanup(ctx)
 	return out, err
 }
 
 // container is one task's container while it exists.
 type container struct {
-	s        *Sandbox
-	id       string
-	p        *prepared
-	spec     *sandbox.Spec
-	memBytes int64
-	dir      string // run/tasks/<id>: the bundle and the /ward files
-	cgroup   bool   // the task cgroup was made
+	s      *Sandbox
+	id     string
+	p      *prepared
+	spec   *sandbox.Spec
+	lim    sandbox.Limits
+	dir    string // run/tasks/<id>: the bundle and the /ward files
+	cgroup bool   // the task cgroup was made
 }
 
 // setup writes the bundle and the /ward files and makes the task cgroup.
@@ -98,13 +96,9 @@ func (c *container) setup() error {
 		// write; /tmp is the one it can.
 		env = append(env, "HOME=/tmp")
 	}
-	tmp := c.spec.TmpLimit
-	if tmp <= 0 {
-		tmp = sandbox.DefaultTmpLimit
-	}
 	cs := &containerSpec{
 		rootfs: c.p.rootfs, wardDir: wardDir, args: c.p.args, env: env, cwd: c.p.cwd,
-		uid: c.p.uid, gid: c.p.gid, userNS: s.userNS, tmpBytes: tmp,
+		uid: c.p.uid, gid: c.p.gid, userNS: s.userNS, tmpBytes: c.lim.Tmp,
 		cgroup: s.opts.CgroupParent + "/" + c.id + "/ctr",
 	}
 	b, err := json.Marshal(runtimeSpec(cs))
@@ -115,7 +109,7 @@ func (c *container) setup() error {
 		return fmt.Errorf("oci: %w", err)
 	}
 	quota := int64(s.opts.CPUs * cpuPeriodUs)
-	if err := s.cg.create(c.id, taskLimits{memoryBytes: c.memBytes, pids: int64(s.opts.PidsLimit), cpuQuotaUs: quota}); err != nil {
+	if err := s.cg.create(c.id, taskLimits{memoryBytes: c.lim.Memory, pids: int64(s.opts.PidsLimit), cpuQuotaUs: quota}); err != nil {
 		c.cgroup = true // partly made: remove what there is
 		return fmt.Errorf("oci: %w", err)
 	}
@@ -166,17 +160,17 @@ func writeFiles(dir string, files map[string][]byte, uid, gid int) error {
 }
 
 // run runs the container to its end and tells how it ended.
-func (c *container) run(ctx context.Context, timeout time.Duration) (sandbox.Outcome, error) {
+func (c *container) run(ctx context.Context) (sandbox.Outcome, error) {
 	s := c.s
-	runCtx, cancel := context.WithTimeout(ctx, timeout)
+	runCtx, cancel := context.WithTimeout(ctx, c.lim.Timeout)
 	defer cancel()
-	var overflow, killed atomic.Bool
+	var killed atomic.Bool
 	kill := func() {
 		killed.Store(true)
 		c.kill()
 	}
-	stdout := &sandbox.ResultWriter{Limit: limitOr(c.spec.StdoutLimit, sandbox.DefaultStdoutLimit), OnOverflow: func() { overflow.Store(true); kill() }}
-	stderr := &sandbox.LogWriter{Limit: limitOr(c.spec.StderrLimit, sandbox.DefaultStderrLimit), Sink: c.spec.LogSink, SinkSecrets: c.spec.Redact}
+	stdout := &sandbox.ResultWriter{Limit: c.lim.Stdout, OnOverflow: kill}
+	stderr := &sandbox.LogWriter{Limit: c.lim.Stderr, Sink: c.spec.LogSink, Secrets: c.spec.Redact}
 	logFile := filepath.Join(c.dir, "runc.log")
 	cmd := exec.Command(s.runtime, "--root", s.runcDir, "--log", logFile, "--log-format", "json",
 		"run", "--bundle", c.dir, c.id)
@@ -201,17 +195,17 @@ func (c *container) run(ctx context.Context, timeout time.Duration) (sandbox.Out
 	}
 	elapsed := s.now().Sub(start)
 
-	out := sandbox.Outcome{Stdout: stdout.Bytes(), Stderr: stderr.Finish(c.spec.Redact)}
+	out := sandbox.Outcome{Stdout: stdout.Bytes(), Stderr: stderr.Finish()}
 	out.Usage.DurationMs = elapsed.Milliseconds()
 	if u, uerr := s.cg.usage(c.id); uerr == nil {
-		out.Usage.PeakMemoryBytes = min(u.peakBytes, c.memBytes)
+		out.Usage.PeakMemoryBytes = min(u.peakBytes, c.lim.Memory)
 		out.Usage.CPUMs = u.cpu.Milliseconds()
 	} else {
 		s.log.Warn("oci: read task usage", "container", c.id, "err", uerr)
 	}
-	if overflow.Load() {
-		out.Code = ward.CodeOutputLimit
-		out.Message = fmt.Sprintf("the result exceeded the stdout limit of %d bytes", stdout.Limit)
+	if stdout.Overflowed() { // read after Wait, which waits for the copying to end
+		o := sandbox.OutputLimitOutcome(stdout.Limit)
+		out.Code, out.Message = o.Code, o.Message
 		return out, nil
 	}
 	status := -1
@@ -230,7 +224,7 @@ func (c *container) run(ctx context.Context, timeout time.Duration) (sandbox.Out
 
 	switch {
 	case killed.Load() && runCtx.Err() != nil:
-		o := sandbox.ContextOutcome(ctx, timeout)
+		o := sandbox.ContextOutcome(ctx, c.lim.Timeout)
 		out.Code, out.Message = o.Code, o.Message
 		return out, nil
 	case status == 0:
@@ -249,7 +243,7 @@ func (c *container) run(ctx context.Context, timeout time.Duration) (sandbox.Out
 		switch {
 		case u.limitHit:
 			out.Code = ward.CodeMemoryLimit
-			out.Message = fmt.Sprintf("the memory limit of %d MiB was reached", c.memBytes>>20)
+			out.Message = fmt.Sprintf("the memory limit of %d MiB was reached", c.lim.Memory>>20)
 			out.ExitCode = nil
 			return out, nil
 		case u.oomKills > 0 || s.cg.parentPressure() > pressure || hostOOMKills() > hostOOM:
@@ -329,13 +323,6 @@ func hostOOMKills() int64 {
 		}
 	}
 	return 0
-}
-
-func limitOr(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
 }
 
 // short shortens a digest for messages.

@@ -96,6 +96,7 @@ func Run(t *testing.T, sb sandbox.Sandbox, mods Modules) {
 	t.Run("LiveLog", s.liveLog)
 	t.Run("Concurrency", s.concurrency)
 	t.Run("NotPrepared", s.notPrepared)
+	t.Run("BadSpec", s.badSpec)
 	t.Run("InvalidModule", s.invalidModule)
 	t.Run("Files", s.files)
 	t.Run("TmpDoesNotPersist", s.tmpDoesNotPersist)
@@ -563,6 +564,43 @@ func (s *suite) notPrepared(t *testing.T) {
 	}
 	if !errors.Is(err, ward.ErrNotFound) {
 		t.Errorf("errors.Is(%v, ward.ErrNotFound) = false", err)
+	}
+}
+
+// badSpec checks that Run refuses caps out of range and a malformed
+// environment with invalid_argument naming the field, before running.
+func (s *suite) badSpec(t *testing.T) {
+	t.Parallel()
+	need(t, s.mods.Echo, "Echo")
+	maxMem := s.sb.Capabilities().MaxMemMB
+	cases := []struct {
+		name  string
+		edit  func(*sandbox.Spec)
+		field string
+	}{
+		{"memory zero", func(sp *sandbox.Spec) { sp.MemoryMB = 0 }, "memory_mb"},
+		{"memory over the maximum", func(sp *sandbox.Spec) { sp.MemoryMB = maxMem + 1 }, "memory_mb"},
+		{"no timeout", func(sp *sandbox.Spec) { sp.Timeout = 0 }, "timeout"},
+		{"negative timeout", func(sp *sandbox.Spec) { sp.Timeout = -time.Second }, "timeout"},
+		{"negative stdout limit", func(sp *sandbox.Spec) { sp.StdoutLimit = -1 }, "stdout_limit"},
+		{"negative stderr limit", func(sp *sandbox.Spec) { sp.StderrLimit = -1 }, "stderr_limit"},
+		{"negative tmp limit", func(sp *sandbox.Spec) { sp.TmpLimit = -1 }, "tmp_limit"},
+		{"env name with =", func(sp *sandbox.Spec) { sp.Env = map[string]string{"A=B": "c"} }, "env"},
+		{"empty env name", func(sp *sandbox.Spec) { sp.Env = map[string]string{"": "c"} }, "env"},
+		{"env name with NUL", func(sp *sandbox.Spec) { sp.Env = map[string]string{"A\x00": "c"} }, "env"},
+		{"env value with NUL", func(sp *sandbox.Spec) { sp.Env = map[string]string{"A": "b\x00c"} }, "env"},
+	}
+	for _, tc := range cases {
+		sp := spec(s.mods.Echo, "x")
+		tc.edit(sp)
+		out, err := s.sb.Run(t.Context(), sp)
+		var we *ward.Error
+		if !errors.As(err, &we) || we.Code != ward.CodeInvalidArgument || we.Field != tc.field {
+			t.Errorf("%s: Run = %q, %v; want invalid_argument on %s", tc.name, out.Code, err, tc.field)
+		}
+	}
+	if _, err := s.sb.Run(t.Context(), nil); ward.CodeOf(err) != ward.CodeInvalidArgument {
+		t.Errorf("Run(nil) = %v, want invalid_argument", err)
 	}
 }
 

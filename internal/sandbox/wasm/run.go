@@ -24,25 +24,25 @@ type panicError struct{ value any }
 func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
 
 // run runs m once under spec and tells how it ended.
-func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim limits, wardFS *memFS) (sandbox.Outcome, error) {
-	if initial := m.minPages * pageSize; initial > lim.memory {
+func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim sandbox.Limits, wardFS *memFS) (sandbox.Outcome, error) {
+	if initial := m.minPages * pageSize; initial > uint64(lim.Memory) {
 		return sandbox.Outcome{
 			Code:    ward.CodeMemoryLimit,
-			Message: fmt.Sprintf("the module's initial memory of %d KiB exceeds the limit of %d MiB", initial>>10, lim.memory>>20),
+			Message: fmt.Sprintf("the module's initial memory of %d KiB exceeds the limit of %d MiB", initial>>10, lim.Memory>>20),
 		}, nil
 	}
 	if ctx.Err() != nil {
-		return sandbox.ContextOutcome(ctx, lim.timeout), nil
+		return sandbox.ContextOutcome(ctx, lim.Timeout), nil
 	}
 
-	runCtx, cancel := context.WithTimeout(ctx, lim.timeout)
+	runCtx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
-	meter := &memoryMeter{limit: lim.memory, pages: &s.pages}
-	stdout := &sandbox.ResultWriter{Limit: lim.stdout, OnOverflow: cancel}
-	stderr := &sandbox.LogWriter{Limit: lim.stderr, Sink: spec.LogSink, SinkSecrets: spec.Redact}
+	meter := &memoryMeter{limit: uint64(lim.Memory), pages: &s.pages}
+	stdout := &sandbox.ResultWriter{Limit: lim.Stdout, OnOverflow: cancel}
+	stderr := &sandbox.LogWriter{Limit: lim.Stderr, Sink: spec.LogSink, Secrets: spec.Redact}
 	mounts := wazero.NewFSConfig().(sysfs.FSConfig).
 		WithSysFSMount(wardFS, "/ward").(sysfs.FSConfig).
-		WithSysFSMount(newMemFS(false, lim.tmp, s.now), "/tmp")
+		WithSysFSMount(newMemFS(false, lim.Tmp, s.now), "/tmp")
 	cfg := s.base.
 		WithStdin(bytes.NewReader(spec.Stdin)).
 		WithStdout(stdout).
@@ -59,7 +59,7 @@ func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim li
 		meter.recycle()
 	}
 
-	out := sandbox.Outcome{Stdout: stdout.Bytes(), Stderr: stderr.Finish(spec.Redact)}
+	out := sandbox.Outcome{Stdout: stdout.Bytes(), Stderr: stderr.Finish()}
 	out.Usage.PeakMemoryBytes = int64(meter.peak.Load())
 	var exit *sys.ExitError
 	isExit := errors.As(err, &exit)
@@ -68,14 +68,14 @@ func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim li
 		s.log.ErrorContext(ctx, "wasm sandbox: panic while running a module", "digest", spec.Digest, "panic", pe.Error())
 		return out, ward.Errorf(ward.CodeInternal, "wasm sandbox: internal error while running the module")
 	case stdout.Overflowed():
-		out.Code = ward.CodeOutputLimit
-		out.Message = fmt.Sprintf("the result exceeded the stdout limit of %d bytes", lim.stdout)
+		o := sandbox.OutputLimitOutcome(lim.Stdout)
+		out.Code, out.Message = o.Code, o.Message
 		return out, nil
 	case err == nil:
 		out.ExitCode = new(0)
 		return out, nil
 	case runCtx.Err() != nil && (!isExit || exit.ExitCode() == sys.ExitCodeContextCanceled || exit.ExitCode() == sys.ExitCodeDeadlineExceeded):
-		o := sandbox.ContextOutcome(ctx, lim.timeout)
+		o := sandbox.ContextOutcome(ctx, lim.Timeout)
 		out.Code, out.Message = o.Code, o.Message
 		return out, nil
 	case s.closed.Load():
@@ -90,7 +90,7 @@ func (s *Sandbox) run(ctx context.Context, m *module, spec *sandbox.Spec, lim li
 	switch {
 	case meter.refused.Load():
 		out.Code = ward.CodeMemoryLimit
-		out.Message = fmt.Sprintf("the memory limit of %d MiB was reached", lim.memory>>20)
+		out.Message = fmt.Sprintf("the memory limit of %d MiB was reached", lim.Memory>>20)
 	case isExit:
 		out.Code = ward.CodeExitStatus
 		out.Message = fmt.Sprintf("exited with status %d", *out.ExitCode)

@@ -361,61 +361,12 @@ func (s *Sandbox) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// limits are a Spec's caps with defaults applied.
-type limits struct {
-	memory  uint64 // bytes
-	stdout  int
-	stderr  int
-	tmp     int64
-	timeout time.Duration
-}
-
-// limitsOf validates spec's caps and applies the defaults to zero values.
-func (s *Sandbox) limitsOf(spec *sandbox.Spec) (limits, error) {
-	switch {
-	case spec.MemoryMB < 1 || spec.MemoryMB > s.maxMemMB:
-		return limits{}, ward.FieldError("memory_mb", "must be between 1 and %d", s.maxMemMB)
-	case spec.Timeout <= 0:
-		return limits{}, ward.FieldError("timeout", "must be positive")
-	case spec.StdoutLimit < 0:
-		return limits{}, ward.FieldError("stdout_limit", "must not be negative")
-	case spec.StderrLimit < 0:
-		return limits{}, ward.FieldError("stderr_limit", "must not be negative")
-	case spec.TmpLimit < 0:
-		return limits{}, ward.FieldError("tmp_limit", "must not be negative")
-	}
-	for k, v := range spec.Env {
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
-			return limits{}, ward.FieldError("env", "names must be non-empty without '=' or NUL, values without NUL")
-		}
-	}
-	l := limits{
-		memory:  uint64(spec.MemoryMB) << 20,
-		stdout:  orDefault(spec.StdoutLimit, sandbox.DefaultStdoutLimit),
-		stderr:  orDefault(spec.StderrLimit, sandbox.DefaultStderrLimit),
-		tmp:     orDefault(spec.TmpLimit, sandbox.DefaultTmpLimit),
-		timeout: spec.Timeout,
-	}
-	return l, nil
-}
-
-// orDefault returns v, or def when v is zero.
-func orDefault[T int | int64](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
 // Run implements sandbox.Sandbox.
 func (s *Sandbox) Run(ctx context.Context, spec *sandbox.Spec) (sandbox.Outcome, error) {
 	if s.closed.Load() {
 		return sandbox.Outcome{}, errClosed
 	}
-	if spec == nil {
-		return sandbox.Outcome{}, ward.Errorf(ward.CodeInvalidArgument, "run: no spec")
-	}
-	lim, err := s.limitsOf(spec)
+	lim, err := spec.Limits(s.maxMemMB)
 	if err != nil {
 		return sandbox.Outcome{}, err
 	}
