@@ -12,7 +12,6 @@
 package runner
 
 import (
-	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -494,9 +493,8 @@ func (r *Runner) runJob(ctx context.Context, j Job) Result {
 		Files:       make(map[string][]byte, 2+len(j.Secrets)),
 		MemoryMB:    j.MemoryMB,
 		Timeout:     j.Timeout,
-		StdoutLimit: cmp.Or(j.ResultLimit, sandbox.DefaultStdoutLimit),
-		StderrLimit: cmp.Or(j.LogLimit, sandbox.DefaultStderrLimit),
-		TmpLimit:    sandbox.DefaultTmpLimit,
+		StdoutLimit: j.ResultLimit, // 0: the sandbox's default
+		StderrLimit: j.LogLimit,
 	}
 	spec.Files["payload"], spec.Files["config.json"] = j.Payload, j.Config
 	if j.Sealed {
