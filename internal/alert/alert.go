@@ -204,9 +204,9 @@ func (e *Evaluator) Evaluate(ctx context.Context) error {
 		if r.Since != nil {
 			cur.Since = *r.Since
 		}
-		u, changed := transition(r.Project, r.Name, cur, r.Op.Holds(v, r.Threshold), r.For(), v, now)
+		u := transition(r.Project, r.Name, cur, r.Op.Holds(v, r.Threshold), r.For(), v, now)
 		updates = append(updates, u)
-		if changed && notifies(cur.State, u.State) && len(r.Secret) > 0 {
+		if u.Event != nil && notifies(cur.State, u.State) {
 			sends = append(sends, delivery{rule: *r, n: notification(&r.Alert, u.State, v, now)})
 		}
 	}
@@ -237,7 +237,7 @@ func (e *Evaluator) Evaluate(ctx context.Context) error {
 // transition moves a rule's state for one evaluation: whether its
 // condition holds now, its for, and the metric's value. It returns the
 // update to record, with an event when the state changed.
-func transition(project, name string, cur store.AlertStateRecord, holds bool, forD time.Duration, v float64, now time.Time) (store.AlertStateUpdate, bool) {
+func transition(project, name string, cur store.AlertStateRecord, holds bool, forD time.Duration, v float64, now time.Time) store.AlertStateUpdate {
 	next, since := cur.State, cur.Since
 	switch cur.State {
 	case ward.AlertPending:
@@ -261,18 +261,14 @@ func transition(project, name string, cur store.AlertStateRecord, holds bool, fo
 			next = ward.AlertOK
 		}
 	}
-	if next == "" {
-		next = ward.AlertOK
-	}
-	changed := next != cur.State || since.IsZero()
-	if changed {
+	if next != cur.State || since.IsZero() {
 		since = now
 	}
 	u := store.AlertStateUpdate{Project: project, Name: name, State: next, Since: since, Value: v, EvaluatedAt: now}
 	if next != cur.State {
 		u.Event = &ward.AlertEvent{At: now, Kind: ward.EventState, State: next, Value: v}
 	}
-	return u, next != cur.State
+	return u
 }
 
 // notifies reports whether a change from one state to another sends a

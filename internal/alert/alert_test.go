@@ -250,11 +250,12 @@ func TestTransition(t *testing.T) {
 		if c.cur == "" {
 			cur = store.AlertStateRecord{}
 		}
-		u, changed := transition("p", "r", cur, c.holds, c.forD, 7, now)
+		u := transition("p", "r", cur, c.holds, c.forD, 7, now)
+		changed := u.Event != nil
 		if u.State != c.want || changed != c.changed {
 			t.Errorf("%s for %v, holds %v: → %s (changed %v), want %s (changed %v)", c.cur, c.since, c.holds, u.State, changed, c.want, c.changed)
 		}
-		if changed != (u.Event != nil) || (changed && (!u.Since.Equal(now) || u.Event.State != c.want || u.Event.Value != 7)) {
+		if changed && (!u.Since.Equal(now) || u.Event.State != c.want || u.Event.Value != 7) {
 			t.Errorf("%s → %s: update %+v, event %+v", c.cur, u.State, u, u.Event)
 		}
 		if !changed && c.cur != "" && !u.Since.Equal(cur.Since) {
