@@ -424,6 +424,46 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// fakeCounts serves fixed task counts and counts its reads.
+type fakeCounts struct {
+	mu     sync.Mutex
+	counts []store.TaskCount
+	reads  int
+}
+
+func (f *fakeCounts) Read(context.Context) ([]store.TaskCount, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	return f.counts, nil
+}
+
+// queue_depth and running come from Options.Counts, read once per
+// evaluation, not from the store.
+func TestCountsFromOptions(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t)
+	fc := &fakeCounts{counts: []store.TaskCount{
+		{Project: "p", Function: "f", Due: 7, Running: 2},
+		{Project: "p", Function: "g", Due: 4, Running: 1},
+		{Project: "q", Function: "f", Due: 100, Running: 100},
+	}}
+	b.e = New(Options{Store: b.st, Counts: fc, Now: b.c.Now, Interval: 5 * time.Second})
+	b.submit("f", 3, t0) // in the store, but the counts say otherwise
+	b.rule("depth", ward.MetricQueueDepth, "f", ward.OpGT, 1e9, 0, "http://127.0.0.1:1/unused", "s")
+	b.rule("all", ward.MetricQueueDepth, "", ward.OpGT, 1e9, 0, "http://127.0.0.1:1/unused", "s")
+	b.rule("running", ward.MetricRunning, "", ward.OpGT, 1e9, 0, "http://127.0.0.1:1/unused", "s")
+	b.evaluate(t0)
+	for name, want := range map[string]float64{"depth": 7, "all": 11, "running": 3} {
+		if got := b.alert(name).Value; got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if fc.reads != 1 {
+		t.Errorf("counts read %d times in one evaluation, want 1", fc.reads)
+	}
+}
+
 func TestP95(t *testing.T) {
 	t.Parallel()
 	ds := make([]time.Duration, 100)
