@@ -117,35 +117,11 @@ func (l *peerLatencies) wait(ctx context.Context) ([]time.Duration, error) {
 	}
 }
 
-// peerLogger returns the logger a peer library gets: env's (or none),
-// without the records below Warn that a library logs in normal operation.
+// peerLogger is the logger a peer library gets: env's (which logs
+// warnings only, or nothing), or one that discards when env has none.
 func peerLogger(l *slog.Logger) *slog.Logger {
 	if l == nil {
 		return slog.New(slog.DiscardHandler)
 	}
-	return slog.New(peerLevelHandler{min: slog.LevelWarn, h: l.Handler()})
-}
-
-// peerLevelHandler passes on records at min or above.
-type peerLevelHandler struct {
-	min slog.Level
-	h   slog.Handler
-}
-
-// Enabled reports whether l is at min or above and enabled downstream.
-func (h peerLevelHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.h.Enabled(ctx, l)
-}
-
-// Handle passes r on.
-func (h peerLevelHandler) Handle(ctx context.Context, r slog.Record) error { return h.h.Handle(ctx, r) }
-
-// WithAttrs returns the handler with attributes a.
-func (h peerLevelHandler) WithAttrs(a []slog.Attr) slog.Handler {
-	return peerLevelHandler{min: h.min, h: h.h.WithAttrs(a)}
-}
-
-// WithGroup returns the handler with the group name.
-func (h peerLevelHandler) WithGroup(name string) slog.Handler {
-	return peerLevelHandler{min: h.min, h: h.h.WithGroup(name)}
+	return l
 }
