@@ -3,6 +3,7 @@ package ward
 import (
 	"math"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -25,14 +26,16 @@ const (
 var AlertMetrics = []AlertMetric{MetricQueueDepth, MetricWaitP95, MetricRunning, MetricFailureRate, MetricLimitRejections, MetricSubmitRate}
 
 // Valid reports whether m is a known metric.
-func (m AlertMetric) Valid() bool {
-	for _, k := range AlertMetrics {
-		if m == k {
-			return true
-		}
+func (m AlertMetric) Valid() bool { return slices.Contains(AlertMetrics, m) }
+
+// metricNames lists AlertMetrics for error messages.
+var metricNames = func() string {
+	names := make([]string, len(AlertMetrics))
+	for i, m := range AlertMetrics {
+		names[i] = string(m)
 	}
-	return false
-}
+	return strings.Join(names, ", ")
+}()
 
 // AlertWindow is the window of the metrics that are figures over time.
 const AlertWindow = time.Minute
@@ -94,14 +97,10 @@ const (
 	MaxAlertEvents = 1000
 )
 
-// AlertRule is the body of PUT /v1/projects/{p}/alerts/{name}.
+// AlertRule is the body of PUT /v1/projects/{p}/alerts/{name}: the spec
+// and the secret.
 type AlertRule struct {
-	Metric    AlertMetric `json:"metric"`
-	Function  string      `json:"function,omitempty"` // "" = every function of the project
-	Op        AlertOp     `json:"op,omitempty"`       // "" = ">"
-	Threshold float64     `json:"threshold"`
-	For       string      `json:"for"` // a Go duration, e.g. "1m"; at least the evaluation interval
-	Webhook   string      `json:"webhook"`
+	AlertSpec
 	// Secret is the webhook signing secret, write-only: when absent on
 	// create, ward makes one and returns it once; when absent on update,
 	// the rule keeps its secret.
@@ -117,7 +116,7 @@ func (r *AlertRule) Validate(minFor time.Duration) (time.Duration, error) {
 	}
 	switch {
 	case !r.Metric.Valid():
-		return 0, FieldError("metric", "must be one of queue_depth, wait_p95, running, failure_rate, limit_rejections, submit_rate")
+		return 0, FieldError("metric", "must be one of %s", metricNames)
 	case r.Function != "" && !ValidName(r.Function):
 		return 0, FieldError("function", "must be 1-63 lowercase letters, digits or '-', not starting with '-'")
 	case !r.Op.Valid():
@@ -171,15 +170,16 @@ func ValidWebhook(s string) error {
 	return nil
 }
 
-// AlertSpec is a rule as stored: AlertRule checked, without its secret,
-// with For in canonical form.
+// AlertSpec is what a rule watches and whom it tells. As stored (and in
+// an Alert) it is an AlertRule's, checked, without the secret, with For in
+// canonical form.
 type AlertSpec struct {
 	Metric    AlertMetric `json:"metric"`
-	Function  string      `json:"function,omitempty"`
-	Op        AlertOp     `json:"op"`
+	Function  string      `json:"function,omitempty"` // "" = every function of the project
+	Op        AlertOp     `json:"op"`                 // "" in an AlertRule = ">"
 	Threshold float64     `json:"threshold"`
-	For       string      `json:"for"`
-	Webhook   string      `json:"webhook,omitempty"`
+	For       string      `json:"for"`               // a Go duration, e.g. "1m"; at least the evaluation interval
+	Webhook   string      `json:"webhook,omitempty"` // absent only on the builtin rule
 }
 
 // Alert is a rule with its current state. No view carries the secret.

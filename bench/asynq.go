@@ -203,24 +203,10 @@ func (q *asynqQueue) enqueueBatch(ctx context.Context, first, m int) error {
 // Latency enqueues n tasks one at a time at the rate and returns each
 // task's enqueue→start latency.
 func (q *asynqQueue) Latency(ctx context.Context, n int, rate float64) ([]time.Duration, error) {
-	if err := peerCheckLatency(n, rate); err != nil {
-		return nil, err
-	}
-	l := newPeerLatencies(n)
-	q.lat.Store(l)
-	defer q.lat.Store(nil)
-	err := peerPaced(ctx, n, rate, func(ctx context.Context, i int, sent int64) error {
+	return peerLatency(ctx, "asynq", &q.lat, n, rate, func(ctx context.Context, i int, sent int64) error {
 		_, err := q.client.EnqueueContext(ctx, asynq.NewTask(asynqTaskType, asynqEncode(i, sent)))
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("asynq: enqueue: %w", err)
-	}
-	lat, err := l.wait(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("asynq: %w", err)
-	}
-	return lat, nil
 }
 
 // counts returns the number of tasks Redis holds for the queue and the

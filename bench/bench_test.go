@@ -123,7 +123,7 @@ func TestWard(t *testing.T) {
 	ctx := context.Background()
 	mod := echoModule(t)
 	env := &Env{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler), Workers: 2}
-	n, err := openWard(ctx, env, false, mod, 0)
+	n, err := openWard(ctx, env, false, mod)
 	if err != nil {
 		t.Fatal(err)
 	}

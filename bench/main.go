@@ -233,8 +233,8 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 
 	all := map[string]System{
-		"ward-sqlite":   wardSystem("SQLite", module, 0),
-		"ward-postgres": wardSystem("PostgreSQL", module, 0),
+		"ward-sqlite":   wardSystem("SQLite", module),
+		"ward-postgres": wardSystem("PostgreSQL", module),
 		"river-sqlite":  riverSQLite(),
 		"river-pgx":     riverPgx(),
 		"asynq":         asynqRedis(),
@@ -355,7 +355,7 @@ func runRaw(ctx context.Context, rr rawRunner, module []byte, count, workers int
 // runWardOnly runs workloads c and d on ward with embedded SQLite, the
 // default platform.
 func runWardOnly(ctx context.Context, r *report, module []byte, env *Env, o options, round int, progress func(string, ...any)) (err error) {
-	n, err := openWard(ctx, env, false, module, 0)
+	n, err := openWard(ctx, env, false, module)
 	if err != nil {
 		return err
 	}

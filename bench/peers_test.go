@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -578,7 +579,9 @@ func TestPeerPaced(t *testing.T) {
 		t.Errorf("cancelled after the 1st call: %d calls, %v", calls, err)
 	}
 
-	if err := peerPaced(t.Context(), 1, 0, nil); ward.CodeOf(err) != ward.CodeInvalidArgument {
+	// peerLatency checks n and rate before pacing.
+	var lat atomic.Pointer[peerLatencies]
+	if _, err := peerLatency(t.Context(), "x", &lat, 1, 0, nil); ward.CodeOf(err) != ward.CodeInvalidArgument {
 		t.Errorf("rate 0: %v", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -20,8 +19,6 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver, as ward's SQLite store does
-
-	"github.com/wardhq/ward"
 )
 
 // riverTuning is how a River system is configured.
@@ -336,24 +333,10 @@ func (q *riverQueue[TTx]) Throughput(ctx context.Context, n, batch int) (insert,
 // Latency inserts n jobs one at a time at the rate and returns each job's
 // insert→start latency.
 func (q *riverQueue[TTx]) Latency(ctx context.Context, n int, rate float64) ([]time.Duration, error) {
-	if err := peerCheckLatency(n, rate); err != nil {
-		return nil, err
-	}
-	l := newPeerLatencies(n)
-	q.lat.Store(l)
-	defer q.lat.Store(nil)
-	err := peerPaced(ctx, n, rate, func(ctx context.Context, i int, sent int64) error {
+	return peerLatency(ctx, q.name, &q.lat, n, rate, func(ctx context.Context, i int, sent int64) error {
 		_, err := q.client.Insert(ctx, riverArgs{Seq: i, Sent: sent}, nil)
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: insert: %w", q.name, err)
-	}
-	lat, err := l.wait(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", q.name, err)
-	}
-	return lat, nil
 }
 
 // counts returns the number of jobs in the database and of those
@@ -396,123 +379,4 @@ func (q *riverQueue[TTx]) close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// peerCheckThroughput validates the arguments of a Throughput call.
-func peerCheckThroughput(n, batch int) error {
-	if n < 1 {
-		return ward.Errorf(ward.CodeInvalidArgument, "throughput: n must be at least 1, not %d", n)
-	}
-	if batch < 1 {
-		return ward.Errorf(ward.CodeInvalidArgument, "throughput: batch must be at least 1, not %d", batch)
-	}
-	return nil
-}
-
-// peerCheckLatency validates the arguments of a Latency call.
-func peerCheckLatency(n int, rate float64) error {
-	if n < 1 {
-		return ward.Errorf(ward.CodeInvalidArgument, "latency: n must be at least 1, not %d", n)
-	}
-	if !(rate > 0) || rate > 1e9 {
-		return ward.Errorf(ward.CodeInvalidArgument, "latency: rate must be in (0, 1e9] tasks/s, not %g", rate)
-	}
-	return nil
-}
-
-// peerPaced calls insert n times, one every 1/rate seconds (the first at
-// once), with the task's number and the time (UnixNano) just before the
-// call.
-func peerPaced(ctx context.Context, n int, rate float64, insert func(ctx context.Context, i int, sent int64) error) error {
-	if err := peerCheckLatency(n, rate); err != nil {
-		return err
-	}
-	interval := max(time.Duration(float64(time.Second)/rate), time.Nanosecond)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for i := range n {
-		if i > 0 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-tick.C:
-			}
-		}
-		if err := insert(ctx, i, time.Now().UnixNano()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// peerLatencies collects the latencies of tasks 0..n-1, each once.
-type peerLatencies struct {
-	mu   sync.Mutex
-	lat  []time.Duration
-	seen []bool
-	left int
-	done chan struct{} // closed when every task has recorded
-}
-
-func newPeerLatencies(n int) *peerLatencies {
-	return &peerLatencies{lat: make([]time.Duration, n), seen: make([]bool, n), left: n, done: make(chan struct{})}
-}
-
-// record sets task seq's latency; a second record for the same task (a
-// task run again) and numbers out of range are ignored.
-func (l *peerLatencies) record(seq int, d time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if seq < 0 || seq >= len(l.lat) || l.seen[seq] {
-		return
-	}
-	l.seen[seq], l.lat[seq] = true, d
-	if l.left--; l.left == 0 {
-		close(l.done)
-	}
-}
-
-// wait returns the latencies, by task number, once all are recorded.
-func (l *peerLatencies) wait(ctx context.Context) ([]time.Duration, error) {
-	select {
-	case <-l.done:
-		return l.lat, nil
-	case <-ctx.Done():
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return nil, fmt.Errorf("%d of %d tasks started: %w", len(l.lat)-l.left, len(l.lat), ctx.Err())
-	}
-}
-
-// peerLogger returns the logger a peer library gets: env's (or none),
-// without the records below Warn that a library logs in normal operation.
-func peerLogger(l *slog.Logger) *slog.Logger {
-	if l == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(peerLevelHandler{min: slog.LevelWarn, h: l.Handler()})
-}
-
-// peerLevelHandler passes on records at min or above.
-type peerLevelHandler struct {
-	min slog.Level
-	h   slog.Handler
-}
-
-// Enabled reports whether l is at min or above and enabled downstream.
-func (h peerLevelHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.h.Enabled(ctx, l)
-}
-
-// Handle passes r on.
-func (h peerLevelHandler) Handle(ctx context.Context, r slog.Record) error { return h.h.Handle(ctx, r) }
-
-// WithAttrs returns the handler with attributes a.
-func (h peerLevelHandler) WithAttrs(a []slog.Attr) slog.Handler {
-	return peerLevelHandler{min: h.min, h: h.h.WithAttrs(a)}
-}
-
-// WithGroup returns the handler with the group name.
-func (h peerLevelHandler) WithGroup(name string) slog.Handler {
-	return peerLevelHandler{min: h.min, h: h.h.WithGroup(name)}
 }

@@ -41,6 +41,6 @@ type Env struct {
 	Dir      string // empty scratch directory of this run, removed after it
 	Postgres *Postgres
 	Redis    *Redis
-	Logger   *slog.Logger
-	Workers  int // worker goroutines or slots a system should run (the CPU count)
+	Logger   *slog.Logger // at Warn or discarding (the peer libraries log routine work below Warn), or nil
+	Workers  int          // worker goroutines or slots a system should run (the CPU count)
 }

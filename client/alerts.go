@@ -3,12 +3,9 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/wardhq/ward"
 )
@@ -101,21 +98,4 @@ func (c *Client) AlertHistory(ctx context.Context, project, name string, limit i
 // DeleteAlert removes a rule with its state and history.
 func (c *Client) DeleteAlert(ctx context.Context, project, name string) error {
 	return c.callJSON(ctx, http.MethodDelete, alertSegs(project, name), nil, nil, http.StatusNoContent)
-}
-
-// callStatus is call that also returns the status answered.
-func (c *Client) callStatus(ctx context.Context, r request, out validator, want ...int) (int, error) {
-	r.wantJSON = true
-	status, _, data, err := c.do(ctx, r)
-	if err != nil {
-		return status, err
-	}
-	what := r.method + " /" + strings.Join(r.segs, "/")
-	if !slices.Contains(want, status) {
-		return status, fmt.Errorf("%s: %w: status %d", what, ErrBadResponse, status)
-	}
-	if err := decodeStrict(data, out); err != nil {
-		return status, fmt.Errorf("%s: %w: %v", what, ErrBadResponse, err)
-	}
-	return status, nil
 }

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -224,26 +225,28 @@ func (c *Client) do(ctx context.Context, r request) (int, http.Header, []byte, e
 // call sends r, checks the status is one of want and decodes the JSON answer
 // into out (when out is not nil), validating it.
 func (c *Client) call(ctx context.Context, r request, out validator, want ...int) error {
+	_, err := c.callStatus(ctx, r, out, want...)
+	return err
+}
+
+// callStatus is call that also returns the status answered.
+func (c *Client) callStatus(ctx context.Context, r request, out validator, want ...int) (int, error) {
 	r.wantJSON = out != nil
 	status, _, data, err := c.do(ctx, r)
 	if err != nil {
-		return err
+		return status, err
 	}
 	what := r.method + " /" + strings.Join(r.segs, "/")
-	ok := false
-	for _, w := range want {
-		ok = ok || status == w
-	}
-	if !ok {
-		return fmt.Errorf("%s: %w: status %d", what, ErrBadResponse, status)
+	if !slices.Contains(want, status) {
+		return status, fmt.Errorf("%s: %w: status %d", what, ErrBadResponse, status)
 	}
 	if out == nil {
-		return nil
+		return status, nil
 	}
 	if err := decodeStrict(data, out); err != nil {
-		return fmt.Errorf("%s: %w: %v", what, ErrBadResponse, err)
+		return status, fmt.Errorf("%s: %w: %v", what, ErrBadResponse, err)
 	}
-	return nil
+	return status, nil
 }
 
 // jsonBody marshals v for a request body.

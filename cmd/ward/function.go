@@ -329,33 +329,42 @@ func currentSpec(ctx context.Context, c *client.Client, project, name string) (w
 
 // loadCode reads a .wasm file or builds a Go package directory.
 func (g *globals) loadCode(ctx context.Context, path string) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, ward.Errorf(ward.CodeInvalidArgument, "deploy: %v", err)
+	b, built, err := g.goBuild(ctx, path, "wasip1", gobuild.Wasm)
+	if built || err != nil {
+		return b, err
 	}
-	if st.IsDir() {
-		cacheDir := ""
-		if dir, err := g.cacheDir(); err == nil {
-			cacheDir = filepath.Join(dir, "ward", "gobuild")
-		}
-		logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		if g.stderrTTY {
-			fmt.Fprintf(g.stderr, "Building %s for wasip1…\n", path)
-		}
-		b, err := gobuild.Wasm(ctx, gobuild.Options{Dir: path, CacheDir: cacheDir, Logger: logger})
-		if err != nil {
-			return nil, fmt.Errorf("building %s: %w", path, err)
-		}
-		return b, nil
-	}
-	b, err := readCodeFile(path, maxCodeBytes)
-	if err != nil {
+	if b, err = readCodeFile(path, maxCodeBytes); err != nil {
 		return nil, err
 	}
 	if !bytes.HasPrefix(b, wasmHeader) {
 		return nil, ward.Errorf(ward.CodeInvalidModule, "%s is not a WebAssembly module (no \\0asm version 1 header)", path)
 	}
 	return b, nil
+}
+
+// goBuild builds path with build when it is a Go package directory, for
+// target (named in the "Building" line), in the user's build cache, with
+// only warnings logged; built is false, with no error, when path is a file.
+func (g *globals) goBuild(ctx context.Context, path, target string, build func(context.Context, gobuild.Options) ([]byte, error)) (b []byte, built bool, err error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, false, ward.Errorf(ward.CodeInvalidArgument, "deploy: %v", err)
+	}
+	if !st.IsDir() {
+		return nil, false, nil
+	}
+	cacheDir := ""
+	if dir, err := g.cacheDir(); err == nil {
+		cacheDir = filepath.Join(dir, "ward", "gobuild")
+	}
+	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if g.stderrTTY {
+		fmt.Fprintf(g.stderr, "Building %s for %s…\n", path, target)
+	}
+	if b, err = build(ctx, gobuild.Options{Dir: path, CacheDir: cacheDir, Logger: logger}); err != nil {
+		return nil, true, fmt.Errorf("building %s: %w", path, err)
+	}
+	return b, true, nil
 }
 
 // readCodeFile reads the code file at path, refusing one over max bytes.
@@ -378,24 +387,14 @@ func readCodeFile(path string, max int) ([]byte, error) {
 // loadImage reads an image archive (.tar) or builds a Go package directory
 // into a static Linux executable wrapped in a single-layer image.
 func (g *globals) loadImage(ctx context.Context, path, arch string) ([]byte, error) {
-	st, err := os.Stat(path)
+	exe, built, err := g.goBuild(ctx, path, "linux/"+arch, func(ctx context.Context, opts gobuild.Options) ([]byte, error) {
+		return gobuild.Linux(ctx, opts, arch)
+	})
 	if err != nil {
-		return nil, ward.Errorf(ward.CodeInvalidArgument, "deploy: %v", err)
+		return nil, err
 	}
-	if !st.IsDir() {
+	if !built {
 		return readCodeFile(path, ward.MaxImageBytes)
-	}
-	cacheDir := ""
-	if dir, err := g.cacheDir(); err == nil {
-		cacheDir = filepath.Join(dir, "ward", "gobuild")
-	}
-	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if g.stderrTTY {
-		fmt.Fprintf(g.stderr, "Building %s for linux/%s…\n", path, arch)
-	}
-	exe, err := gobuild.Linux(ctx, gobuild.Options{Dir: path, CacheDir: cacheDir, Logger: logger}, arch)
-	if err != nil {
-		return nil, fmt.Errorf("building %s: %w", path, err)
 	}
 	img, err := image.Build(image.BuildOptions{
 		Files:      []image.File{{Path: "/task", Mode: 0o755, Data: exe}},

@@ -1,11 +1,12 @@
 // Package alert evaluates alert rules and delivers their webhooks. Every
 // interval the Evaluator computes each rule's metric for its project (and
-// function) from the store and the in-process limit counters, moves the
-// rule along ok → pending → firing → resolved → ok, records the state in
-// the store, and queues a signed webhook for each change, delivered with
-// retries by a few background workers so that a slow or failing receiver
-// never holds up evaluation or the server. A store lock lets one server of
-// a cluster evaluate at a time. Each project also has a builtin rule,
+// function) from the store (the task counts through the cache the metrics
+// share) and the in-process limit counters, moves the rule along ok →
+// pending → firing → resolved → ok, records the state in the store, and
+// queues a signed webhook for each change, delivered with retries by a
+// few background workers so that a slow or failing receiver never holds
+// up evaluation or the server. A store lock lets one server of a cluster
+// evaluate at a time. Each project also has a builtin rule,
 // ward.BuiltinSubmitSurge, that logs and audits a sudden jump in
 // submissions.
 package alert
@@ -22,6 +23,7 @@ import (
 
 	"github.com/wardhq/ward"
 	"github.com/wardhq/ward/internal/store"
+	"github.com/wardhq/ward/internal/telemetry"
 )
 
 // Defaults.
@@ -52,10 +54,20 @@ type Rejections interface {
 	Rejections(project, function string) float64
 }
 
+// TaskCounts reads the task counts of every function of every project,
+// shared among its callers; *telemetry.Counts implements it.
+type TaskCounts interface {
+	Read(ctx context.Context) ([]store.TaskCount, error)
+}
+
 // Options configure an Evaluator. Store is required.
 type Options struct {
 	Store      store.Store
 	Rejections Rejections // nil: limit_rejections is always 0
+	// Counts reads the task counts of queue_depth and running; give it the
+	// metrics' (telemetry.Metrics.Counts) so that both share one read.
+	// nil: a cache of Store's own, read at most once a second.
+	Counts TaskCounts
 	// OnSurge is told of each state change of a project's builtin
 	// submit-surge rule (the server audits it); it may be nil.
 	OnSurge  func(ctx context.Context, n ward.AlertNotification)
@@ -77,6 +89,7 @@ type Options struct {
 type Evaluator struct {
 	st       store.Store
 	rej      Rejections
+	counts   TaskCounts
 	onSurge  func(ctx context.Context, n ward.AlertNotification)
 	log      *slog.Logger
 	now      func() time.Time
@@ -111,8 +124,11 @@ func New(opts Options) *Evaluator {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Counts == nil {
+		opts.Counts = telemetry.NewCounts(telemetry.Options{Counts: opts.Store, Logger: opts.Logger, Now: opts.Now})
+	}
 	e := &Evaluator{
-		st: opts.Store, rej: opts.Rejections, onSurge: opts.OnSurge, log: opts.Logger, now: opts.Now,
+		st: opts.Store, rej: opts.Rejections, counts: opts.Counts, onSurge: opts.OnSurge, log: opts.Logger, now: opts.Now,
 		interval: cmp(opts.Interval, DefaultInterval), holder: opts.Holder,
 		client: opts.Client, attempts: cmp(opts.Attempts, DefaultAttempts), backoff: cmp(opts.Backoff, DefaultBackoff),
 		workers: cmp(opts.Workers, DefaultWorkers), queue: make(chan delivery, cmp(opts.Queue, DefaultQueue)),
@@ -187,7 +203,7 @@ func (e *Evaluator) Evaluate(ctx context.Context) error {
 	if slices.ContainsFunc(rules, func(r store.AlertRecord) bool {
 		return r.Metric == ward.MetricQueueDepth || r.Metric == ward.MetricRunning
 	}) {
-		if counts, err = e.st.TaskCounts(ctx, &store.TaskCountsParams{Now: now}); err != nil {
+		if counts, err = e.counts.Read(ctx); err != nil {
 			return err
 		}
 	}
@@ -204,9 +220,9 @@ func (e *Evaluator) Evaluate(ctx context.Context) error {
 		if r.Since != nil {
 			cur.Since = *r.Since
 		}
-		u, changed := transition(r.Project, r.Name, cur, r.Op.Holds(v, r.Threshold), r.For(), v, now)
+		u := transition(r.Project, r.Name, cur, r.Op.Holds(v, r.Threshold), r.For(), v, now)
 		updates = append(updates, u)
-		if changed && notifies(cur.State, u.State) && len(r.Secret) > 0 {
+		if u.Event != nil && notifies(cur.State, u.State) {
 			sends = append(sends, delivery{rule: *r, n: notification(&r.Alert, u.State, v, now)})
 		}
 	}
@@ -237,7 +253,7 @@ func (e *Evaluator) Evaluate(ctx context.Context) error {
 // transition moves a rule's state for one evaluation: whether its
 // condition holds now, its for, and the metric's value. It returns the
 // update to record, with an event when the state changed.
-func transition(project, name string, cur store.AlertStateRecord, holds bool, forD time.Duration, v float64, now time.Time) (store.AlertStateUpdate, bool) {
+func transition(project, name string, cur store.AlertStateRecord, holds bool, forD time.Duration, v float64, now time.Time) store.AlertStateUpdate {
 	next, since := cur.State, cur.Since
 	switch cur.State {
 	case ward.AlertPending:
@@ -261,18 +277,14 @@ func transition(project, name string, cur store.AlertStateRecord, holds bool, fo
 			next = ward.AlertOK
 		}
 	}
-	if next == "" {
-		next = ward.AlertOK
-	}
-	changed := next != cur.State || since.IsZero()
-	if changed {
+	if next != cur.State || since.IsZero() {
 		since = now
 	}
 	u := store.AlertStateUpdate{Project: project, Name: name, State: next, Since: since, Value: v, EvaluatedAt: now}
 	if next != cur.State {
 		u.Event = &ward.AlertEvent{At: now, Kind: ward.EventState, State: next, Value: v}
 	}
-	return u, next != cur.State
+	return u
 }
 
 // notifies reports whether a change from one state to another sends a

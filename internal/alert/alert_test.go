@@ -250,11 +250,12 @@ func TestTransition(t *testing.T) {
 		if c.cur == "" {
 			cur = store.AlertStateRecord{}
 		}
-		u, changed := transition("p", "r", cur, c.holds, c.forD, 7, now)
+		u := transition("p", "r", cur, c.holds, c.forD, 7, now)
+		changed := u.Event != nil
 		if u.State != c.want || changed != c.changed {
 			t.Errorf("%s for %v, holds %v: → %s (changed %v), want %s (changed %v)", c.cur, c.since, c.holds, u.State, changed, c.want, c.changed)
 		}
-		if changed != (u.Event != nil) || (changed && (!u.Since.Equal(now) || u.Event.State != c.want || u.Event.Value != 7)) {
+		if changed && (!u.Since.Equal(now) || u.Event.State != c.want || u.Event.Value != 7) {
 			t.Errorf("%s → %s: update %+v, event %+v", c.cur, u.State, u, u.Event)
 		}
 		if !changed && c.cur != "" && !u.Since.Equal(cur.Since) {
@@ -420,6 +421,46 @@ func TestMetrics(t *testing.T) {
 	b.evaluate(now.Add(95 * time.Second)) // the sample at +30s is the baseline now
 	if got := b.alert(fmt.Sprintf("r%d", len(cases)-1)).Value; got != 1 {
 		t.Errorf("limit_rejections a window later = %v, want 1", got)
+	}
+}
+
+// fakeCounts serves fixed task counts and counts its reads.
+type fakeCounts struct {
+	mu     sync.Mutex
+	counts []store.TaskCount
+	reads  int
+}
+
+func (f *fakeCounts) Read(context.Context) ([]store.TaskCount, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	return f.counts, nil
+}
+
+// queue_depth and running come from Options.Counts, read once per
+// evaluation, not from the store.
+func TestCountsFromOptions(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t)
+	fc := &fakeCounts{counts: []store.TaskCount{
+		{Project: "p", Function: "f", Due: 7, Running: 2},
+		{Project: "p", Function: "g", Due: 4, Running: 1},
+		{Project: "q", Function: "f", Due: 100, Running: 100},
+	}}
+	b.e = New(Options{Store: b.st, Counts: fc, Now: b.c.Now, Interval: 5 * time.Second})
+	b.submit("f", 3, t0) // in the store, but the counts say otherwise
+	b.rule("depth", ward.MetricQueueDepth, "f", ward.OpGT, 1e9, 0, "http://127.0.0.1:1/unused", "s")
+	b.rule("all", ward.MetricQueueDepth, "", ward.OpGT, 1e9, 0, "http://127.0.0.1:1/unused", "s")
+	b.rule("running", ward.MetricRunning, "", ward.OpGT, 1e9, 0, "http://127.0.0.1:1/unused", "s")
+	b.evaluate(t0)
+	for name, want := range map[string]float64{"depth": 7, "all": 11, "running": 3} {
+		if got := b.alert(name).Value; got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if fc.reads != 1 {
+		t.Errorf("counts read %d times in one evaluation, want 1", fc.reads)
 	}
 }
 

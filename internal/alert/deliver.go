@@ -50,7 +50,7 @@ func (e *Evaluator) evaluateSurge(ctx context.Context, now time.Time) ([]store.A
 		if err != nil {
 			return out, err
 		}
-		u, _ := transition(p.Name, ward.BuiltinSubmitSurge, cur, Surging(last.Submitted, base.Submitted), 0, float64(last.Submitted), now)
+		u := transition(p.Name, ward.BuiltinSubmitSurge, cur, Surging(last.Submitted, base.Submitted), 0, float64(last.Submitted), now)
 		out = append(out, u)
 	}
 	return out, nil

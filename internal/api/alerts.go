@@ -80,9 +80,11 @@ func (s *Server) putAlert(w http.ResponseWriter, r *http.Request, c *call) error
 		}
 		generated = true
 	}
+	spec := rule.AlertSpec
+	spec.For = forD.String()
 	res, err := s.st.PutAlert(r.Context(), &store.PutAlertParams{
 		Project: c.project, Name: name, ForMs: forD.Milliseconds(), Secret: secret, KeepSecret: generated, Now: s.now(),
-		Spec: ward.AlertSpec{Metric: rule.Metric, Function: rule.Function, Op: rule.Op, Threshold: rule.Threshold, For: forD.String(), Webhook: rule.Webhook},
+		Spec: spec,
 	})
 	if err != nil {
 		return err

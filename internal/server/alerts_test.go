@@ -145,13 +145,13 @@ func TestAlertsEndToEnd(t *testing.T) {
 		}
 	}))
 	t.Cleanup(func() { close(release); hang.Close() })
-	if _, _, err := n.cl.PutAlert(ctx, p, "hangs", ward.AlertRule{Metric: ward.MetricRunning, Op: ward.OpGE, Threshold: 0, For: "200ms", Webhook: hang.URL}); err != nil {
+	if _, _, err := n.cl.PutAlert(ctx, p, "hangs", ward.AlertRule{AlertSpec: ward.AlertSpec{Metric: ward.MetricRunning, Op: ward.OpGE, Threshold: 0, For: "200ms", Webhook: hang.URL}}); err != nil {
 		t.Fatal(err)
 	}
 
 	// Queue depth over 2 for 1s.
 	deep := newHookReceiver(t, "")
-	resp, created, err := n.cl.PutAlert(ctx, p, "deep", ward.AlertRule{Metric: ward.MetricQueueDepth, Function: "slow", Threshold: 2, For: "1s", Webhook: deep.srv.URL})
+	resp, created, err := n.cl.PutAlert(ctx, p, "deep", ward.AlertRule{AlertSpec: ward.AlertSpec{Metric: ward.MetricQueueDepth, Function: "slow", Threshold: 2, For: "1s", Webhook: deep.srv.URL}})
 	if err != nil || !created || resp.Secret == "" || resp.Op != ward.OpGT {
 		t.Fatalf("PutAlert = %+v, %v, %v", resp, created, err)
 	}
@@ -188,7 +188,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 	// 500, then 200: delivered on the second attempt; the history shows both.
 	const secret = "retry-receiver-secret-0"
 	flaky := newHookReceiver(t, secret, http.StatusInternalServerError)
-	if _, _, err := n.cl.PutAlert(ctx, p, "flaky", ward.AlertRule{Metric: ward.MetricRunning, Op: ward.OpGE, Threshold: 0, For: "1h", Webhook: flaky.srv.URL, Secret: secret}); err != nil {
+	if _, _, err := n.cl.PutAlert(ctx, p, "flaky", ward.AlertRule{AlertSpec: ward.AlertSpec{Metric: ward.MetricRunning, Op: ward.OpGE, Threshold: 0, For: "1h", Webhook: flaky.srv.URL}, Secret: secret}); err != nil {
 		t.Fatal(err)
 	}
 	flaky.await(ward.AlertPending)

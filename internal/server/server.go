@@ -231,7 +231,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.StoreDSN == "" {
 		holder = "local"
 	}
-	s.Alerts = alert.New(alert.Options{Store: s.Store, Rejections: s.Metrics, OnSurge: s.auditSurge, Logger: cfg.Logger, Now: cfg.Now,
+	s.Alerts = alert.New(alert.Options{Store: s.Store, Rejections: s.Metrics, Counts: s.Metrics.Counts(), OnSurge: s.auditSurge, Logger: cfg.Logger, Now: cfg.Now,
 		Interval: cfg.AlertInterval, Timeout: cfg.AlertTimeout, Holder: holder})
 	notifier, _ := s.db.(store.Notifier)
 	bus, _ := s.db.(store.Broadcaster)

@@ -42,9 +42,10 @@ type Metrics struct {
 	coldStarts *prometheus.CounterVec   // runtime
 	prepare    *prometheus.HistogramVec // runtime
 
-	codes   labelSet // error codes seen as label values
-	runners *runnerCollector
-	counts  *Counts // nil without Options.Counts
+	codes    labelSet        // error codes seen as label values
+	rejected rejectionCounts // rejections by project and function, for Rejections
+	runners  *runnerCollector
+	counts   *Counts // nil without Options.Counts
 }
 
 var _ queue.Observer = (*Metrics)(nil)
@@ -184,6 +185,7 @@ func (m *Metrics) Submitted(project, function string, n int) {
 // Rejected implements queue.Observer.
 func (m *Metrics) Rejected(project, function string, limit ward.Code) {
 	m.rejections.WithLabelValues(project, function, m.codes.label(string(limit))).Inc()
+	m.rejected.add(project, function)
 }
 
 // Finished implements queue.Observer. A task cancelled before it started
