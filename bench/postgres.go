@@ -23,8 +23,11 @@ type Postgres struct {
 	Version  string
 	Settings []string // the durability settings that matter, as the server reports them
 	stop     func() error
-	n        atomic.Int64
 }
+
+// freshDatabases numbers the databases Fresh makes in this process, across
+// every Postgres (tests run several at once against one server).
+var freshDatabases atomic.Int64
 
 // startPostgres connects to dsn, or when dsn is empty starts a server with
 // the script under dir, with durable settings: fsync on, full page writes,
@@ -97,7 +100,7 @@ func startPostgres(ctx context.Context, dsn, script, dir string) (*Postgres, err
 // Fresh creates an empty database and returns its URL and a function that
 // drops it.
 func (p *Postgres) Fresh(ctx context.Context) (string, func(context.Context) error, error) {
-	name := fmt.Sprintf("bench_%d_%d", os.Getpid(), p.n.Add(1))
+	name := fmt.Sprintf("bench_%d_%d", os.Getpid(), freshDatabases.Add(1))
 	conn, err := pgx.Connect(ctx, p.url.String())
 	if err != nil {
 		return "", nil, err
