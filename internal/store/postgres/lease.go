@@ -89,17 +89,20 @@ func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.L
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
+	runtimes, err := store.RuntimeNames(p.Runtimes)
+	if err != nil {
+		return nil, err
+	}
 	if p.Max <= 0 {
 		return nil, nil
 	}
-	runtimes, _ := store.RuntimeNames(p.Runtimes) // checked above
 	if runtimes == nil {
 		runtimes = []string{}
 	}
 	now := micros(p.Now)
 	expires := micros(p.Now.Add(p.TTL))
 	var leases []store.Lease
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, leasePlanSQL); err != nil {
 			return fmt.Errorf("postgres: lease: %w", err)
 		}

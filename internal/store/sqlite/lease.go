@@ -39,10 +39,13 @@ func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.L
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
+	names, err := store.RuntimeNames(p.Runtimes)
+	if err != nil {
+		return nil, err
+	}
 	if p.Max <= 0 {
 		return nil, nil
 	}
-	names, _ := store.RuntimeNames(p.Runtimes) // checked above
 	runtimes := padRuntimes(names)
 	if err := s.prepareBatch(ctx, batchLease, p.Max); err != nil {
 		return nil, err
@@ -54,7 +57,7 @@ func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.L
 	expires := micros(p.Now.Add(p.TTL))
 	qctx := context.WithoutCancel(ctx) // the transaction still ends with ctx
 	var leases []store.Lease
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		limits, err := s.functionSlots(qctx, tx)
 		if err != nil {
 			return err
