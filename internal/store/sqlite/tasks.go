@@ -82,6 +82,7 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 		return fmt.Errorf("sqlite: insert tasks: %w", err)
 	}
 	var bodies []any
+	stored := map[string]int64{} // each project's payload bytes
 	err := s.pieces(ctx, tx, batchInsertTasks, len(fresh), func(st *sql.Stmt, lo, hi int) error {
 		args := make([]any, 0, (hi-lo)*insertTasksCols)
 		for j, i := range fresh[lo:hi] {
@@ -100,6 +101,7 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 				string(ward.StatusQueued), t.Sealed, input, string(t.TaskRuntime()))
 			if len(t.Payload) > 0 {
 				bodies = append(bodies, bodyID(seq, kindPayload), t.Payload)
+				stored[t.Project] += int64(len(t.Payload))
 			}
 		}
 		res, err := st.ExecContext(ctx, args...)
@@ -119,8 +121,10 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 	if err := s.putBodies(ctx, tx, bodies); err != nil {
 		return fmt.Errorf("sqlite: insert payloads: %w", err)
 	}
-	if err := countPayloads(ctx, tx, tasks, fresh); err != nil {
-		return err
+	for project, n := range stored {
+		if err := addStored(ctx, tx, project, n); err != nil {
+			return err
+		}
 	}
 	var put *sql.Stmt
 	for _, i := range fresh {
@@ -136,24 +140,6 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 		}
 	}
 	return nil
-}
-
-// countPayloads adds the payloads of tasks[i], i in fresh, to their
-// projects' stored bytes.
-func countPayloads(ctx context.Context, tx *sql.Tx, tasks []store.NewTask, fresh []int) error {
-	var project string
-	var n int64
-	for _, i := range fresh {
-		t := &tasks[i]
-		if t.Project != project {
-			if err := addStored(ctx, tx, project, n); err != nil {
-				return err
-			}
-			project, n = t.Project, 0
-		}
-		n += int64(len(t.Payload))
-	}
-	return addStored(ctx, tx, project, n)
 }
 
 // duplicateTask names the first task of a chunk (inserted from seq first on)
