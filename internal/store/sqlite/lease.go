@@ -585,12 +585,9 @@ func (s *Store) RetryTask(ctx context.Context, p *store.RetryParams) (store.Task
 		started_at = NULL, finished_at = NULL, lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
 		WHERE id = ? AND project = ? AND status IN ('succeeded', 'failed', 'cancelled') RETURNING `+taskCols+`, seq`,
 		"retry", micros(p.Now), func(tx *sql.Tx, seq int64) error {
-			var n int64
-			if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(length(data)), 0) FROM task_bodies WHERE id IN (?, ?)`,
-				bodyID(seq, kindResult), bodyID(seq, kindLog)).Scan(&n); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM task_bodies WHERE id IN (?, ?)`, bodyID(seq, kindResult), bodyID(seq, kindLog)); err != nil {
+			n, err := sumInts(ctx, tx, `DELETE FROM task_bodies WHERE id IN (?, ?) RETURNING length(data)`,
+				bodyID(seq, kindResult), bodyID(seq, kindLog))
+			if err != nil {
 				return err
 			}
 			return addStored(ctx, tx, p.Project, -n)
