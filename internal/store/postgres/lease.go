@@ -334,39 +334,12 @@ func (s *Store) Heartbeat(ctx context.Context, p *store.HeartbeatParams) ([]stri
 	return lost, nil
 }
 
-// completeSQL applies one completion to a task running under its lease and
-// writes (or, when empty, clears) its result and log bodies, changing the
-// project's stored bytes by the difference (the statement's snapshot still
-// sees the bodies an earlier run left); it returns the task's seq, or no
-// row when the lease is not held.
-var completeSQL = `WITH u AS (
-		UPDATE tasks SET status = $3::text,
-			finished_at = CASE WHEN $3::text = 'queued' THEN NULL ELSE $4::bigint END,
-			run_at = CASE WHEN $3::text = 'queued' THEN $5::bigint ELSE run_at END,
-			started_at = CASE WHEN $3::text = 'queued' THEN NULL ELSE started_at END,
-			error_code = $6::text, error_message = $7::text, exit_code = $8::int,
-			usage_peak_memory = $9::bigint, usage_cpu_ms = $10::bigint, usage_duration_ms = $11::bigint,
-			platform_tries = platform_tries + $12::int,
-			lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
-		WHERE id = $1::text AND status = 'running' AND lease_id = $2::text
-		RETURNING seq, project),
-	put AS (
-		INSERT INTO task_bodies (seq, kind, data)
-		SELECT u.seq, b.kind, b.data FROM u, (VALUES (1, $13::bytea), (2, $14::bytea)) AS b (kind, data)
-		WHERE length(b.data) > 0
-		ON CONFLICT (seq, kind) DO UPDATE SET data = excluded.data),
-	del AS (
-		DELETE FROM task_bodies b USING u
-		WHERE b.seq = u.seq AND ((b.kind = 1 AND length($13::bytea) = 0) OR (b.kind = 2 AND length($14::bytea) = 0))),
-	acct AS (` + usageAddSQL(`SELECT u.project, (length($13::bytea) + length($14::bytea)
-		- coalesce((SELECT sum(length(b.data)) FROM task_bodies b WHERE b.seq = u.seq AND b.kind IN (1, 2)), 0))::bigint FROM u`) + `)
-	SELECT seq FROM u`
-
 // completeManySQL applies a batch of completions, one per task, given as
-// parallel arrays, in one statement: the tasks running under the given
-// lease move as completeSQL moves one, and their result and log bodies are
-// written or cleared, and their projects' stored bytes changed by the
-// difference. It returns the IDs of the tasks it moved.
+// parallel arrays, in one statement: each task running under the given
+// lease moves to the given status, its result and log bodies are written
+// or cleared, and its project's stored bytes change by the difference
+// (the statement's snapshot still sees the bodies an earlier run left).
+// It returns the IDs of the tasks it moved.
 var completeManySQL = `WITH c AS (
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
 			$8::int[], $9::bigint[], $10::bigint[], $11::bigint[], $12::int[], $13::bytea[], $14::bytea[])
@@ -500,15 +473,15 @@ func (s *Store) completeEach(ctx context.Context, p *store.CompleteParams, queue
 	for _, i := range queued {
 		var a completeArgs
 		a.add(&p.Completions[i])
-		b.Queue(completeSQL, a.id[0], a.lease[0], a.status[0], a.now[0], a.runAt[0],
-			a.errCode[0], a.errMsg[0], a.exit[0], a.peak[0], a.cpu[0], a.dur[0], a.inc[0], a.result[0], a.log[0])
+		b.Queue(completeManySQL, a.id, a.lease, a.status, a.now, a.runAt,
+			a.errCode, a.errMsg, a.exit, a.peak, a.cpu, a.dur, a.inc, a.result, a.log)
 	}
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		br := tx.SendBatch(ctx, b)
 		var first error
 		for _, i := range queued {
-			var seq int64
-			err := br.QueryRow().Scan(&seq)
+			var id string
+			err := br.QueryRow().Scan(&id)
 			switch {
 			case err == nil:
 				errs[i] = nil
