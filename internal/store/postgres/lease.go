@@ -339,7 +339,10 @@ func (s *Store) Heartbeat(ctx context.Context, p *store.HeartbeatParams) ([]stri
 // lease moves to the given status, its result and log bodies are written
 // or cleared, and its project's stored bytes change by the difference
 // (the statement's snapshot still sees the bodies an earlier run left).
-// It returns the IDs of the tasks it moved.
+// Only a task past its first attempt can have such bodies: a retry
+// completion keeps attempts and the next lease adds one, RequeueRunner
+// undoes only its own lease, and RetryTask deletes the bodies when it
+// resets attempts. It returns the IDs of the tasks it moved.
 var completeManySQL = `WITH c AS (
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
 			$8::int[], $9::bigint[], $10::bigint[], $11::bigint[], $12::int[], $13::bytea[], $14::bytea[])
@@ -354,7 +357,7 @@ var completeManySQL = `WITH c AS (
 			platform_tries = t.platform_tries + c.inc,
 			lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
 		FROM c WHERE t.id = c.id AND t.status = 'running' AND t.lease_id = c.lease_id
-		RETURNING t.seq, t.id, t.project),
+		RETURNING t.seq, t.id, t.project, t.attempts),
 	put AS (
 		INSERT INTO task_bodies (seq, kind, data)
 		SELECT u.seq, b.kind, b.data FROM u JOIN c ON c.id = u.id, LATERAL (VALUES (1, c.result), (2, c.log)) AS b (kind, data)
@@ -362,11 +365,11 @@ var completeManySQL = `WITH c AS (
 		ON CONFLICT (seq, kind) DO UPDATE SET data = excluded.data),
 	del AS (
 		DELETE FROM task_bodies b USING u JOIN c ON c.id = u.id
-		WHERE b.seq = u.seq AND ((b.kind = 1 AND length(c.result) = 0) OR (b.kind = 2 AND length(c.log) = 0))),
+		WHERE u.attempts > 1 AND b.seq = u.seq AND ((b.kind = 1 AND length(c.result) = 0) OR (b.kind = 2 AND length(c.log) = 0))),
 	acct AS (` + usageAddSQL(`SELECT d.project, sum(d.n)::bigint FROM (
 			SELECT u.project, length(c.result) + length(c.log) AS n FROM u JOIN c ON c.id = u.id
 			UNION ALL
-			SELECT u.project, -length(b.data) FROM task_bodies b JOIN u ON b.seq = u.seq WHERE b.kind IN (1, 2)
+			SELECT u.project, -length(b.data) FROM task_bodies b JOIN u ON b.seq = u.seq WHERE u.attempts > 1 AND b.kind IN (1, 2)
 		) d GROUP BY d.project`) + `)
 	SELECT id FROM u`
 
