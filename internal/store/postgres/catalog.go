@@ -156,7 +156,8 @@ func (s *Store) SetRetention(ctx context.Context, project string, days int) (war
 
 // deleteProjectSQL removes everything a project owns, children first; each
 // statement takes the project name. Task bodies and idempotency keys go
-// with their tasks (ON DELETE CASCADE).
+// with their tasks, and the stored-bytes shards with the project (ON
+// DELETE CASCADE).
 var deleteProjectSQL = []string{
 	`DELETE FROM tasks WHERE project = $1`,
 	`DELETE FROM idempotency_keys WHERE project = $1`,
@@ -166,7 +167,6 @@ var deleteProjectSQL = []string{
 	`DELETE FROM code_blobs WHERE project = $1`,
 	`DELETE FROM functions WHERE project = $1`,
 	`DELETE FROM tokens WHERE project = $1`,
-	`DELETE FROM project_usage WHERE project = $1`,
 	`DELETE FROM projects WHERE name = $1`,
 }
 

@@ -89,17 +89,20 @@ func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.L
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
+	runtimes, err := store.RuntimeNames(p.Runtimes)
+	if err != nil {
+		return nil, err
+	}
 	if p.Max <= 0 {
 		return nil, nil
 	}
-	runtimes, _ := store.RuntimeNames(p.Runtimes) // checked above
 	if runtimes == nil {
 		runtimes = []string{}
 	}
 	now := micros(p.Now)
 	expires := micros(p.Now.Add(p.TTL))
 	var leases []store.Lease
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, leasePlanSQL); err != nil {
 			return fmt.Errorf("postgres: lease: %w", err)
 		}
@@ -331,39 +334,15 @@ func (s *Store) Heartbeat(ctx context.Context, p *store.HeartbeatParams) ([]stri
 	return lost, nil
 }
 
-// completeSQL applies one completion to a task running under its lease and
-// writes (or, when empty, clears) its result and log bodies, changing the
-// project's stored bytes by the difference (the statement's snapshot still
-// sees the bodies an earlier run left); it returns the task's seq, or no
-// row when the lease is not held.
-var completeSQL = `WITH u AS (
-		UPDATE tasks SET status = $3::text,
-			finished_at = CASE WHEN $3::text = 'queued' THEN NULL ELSE $4::bigint END,
-			run_at = CASE WHEN $3::text = 'queued' THEN $5::bigint ELSE run_at END,
-			started_at = CASE WHEN $3::text = 'queued' THEN NULL ELSE started_at END,
-			error_code = $6::text, error_message = $7::text, exit_code = $8::int,
-			usage_peak_memory = $9::bigint, usage_cpu_ms = $10::bigint, usage_duration_ms = $11::bigint,
-			platform_tries = platform_tries + $12::int,
-			lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
-		WHERE id = $1::text AND status = 'running' AND lease_id = $2::text
-		RETURNING seq, project),
-	put AS (
-		INSERT INTO task_bodies (seq, kind, data)
-		SELECT u.seq, b.kind, b.data FROM u, (VALUES (1, $13::bytea), (2, $14::bytea)) AS b (kind, data)
-		WHERE length(b.data) > 0
-		ON CONFLICT (seq, kind) DO UPDATE SET data = excluded.data),
-	del AS (
-		DELETE FROM task_bodies b USING u
-		WHERE b.seq = u.seq AND ((b.kind = 1 AND length($13::bytea) = 0) OR (b.kind = 2 AND length($14::bytea) = 0))),
-	acct AS (` + usageAddSQL(`SELECT u.project, (length($13::bytea) + length($14::bytea)
-		- coalesce((SELECT sum(length(b.data)) FROM task_bodies b WHERE b.seq = u.seq AND b.kind IN (1, 2)), 0))::bigint FROM u`) + `)
-	SELECT seq FROM u`
-
 // completeManySQL applies a batch of completions, one per task, given as
-// parallel arrays, in one statement: the tasks running under the given
-// lease move as completeSQL moves one, and their result and log bodies are
-// written or cleared, and their projects' stored bytes changed by the
-// difference. It returns the IDs of the tasks it moved.
+// parallel arrays, in one statement: each task running under the given
+// lease moves to the given status, its result and log bodies are written
+// or cleared, and its project's stored bytes change by the difference
+// (the statement's snapshot still sees the bodies an earlier run left).
+// Only a task past its first attempt can have such bodies: a retry
+// completion keeps attempts and the next lease adds one, RequeueRunner
+// undoes only its own lease, and RetryTask deletes the bodies when it
+// resets attempts. It returns the IDs of the tasks it moved.
 var completeManySQL = `WITH c AS (
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
 			$8::int[], $9::bigint[], $10::bigint[], $11::bigint[], $12::int[], $13::bytea[], $14::bytea[])
@@ -378,7 +357,7 @@ var completeManySQL = `WITH c AS (
 			platform_tries = t.platform_tries + c.inc,
 			lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
 		FROM c WHERE t.id = c.id AND t.status = 'running' AND t.lease_id = c.lease_id
-		RETURNING t.seq, t.id, t.project),
+		RETURNING t.seq, t.id, t.project, t.attempts),
 	put AS (
 		INSERT INTO task_bodies (seq, kind, data)
 		SELECT u.seq, b.kind, b.data FROM u JOIN c ON c.id = u.id, LATERAL (VALUES (1, c.result), (2, c.log)) AS b (kind, data)
@@ -386,11 +365,11 @@ var completeManySQL = `WITH c AS (
 		ON CONFLICT (seq, kind) DO UPDATE SET data = excluded.data),
 	del AS (
 		DELETE FROM task_bodies b USING u JOIN c ON c.id = u.id
-		WHERE b.seq = u.seq AND ((b.kind = 1 AND length(c.result) = 0) OR (b.kind = 2 AND length(c.log) = 0))),
+		WHERE u.attempts > 1 AND b.seq = u.seq AND ((b.kind = 1 AND length(c.result) = 0) OR (b.kind = 2 AND length(c.log) = 0))),
 	acct AS (` + usageAddSQL(`SELECT d.project, sum(d.n)::bigint FROM (
 			SELECT u.project, length(c.result) + length(c.log) AS n FROM u JOIN c ON c.id = u.id
 			UNION ALL
-			SELECT u.project, -length(b.data) FROM task_bodies b JOIN u ON b.seq = u.seq WHERE b.kind IN (1, 2)
+			SELECT u.project, -length(b.data) FROM task_bodies b JOIN u ON b.seq = u.seq WHERE u.attempts > 1 AND b.kind IN (1, 2)
 		) d GROUP BY d.project`) + `)
 	SELECT id FROM u`
 
@@ -497,15 +476,15 @@ func (s *Store) completeEach(ctx context.Context, p *store.CompleteParams, queue
 	for _, i := range queued {
 		var a completeArgs
 		a.add(&p.Completions[i])
-		b.Queue(completeSQL, a.id[0], a.lease[0], a.status[0], a.now[0], a.runAt[0],
-			a.errCode[0], a.errMsg[0], a.exit[0], a.peak[0], a.cpu[0], a.dur[0], a.inc[0], a.result[0], a.log[0])
+		b.Queue(completeManySQL, a.id, a.lease, a.status, a.now, a.runAt,
+			a.errCode, a.errMsg, a.exit, a.peak, a.cpu, a.dur, a.inc, a.result, a.log)
 	}
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		br := tx.SendBatch(ctx, b)
 		var first error
 		for _, i := range queued {
-			var seq int64
-			err := br.QueryRow().Scan(&seq)
+			var id string
+			err := br.QueryRow().Scan(&id)
 			switch {
 			case err == nil:
 				errs[i] = nil

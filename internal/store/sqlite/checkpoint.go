@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +28,9 @@ type checkpointer struct {
 	frames atomic.Int64 // frames copied so far, for tests
 }
 
-func startCheckpointer(db *sql.DB, s *Store) *checkpointer {
+// startCheckpointer runs a checkpointer on db until close, logging its
+// failures to log.
+func startCheckpointer(db *sql.DB, log *slog.Logger) *checkpointer {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &checkpointer{db: db, stop: cancel}
 	c.done.Go(func() {
@@ -39,7 +42,7 @@ func startCheckpointer(db *sql.DB, s *Store) *checkpointer {
 				return
 			case <-t.C:
 				if err := c.run(ctx); err != nil && ctx.Err() == nil {
-					s.log.Warn("sqlite: checkpoint", "err", err)
+					log.Warn("sqlite: checkpoint", "err", err)
 				}
 			}
 		}

@@ -39,10 +39,13 @@ func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.L
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
+	names, err := store.RuntimeNames(p.Runtimes)
+	if err != nil {
+		return nil, err
+	}
 	if p.Max <= 0 {
 		return nil, nil
 	}
-	names, _ := store.RuntimeNames(p.Runtimes) // checked above
 	runtimes := padRuntimes(names)
 	if err := s.prepareBatch(ctx, batchLease, p.Max); err != nil {
 		return nil, err
@@ -54,7 +57,7 @@ func (s *Store) LeaseTasks(ctx context.Context, p *store.LeaseParams) ([]store.L
 	expires := micros(p.Now.Add(p.TTL))
 	qctx := context.WithoutCancel(ctx) // the transaction still ends with ctx
 	var leases []store.Lease
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		limits, err := s.functionSlots(qctx, tx)
 		if err != nil {
 			return err
@@ -582,12 +585,9 @@ func (s *Store) RetryTask(ctx context.Context, p *store.RetryParams) (store.Task
 		started_at = NULL, finished_at = NULL, lease_id = NULL, runner_id = NULL, lease_expires_at = NULL
 		WHERE id = ? AND project = ? AND status IN ('succeeded', 'failed', 'cancelled') RETURNING `+taskCols+`, seq`,
 		"retry", micros(p.Now), func(tx *sql.Tx, seq int64) error {
-			var n int64
-			if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(length(data)), 0) FROM task_bodies WHERE id IN (?, ?)`,
-				bodyID(seq, kindResult), bodyID(seq, kindLog)).Scan(&n); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM task_bodies WHERE id IN (?, ?)`, bodyID(seq, kindResult), bodyID(seq, kindLog)); err != nil {
+			n, err := sumInts(ctx, tx, `DELETE FROM task_bodies WHERE id IN (?, ?) RETURNING length(data)`,
+				bodyID(seq, kindResult), bodyID(seq, kindLog))
+			if err != nil {
 				return err
 			}
 			return addStored(ctx, tx, p.Project, -n)

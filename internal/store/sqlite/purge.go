@@ -22,17 +22,16 @@ func purgeSelectSQL(withFunction bool) string {
 	return q + ` ORDER BY finished_at, seq LIMIT ?`
 }
 
-// purgeSQL returns the statements of a purge, in order: the size of the
-// tasks' bodies (a query), the tasks' bodies, the idempotency keys that
-// point at them, the tasks. Each selects the same tasks (the tasks go
-// last, so the selection does not change in between) and takes the
-// arguments of purgeSelectSQL.
-func purgeSQL(withFunction bool) [4]string {
+// purgeSQL returns the statements of a purge, in order: the tasks' bodies
+// (returning each one's size), the idempotency keys that point at them,
+// the tasks. Each selects the same tasks (the tasks go last, so the
+// selection does not change in between) and takes the arguments of
+// purgeSelectSQL.
+func purgeSQL(withFunction bool) [3]string {
 	sel := purgeSelectSQL(withFunction)
 	bodies := `SELECT p.seq * 4 + k.kind FROM (` + sel + `) p, (SELECT ` + kindsSQL + `) k`
-	return [4]string{
-		`SELECT coalesce(sum(length(data)), 0) FROM task_bodies WHERE id IN (` + bodies + `)`,
-		`DELETE FROM task_bodies WHERE id IN (` + bodies + `)`,
+	return [3]string{
+		`DELETE FROM task_bodies WHERE id IN (` + bodies + `) RETURNING length(data)`,
 		`DELETE FROM idempotency_keys WHERE task_id IN (SELECT id FROM (` + sel + `))`,
 		`DELETE FROM tasks WHERE seq IN (SELECT seq FROM (` + sel + `))`,
 	}
@@ -69,18 +68,16 @@ func (s *Store) PurgeTasks(ctx context.Context, p *store.PurgeParams) (int, erro
 	args = append(args, limit)
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		var size int64
-		if err := tx.QueryRowContext(ctx, qs[0], args...).Scan(&size); err != nil {
+		size, err := sumInts(ctx, tx, qs[0], args...)
+		if err != nil {
 			return fmt.Errorf("sqlite: purge tasks: %w", err)
 		}
 		var res sql.Result
 		for _, q := range qs[1:] {
-			var err error
 			if res, err = tx.ExecContext(ctx, q, args...); err != nil {
 				return fmt.Errorf("sqlite: purge tasks: %w", err)
 			}
 		}
-		var err error
 		if n, err = res.RowsAffected(); err != nil {
 			return err
 		}
@@ -90,4 +87,23 @@ func (s *Store) PurgeTasks(ctx context.Context, p *store.PurgeParams) (int, erro
 		return 0, err
 	}
 	return int(n), nil
+}
+
+// sumInts runs a statement returning one integer column (a DELETE …
+// RETURNING length(data)) and adds up its rows.
+func sumInts(ctx context.Context, tx *sql.Tx, q string, args ...any) (int64, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var sum int64
+	for rows.Next() {
+		var n int64
+		if err := rows.Scan(&n); err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, rows.Err()
 }

@@ -122,7 +122,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	}
 	ck.SetMaxOpenConns(1)
 	s := &Store{w: w, r: r, log: logger, st: st}
-	s.ckpt = startCheckpointer(ck, s)
+	s.ckpt = startCheckpointer(ck, logger)
 	return s, nil
 }
 

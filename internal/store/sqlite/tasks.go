@@ -82,6 +82,7 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 		return fmt.Errorf("sqlite: insert tasks: %w", err)
 	}
 	var bodies []any
+	stored := map[string]int64{} // each project's payload bytes
 	err := s.pieces(ctx, tx, batchInsertTasks, len(fresh), func(st *sql.Stmt, lo, hi int) error {
 		args := make([]any, 0, (hi-lo)*insertTasksCols)
 		for j, i := range fresh[lo:hi] {
@@ -100,6 +101,7 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 				string(ward.StatusQueued), t.Sealed, input, string(t.TaskRuntime()))
 			if len(t.Payload) > 0 {
 				bodies = append(bodies, bodyID(seq, kindPayload), t.Payload)
+				stored[t.Project] += int64(len(t.Payload))
 			}
 		}
 		res, err := st.ExecContext(ctx, args...)
@@ -119,8 +121,10 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 	if err := s.putBodies(ctx, tx, bodies); err != nil {
 		return fmt.Errorf("sqlite: insert payloads: %w", err)
 	}
-	if err := countPayloads(ctx, tx, tasks, fresh); err != nil {
-		return err
+	for project, n := range stored {
+		if err := addStored(ctx, tx, project, n); err != nil {
+			return err
+		}
 	}
 	var put *sql.Stmt
 	for _, i := range fresh {
@@ -136,24 +140,6 @@ func (s *Store) insertFresh(ctx context.Context, tx *sql.Tx, tasks []store.NewTa
 		}
 	}
 	return nil
-}
-
-// countPayloads adds the payloads of tasks[i], i in fresh, to their
-// projects' stored bytes.
-func countPayloads(ctx context.Context, tx *sql.Tx, tasks []store.NewTask, fresh []int) error {
-	var project string
-	var n int64
-	for _, i := range fresh {
-		t := &tasks[i]
-		if t.Project != project {
-			if err := addStored(ctx, tx, project, n); err != nil {
-				return err
-			}
-			project, n = t.Project, 0
-		}
-		n += int64(len(t.Payload))
-	}
-	return addStored(ctx, tx, project, n)
 }
 
 // duplicateTask names the first task of a chunk (inserted from seq first on)
@@ -388,28 +374,25 @@ func (s *Store) CountRunning(ctx context.Context, project, function string) (int
 	return n, nil
 }
 
-// nextRunAtSQL takes the earliest run_at of each priority, each an index
-// seek, and the least of those.
-var nextRunAtSQL = func() string {
+// nextRunAtSQL builds the next-due probe for tasks of n runtimes (0 =
+// every runtime), given once per priority: each priority's queued index
+// entries are read in run_at order up to the first of those runtimes, and
+// the least of those run_ats is the answer.
+func nextRunAtSQL(n int) string {
 	var parts []string
 	for p := ward.MinPriority; p <= ward.MaxPriority; p++ {
-		parts = append(parts, fmt.Sprintf(`SELECT min(run_at) AS m FROM tasks WHERE status = 'queued' AND priority = %d`, p))
+		parts = append(parts, fmt.Sprintf(`SELECT (SELECT run_at FROM tasks INDEXED BY tasks_queued
+			WHERE status = 'queued' AND priority = %d%s ORDER BY run_at LIMIT 1) AS m`, p, runtimesIn(n)))
 	}
 	return `SELECT min(m) FROM (` + strings.Join(parts, ` UNION ALL `) + `)`
-}()
+}
 
-// nextRunAtRuntimesSQL[i] is nextRunAtSQL for tasks of 1<<i runtimes
-// (padRuntimes), given once per priority: each priority's queued index
-// entries are read in run_at order up to the first of those runtimes.
-var nextRunAtRuntimesSQL = func() []string {
-	var qs []string
-	for n := 1; n < 2*store.MaxLeaseRuntimes; n *= 2 { // up to the power of two padRuntimes makes of the most
-		var parts []string
-		for p := ward.MinPriority; p <= ward.MaxPriority; p++ {
-			parts = append(parts, fmt.Sprintf(`SELECT (SELECT run_at FROM tasks INDEXED BY tasks_queued
-				WHERE status = 'queued' AND priority = %d%s ORDER BY run_at LIMIT 1) AS m`, p, runtimesIn(n)))
-		}
-		qs = append(qs, `SELECT min(m) FROM (`+strings.Join(parts, ` UNION ALL `)+`)`)
+// nextRunAtQueries[0] is nextRunAtSQL for every runtime and [i] for
+// 1<<(i-1) runtimes, up to the power of two padRuntimes makes of the most.
+var nextRunAtQueries = func() []string {
+	qs := []string{nextRunAtSQL(0)}
+	for n := 1; n < 2*store.MaxLeaseRuntimes; n *= 2 {
+		qs = append(qs, nextRunAtSQL(n))
 	}
 	return qs
 }()
@@ -421,10 +404,10 @@ func (s *Store) NextRunAt(ctx context.Context, runtimes ...ward.Runtime) (time.T
 	if err != nil {
 		return time.Time{}, false, err
 	}
-	q, args := nextRunAtSQL, []any(nil)
+	q, args := nextRunAtQueries[0], []any(nil)
 	if rts := padRuntimes(names); len(rts) > 0 {
 		// The runtimes once per priority.
-		q = nextRunAtRuntimesSQL[bits.TrailingZeros(uint(len(rts)))]
+		q = nextRunAtQueries[1+bits.TrailingZeros(uint(len(rts)))]
 		for range ward.MaxPriority - ward.MinPriority + 1 {
 			args = append(args, rts...)
 		}
