@@ -141,7 +141,8 @@ data; ward deletes finished tasks past retention and destroys the project's
 epoch keys older than its retention, so that data cannot be read again
 anywhere, old backups of the data store included.
 
-Quotas (0 = unlimited): --max-queued caps the tasks queued at once (due or
+Quotas (0 = unlimited; each flag given changes its quota, the others keep
+theirs): --max-queued caps the tasks queued at once (due or
 delayed; a submission that would pass it answers 429 project_queued_quota
 with Retry-After, whatever the path: submit, batch, fan-out, invoke);
 --max-functions caps the functions (creating one more answers 409
